@@ -1,0 +1,95 @@
+//! Authentication and operation metadata: each operation's `security` becomes a
+//! [`Security`] constant; the router extracts the credential it names and asks the
+//! implementation's [`Authenticator`] who it belongs to.
+
+use std::future::Future;
+
+use http::Method;
+
+use super::error::MatrixError;
+use super::request::{Incoming, RequestInfo};
+
+/// Where a security scheme carries its credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: <scheme> <credential>`; an empty scheme takes the whole value.
+    Authorization(&'static str),
+    /// A query parameter (the deprecated `access_token`).
+    Query(&'static str),
+    Header(&'static str),
+}
+
+/// An operation's `security`: any one of `schemes` authenticates; `optional` when
+/// the spec also lists `{}` (anonymous callers are allowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Security {
+    pub optional: bool,
+    pub schemes: &'static [(&'static str, AuthScheme)],
+}
+
+/// Facts about an operation, generated next to its types.
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    pub operation_id: &'static str,
+    pub method: Method,
+    /// The full path template, e.g. `/_matrix/client/v3/register`.
+    pub path: &'static str,
+    pub security: Security,
+    pub rate_limited: bool,
+    pub added_in: Option<&'static str>,
+    pub deprecated: bool,
+}
+
+/// A credential found in a request, with the name of the scheme that found it
+/// (`accessTokenBearer`, `accessTokenQuery`, ...).
+#[derive(Clone, Copy, Debug)]
+pub struct Credential<'a> {
+    pub scheme: &'static str,
+    pub token: &'a str,
+    pub request: &'a RequestInfo,
+}
+
+/// Resolves credentials to the implementation's notion of a caller. Every route
+/// trait extends it, so one implementation serves all of them.
+pub trait Authenticator: Send + Sync + 'static {
+    type Identity: Send + Sync + 'static;
+
+    /// `Err` for a credential that is unknown, expired or not allowed here
+    /// (usually [`MatrixError::unknown_token`]).
+    fn authenticate(&self, credential: Credential<'_>) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send;
+}
+
+/// What a route-trait method receives besides its typed request: the caller
+/// (`()` for public operations, `Option<Identity>` for optional auth, `Identity` for
+/// required auth) and the request's metadata.
+#[derive(Clone, Debug)]
+pub struct Context<A> {
+    pub auth: A,
+    pub request: RequestInfo,
+}
+
+/// The first credential the operation's schemes find in the request.
+pub(crate) fn find_credential<'a>(req: &'a Incoming, security: &Security) -> Option<(&'static str, &'a str)> {
+    for (name, scheme) in security.schemes {
+        let found = match scheme {
+            AuthScheme::Authorization(prefix) => req
+                .info
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    if prefix.is_empty() {
+                        return Some(v.trim());
+                    }
+                    let (scheme, rest) = v.split_once(' ')?;
+                    scheme.eq_ignore_ascii_case(prefix).then(|| rest.trim())
+                }),
+            AuthScheme::Query(param) => req.query.iter().find(|(k, _)| k == param).map(|(_, v)| v.as_str()),
+            AuthScheme::Header(header) => req.info.headers.get(*header).and_then(|v| v.to_str().ok()),
+        };
+        if let Some(token) = found.filter(|t| !t.is_empty()) {
+            return Some((name, token));
+        }
+    }
+    None
+}

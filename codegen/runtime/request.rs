@@ -1,0 +1,184 @@
+//! Request extraction: path, query and header parameters and bodies, each failure
+//! mapped to the Matrix error a client expects.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::error::MatrixError;
+use super::response::Binary;
+
+/// The peer's address; a server puts it in the request's extensions so
+/// implementations can rate-limit per IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// What an implementation may want to know about the request beyond its typed
+/// parameters.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub remote_addr: Option<SocketAddr>,
+    pub operation_id: &'static str,
+}
+
+/// A request matched to an operation, its body read (within the size limit).
+#[derive(Debug)]
+pub struct Incoming {
+    pub info: RequestInfo,
+    pub(crate) path_params: Vec<String>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+}
+
+/// Builds an operation's typed request from an [`Incoming`] (generated per operation).
+pub trait FromRequest: Sized {
+    fn from_request(req: &Incoming) -> Result<Self, MatrixError>;
+}
+
+/// A parameter value parsed from its text form; `None` means invalid.
+pub trait FromParam: Sized {
+    fn from_param(s: &str) -> Option<Self>;
+}
+
+impl FromParam for String {
+    fn from_param(s: &str) -> Option<Self> {
+        Some(s.to_owned())
+    }
+}
+impl FromParam for i64 {
+    fn from_param(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+impl FromParam for f64 {
+    fn from_param(s: &str) -> Option<Self> {
+        s.parse().ok().filter(|f: &f64| f.is_finite())
+    }
+}
+impl FromParam for bool {
+    fn from_param(s: &str) -> Option<Self> {
+        match s {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+fn parse<T: FromParam>(kind: &str, name: &str, value: &str) -> Result<T, MatrixError> {
+    T::from_param(value).ok_or_else(|| MatrixError::invalid_param(format!("invalid {kind} parameter `{name}`")))
+}
+
+impl Incoming {
+    pub fn path<T: FromParam>(&self, index: usize, name: &str) -> Result<T, MatrixError> {
+        let value = self
+            .path_params
+            .get(index)
+            .ok_or_else(|| MatrixError::missing_param(format!("missing path parameter `{name}`")))?;
+        parse("path", name, value)
+    }
+
+    pub fn query<T: FromParam>(&self, name: &str) -> Result<Option<T>, MatrixError> {
+        match self.query.iter().find(|(k, _)| k == name) {
+            Some((_, v)) => parse("query", name, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn query_required<T: FromParam>(&self, name: &str) -> Result<T, MatrixError> {
+        self.query(name)?
+            .ok_or_else(|| MatrixError::missing_param(format!("missing query parameter `{name}`")))
+    }
+
+    /// Every occurrence of a repeated query parameter (`?via=a&via=b`).
+    pub fn query_list<T: FromParam>(&self, name: &str) -> Result<Vec<T>, MatrixError> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| parse("query", name, v))
+            .collect()
+    }
+
+    pub fn query_list_required<T: FromParam>(&self, name: &str) -> Result<Vec<T>, MatrixError> {
+        let list = self.query_list(name)?;
+        if list.is_empty() {
+            return Err(MatrixError::missing_param(format!("missing query parameter `{name}`")));
+        }
+        Ok(list)
+    }
+
+    /// The query parameters the operation does not declare (an exploded
+    /// object-valued parameter).
+    pub fn query_rest(&self, declared: &[&str]) -> BTreeMap<String, String> {
+        self.query
+            .iter()
+            .filter(|(k, _)| !declared.contains(&k.as_str()) && k != "access_token")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn header<T: FromParam>(&self, name: &str) -> Result<Option<T>, MatrixError> {
+        match self.info.headers.get(name) {
+            Some(v) => {
+                let text = v
+                    .to_str()
+                    .map_err(|_| MatrixError::invalid_param(format!("invalid header `{name}`")))?;
+                parse("header", name, text).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn header_required<T: FromParam>(&self, name: &str) -> Result<T, MatrixError> {
+        self.header(name)?
+            .ok_or_else(|| MatrixError::missing_param(format!("missing header `{name}`")))
+    }
+
+    /// The JSON body. An empty body counts as `{}`: clients call `POST /logout`
+    /// with no body and no content type.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
+        let bytes: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(bytes).map_err(json_error)
+    }
+
+    /// An optional JSON body: absent when the request has none.
+    pub fn json_optional<T: DeserializeOwned>(&self) -> Result<Option<T>, MatrixError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&self.body).map(Some).map_err(json_error)
+    }
+
+    pub fn binary(&self) -> Binary {
+        Binary {
+            content_type: self
+                .info
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            bytes: self.body.clone(),
+        }
+    }
+}
+
+/// Not JSON at all (syntax, truncation, invalid UTF-8) is `M_NOT_JSON`; JSON of the
+/// wrong shape is `M_BAD_JSON`, or `M_MISSING_PARAM` when a required field is absent.
+fn json_error(e: serde_json::Error) -> MatrixError {
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => MatrixError::not_json(format!("Content not JSON: {e}")),
+        Category::Data if e.to_string().starts_with("missing field") => MatrixError::missing_param(e.to_string()),
+        Category::Data => MatrixError::bad_json(e.to_string()),
+    }
+}

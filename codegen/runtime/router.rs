@@ -1,0 +1,310 @@
+//! The router: one hyper service for every operation of every API file. It owns
+//! CORS, body limits, path matching (with percent-decoding and the legacy
+//! `/_matrix/client/r0` prefix), authentication and error envelopes; generated code
+//! supplies the route table and one dispatch arm per operation.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+
+use super::auth::{find_credential, Authenticator, Context, Security};
+use super::error::MatrixError;
+use super::request::{FromRequest, Incoming, RemoteAddr, RequestInfo};
+use super::response::{self, HttpResponse, IntoResponse};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A path segment in the route table.
+#[derive(Clone, Copy, Debug)]
+pub enum Seg {
+    Lit(&'static str),
+    Param,
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub method: Method,
+    pub base: &'static str,
+    pub segments: &'static [Seg],
+    pub operation_id: &'static str,
+    /// Index of the operation for [`Dispatch::call`].
+    pub op: usize,
+}
+
+/// Generated glue between the route table and the route traits.
+pub trait Dispatch: Send + Sync + 'static {
+    fn routes(&self) -> &'static [Route];
+    fn call(&self, op: usize, req: Incoming) -> BoxFuture<HttpResponse>;
+}
+
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Larger bodies get `413 M_TOO_LARGE` without being read.
+    pub max_body_bytes: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The hyper service. Cloning is cheap (two `Arc`s).
+pub struct Router<D> {
+    dispatch: Arc<D>,
+    config: Arc<RouterConfig>,
+}
+
+impl<D> Clone for Router<D> {
+    fn clone(&self) -> Self {
+        Router {
+            dispatch: self.dispatch.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+const LEGACY_PREFIX: &str = "/_matrix/client/r0";
+const CURRENT_PREFIX: &str = "/_matrix/client/v3";
+
+impl<D: Dispatch> Router<D> {
+    pub fn new(dispatch: D, config: RouterConfig) -> Self {
+        Router {
+            dispatch: Arc::new(dispatch),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn routes(&self) -> &'static [Route] {
+        self.dispatch.routes()
+    }
+
+    /// Answers one request; never fails and never panics on input.
+    pub async fn handle<B>(&self, req: Request<B>) -> HttpResponse
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut resp = self.route(req).await;
+        add_cors(&mut resp);
+        resp
+    }
+
+    async fn route<B>(&self, req: Request<B>) -> HttpResponse
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.method() == Method::OPTIONS {
+            return response::empty(StatusCode::NO_CONTENT);
+        }
+        let path = req.uri().path().to_owned();
+        let (op, operation_id, path_params) = match self.match_route(req.method(), &path) {
+            Ok(found) => found,
+            Err(e) => return e.into_response(),
+        };
+        let query: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let remote_addr = req.extensions().get::<RemoteAddr>().map(|r| r.0);
+        let (parts, body) = req.into_parts();
+        let declared_len = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_len.is_some_and(|n| n > self.config.max_body_bytes as u64) {
+            return too_large(self.config.max_body_bytes);
+        }
+        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return too_large(self.config.max_body_bytes)
+            }
+            Err(e) => return MatrixError::bad_json(format!("could not read the request body: {e}")).into_response(),
+        };
+        let incoming = Incoming {
+            info: RequestInfo {
+                method: parts.method,
+                path,
+                headers: parts.headers,
+                remote_addr,
+                operation_id,
+            },
+            path_params,
+            query,
+            body,
+        };
+        self.dispatch.call(op, incoming).await
+    }
+
+    /// The operation for a method and path: `404 M_UNRECOGNIZED` for an unknown
+    /// path, `405 M_UNRECOGNIZED` for a known path with another method.
+    fn match_route(&self, method: &Method, path: &str) -> Result<(usize, &'static str, Vec<String>), MatrixError> {
+        let legacy;
+        let path = match path.strip_prefix(LEGACY_PREFIX) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                legacy = format!("{CURRENT_PREFIX}{rest}");
+                legacy.as_str()
+            }
+            _ => path,
+        };
+        let mut path_matched = false;
+        for route in self.dispatch.routes() {
+            let Some(rest) = path.strip_prefix(route.base) else { continue };
+            let Some(params) = match_segments(route.segments, rest) else { continue };
+            if route.method != *method {
+                path_matched = true;
+                continue;
+            }
+            let decoded = params
+                .into_iter()
+                .map(|raw| {
+                    percent_encoding::percent_decode_str(raw)
+                        .decode_utf8()
+                        .map(|s| s.into_owned())
+                        .map_err(|_| MatrixError::invalid_param("path parameter is not UTF-8"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok((route.op, route.operation_id, decoded));
+        }
+        if path_matched {
+            Err(MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED, "Unrecognized request: method not allowed"))
+        } else {
+            Err(MatrixError::unrecognized(StatusCode::NOT_FOUND, "Unrecognized request"))
+        }
+    }
+}
+
+/// Matches `rest` (the path below the base, starting with `/`) against a route's
+/// segments, returning the raw parameter segments.
+fn match_segments<'p>(segments: &[Seg], rest: &'p str) -> Option<Vec<&'p str>> {
+    let rest = rest.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let mut params = Vec::new();
+    for seg in segments {
+        let part = parts.next()?;
+        match seg {
+            Seg::Lit(lit) if *lit == part => {}
+            Seg::Lit(_) => return None,
+            Seg::Param => params.push(part),
+        }
+    }
+    parts.next().is_none().then_some(params)
+}
+
+fn too_large(limit: usize) -> HttpResponse {
+    MatrixError::too_large(format!("request body larger than {limit} bytes")).into_response()
+}
+
+fn add_cors(resp: &mut HttpResponse) {
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("X-Requested-With, Content-Type, Authorization"),
+    );
+}
+
+impl<D, B> hyper::service::Service<Request<B>> for Router<D>
+where
+    D: Dispatch,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<HttpResponse, Infallible>>;
+
+    fn call(&self, req: Request<B>) -> Self::Future {
+        let router = self.clone();
+        Box::pin(async move { Ok(router.handle(req).await) })
+    }
+}
+
+fn respond<R: IntoResponse>(result: Result<R, MatrixError>) -> HttpResponse {
+    match result {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Calls a public operation: parse, then call.
+pub async fn handle_public<Req, Res, F, Fut>(req: Incoming, f: F) -> HttpResponse
+where
+    Req: FromRequest,
+    Res: IntoResponse,
+    F: FnOnce(Context<()>, Req) -> Fut,
+    Fut: Future<Output = Result<Res, MatrixError>>,
+{
+    match Req::from_request(&req) {
+        Ok(typed) => respond(f(Context { auth: (), request: req.info }, typed).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Calls an operation that allows anonymous callers: a credential, if present,
+/// must still be valid.
+pub async fn handle_optional<A, Req, Res, F, Fut>(api: &A, security: &Security, req: Incoming, f: F) -> HttpResponse
+where
+    A: Authenticator,
+    Req: FromRequest,
+    Res: IntoResponse,
+    F: FnOnce(Context<Option<A::Identity>>, Req) -> Fut,
+    Fut: Future<Output = Result<Res, MatrixError>>,
+{
+    let auth = match find_credential(&req, security) {
+        None => None,
+        Some((scheme, token)) => match api.authenticate(credential(scheme, token, &req)).await {
+            Ok(identity) => Some(identity),
+            Err(e) => return e.into_response(),
+        },
+    };
+    match Req::from_request(&req) {
+        Ok(typed) => respond(f(Context { auth, request: req.info }, typed).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Calls an operation that needs a credential: `401 M_MISSING_TOKEN` without one.
+pub async fn handle_required<A, Req, Res, F, Fut>(api: &A, security: &Security, req: Incoming, f: F) -> HttpResponse
+where
+    A: Authenticator,
+    Req: FromRequest,
+    Res: IntoResponse,
+    F: FnOnce(Context<A::Identity>, Req) -> Fut,
+    Fut: Future<Output = Result<Res, MatrixError>>,
+{
+    let auth = match find_credential(&req, security) {
+        None => return MatrixError::missing_token().into_response(),
+        Some((scheme, token)) => match api.authenticate(credential(scheme, token, &req)).await {
+            Ok(identity) => identity,
+            Err(e) => return e.into_response(),
+        },
+    };
+    match Req::from_request(&req) {
+        Ok(typed) => respond(f(Context { auth, request: req.info }, typed).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn credential<'a>(scheme: &'static str, token: &'a str, req: &'a Incoming) -> super::auth::Credential<'a> {
+    super::auth::Credential {
+        scheme,
+        token,
+        request: &req.info,
+    }
+}

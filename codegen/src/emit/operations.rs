@@ -1,0 +1,279 @@
+//! Per API file: one module per operation (metadata, `Request`, `Response`, the
+//! operation's own types) and the route trait.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{doc_attrs, Emitter};
+use crate::ir::{ApiFile, Content, Module, Operation, ParamIn, Status, Ty};
+use crate::lower::status_variant;
+
+impl Emitter<'_> {
+    pub fn api_file(&mut self, fi: usize) -> TokenStream {
+        let file: &ApiFile = &self.api.files[fi];
+        let mut ops = Vec::new();
+        for oi in 0..file.operations.len() {
+            ops.push(self.operation(fi, oi));
+        }
+        let trait_name = format_ident!("{}", file.trait_name);
+        let methods = file.operations.iter().map(|op| {
+            let name = format_ident!("{}", op.name);
+            let doc = doc_attrs(&op.doc);
+            let auth = match (op.security.schemes.is_empty(), op.security.optional) {
+                (true, _) => quote!(()),
+                (false, true) => quote!(Option<Self::Identity>),
+                (false, false) => quote!(Self::Identity),
+            };
+            quote! {
+                #doc
+                fn #name(
+                    &self,
+                    ctx: crate::runtime::Context<#auth>,
+                    request: #name::Request,
+                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::MatrixError>> + Send;
+            }
+        });
+        let title = format!(" {}", file.title);
+        let trait_doc = format!(" The operations of `{}`, served under `{}`.", file.source, file.base_path);
+        quote! {
+            #![doc = #title]
+            #(#ops)*
+            #[doc = #trait_doc]
+            pub trait #trait_name: crate::runtime::Authenticator {
+                #(#methods)*
+            }
+        }
+    }
+
+    fn operation(&mut self, fi: usize, oi: usize) -> TokenStream {
+        let file = &self.api.files[fi];
+        let op: &Operation = &file.operations[oi];
+        let module = Module::Operation(fi, oi);
+        let name = format_ident!("{}", op.name);
+        let doc = doc_attrs(&op.doc);
+        let metadata = self.metadata(&file.base_path, op);
+        let (request, from_request) = self.request(op, &module);
+        let response = self.response(op, &module);
+        let types: Vec<TokenStream> = (0..self.api.types.len())
+            .filter(|id| self.api.types[*id].module == module)
+            .map(|id| self.typedef(id))
+            .collect();
+        let deprecated = op.doc.deprecated.then(|| quote!(#[deprecated]));
+        quote! {
+            #doc
+            #deprecated
+            pub mod #name {
+                #metadata
+                #request
+                #from_request
+                #response
+                #(#types)*
+            }
+        }
+    }
+
+    fn metadata(&self, base: &str, op: &Operation) -> TokenStream {
+        let id = &op.operation_id;
+        let method = format_ident!("{}", op.method);
+        let path = format!("{base}{}", op.path);
+        let optional = op.security.optional;
+        let schemes = op.security.schemes.iter().map(|s| {
+            let n = &s.name;
+            let kind = match &s.kind {
+                crate::ir::SchemeKind::Authorization(p) => quote!(Authorization(#p)),
+                crate::ir::SchemeKind::Query(p) => quote!(Query(#p)),
+                crate::ir::SchemeKind::Header(p) => {
+                    let p = p.to_ascii_lowercase();
+                    quote!(Header(#p))
+                }
+            };
+            quote!((#n, crate::runtime::AuthScheme::#kind))
+        });
+        let rate_limited = op.rate_limited;
+        let added_in = match &op.doc.added_in {
+            Some(v) => quote!(Some(#v)),
+            None => quote!(None),
+        };
+        let deprecated = op.doc.deprecated;
+        quote! {
+            /// What the spec says about this operation besides its types.
+            pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+                operation_id: #id,
+                method: http::Method::#method,
+                path: #path,
+                security: crate::runtime::Security { optional: #optional, schemes: &[#(#schemes),*] },
+                rate_limited: #rate_limited,
+                added_in: #added_in,
+                deprecated: #deprecated,
+            };
+        }
+    }
+
+    /// The request struct and its extraction from an incoming request.
+    fn request(&mut self, op: &Operation, module: &Module) -> (TokenStream, TokenStream) {
+        let mut fields = Vec::new();
+        let mut inits = Vec::new();
+        let declared: Vec<&str> = op
+            .params
+            .iter()
+            .filter(|p| p.location == ParamIn::Query)
+            .map(|p| p.wire.as_str())
+            .collect();
+        let mut path_index = 0usize;
+        let mut params: Vec<_> = op.params.iter().collect();
+        // Path parameters in path order, so indices match the route's segments.
+        params.sort_by_key(|p| match p.location {
+            ParamIn::Path => op.path.find(&format!("{{{}}}", p.wire)).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        });
+        for p in params {
+            let name = format_ident!("{}", p.name);
+            let wire = &p.wire;
+            let doc = doc_attrs(&p.doc);
+            let base = self.ty(&p.ty, module);
+            let default = (!p.required).then_some(p.default.as_ref()).flatten();
+            let default = default.and_then(|v| self.default_expr(&p.ty, v, module));
+            let (ty, init) = match (&p.location, &p.ty) {
+                (ParamIn::Path, _) => {
+                    let i = path_index;
+                    path_index += 1;
+                    (base, quote!(req.path(#i, #wire)?))
+                }
+                (ParamIn::Query, Ty::Map(_)) => (base, quote!(req.query_rest(&[#(#declared),*]))),
+                (ParamIn::Query, Ty::Vec(_)) if p.required => (base, quote!(req.query_list_required(#wire)?)),
+                (ParamIn::Query, Ty::Vec(_)) => (base, quote!(req.query_list(#wire)?)),
+                (location, _) => {
+                    let (get, get_required) = match location {
+                        ParamIn::Query => (quote!(query), quote!(query_required)),
+                        _ => (quote!(header), quote!(header_required)),
+                    };
+                    let wire = if *location == ParamIn::Header { wire.to_ascii_lowercase() } else { wire.clone() };
+                    match (p.required, default) {
+                        (true, _) => (base, quote!(req.#get_required(#wire)?)),
+                        (false, Some(d)) => (base, quote!(req.#get(#wire)?.unwrap_or_else(|| #d))),
+                        (false, None) => (quote!(Option<#base>), quote!(req.#get(#wire)?)),
+                    }
+                }
+            };
+            fields.push(quote!(#doc pub #name: #ty));
+            inits.push(quote!(#name: #init));
+        }
+        if let Some(body) = &op.body {
+            let (ty, init) = match &body.content {
+                Content::Json(t) => {
+                    let t = self.ty(t, module);
+                    if body.required {
+                        (t, quote!(req.json()?))
+                    } else {
+                        (quote!(Option<#t>), quote!(req.json_optional()?))
+                    }
+                }
+                Content::Binary => (quote!(crate::runtime::Binary), quote!(req.binary())),
+            };
+            fields.push(quote!(/// The request body.
+                pub body: #ty));
+            inits.push(quote!(body: #init));
+        }
+        let req_ident = if inits.is_empty() { quote!(_req) } else { quote!(req) };
+        (
+            quote! {
+                /// The typed request: parameters and body.
+                #[derive(Clone, Debug, PartialEq)]
+                pub struct Request { #(#fields,)* }
+            },
+            quote! {
+                impl crate::runtime::FromRequest for Request {
+                    fn from_request(#req_ident: &crate::runtime::Incoming) -> Result<Self, crate::runtime::MatrixError> {
+                        Ok(Self { #(#inits,)* })
+                    }
+                }
+            },
+        )
+    }
+
+    /// The response enum (a variant per documented status) and its conversion.
+    fn response(&mut self, op: &Operation, module: &Module) -> TokenStream {
+        let mut variants = Vec::new();
+        let mut arms = Vec::new();
+        for r in &op.responses {
+            let v = format_ident!("{}", status_variant(r.status));
+            let doc = doc_attrs(&r.doc);
+            let body_ty = r.content.as_ref().map(|c| match c {
+                Content::Json(t) => self.ty(t, module),
+                Content::Binary => quote!(crate::runtime::Binary),
+            });
+            let status = match r.status {
+                Status::Code(c) => quote!(crate::runtime::status(#c)),
+                Status::Class(_) => quote!(crate::runtime::status(code)),
+            };
+            let build = match &r.content {
+                Some(Content::Json(_)) => quote!(crate::runtime::json(#status, &body)),
+                Some(Content::Binary) => quote!(crate::runtime::binary(#status, body)),
+                None => quote!(crate::runtime::empty(#status)),
+            };
+            let code_field = matches!(r.status, Status::Class(_));
+            if r.headers.is_empty() && !code_field {
+                match body_ty {
+                    Some(t) => {
+                        variants.push(quote!(#doc #v(#t)));
+                        arms.push(quote!(Self::#v(body) => #build));
+                    }
+                    None => {
+                        variants.push(quote!(#doc #v));
+                        arms.push(quote!(Self::#v => #build));
+                    }
+                }
+                continue;
+            }
+            // Documented headers (and the code of a status class) make a struct variant.
+            let mut fields = Vec::new();
+            let mut names = Vec::new();
+            let mut sets = Vec::new();
+            if code_field {
+                fields.push(quote!(/// The exact status code.
+                    code: u16));
+                names.push(quote!(code));
+            }
+            if let Some(t) = body_ty {
+                fields.push(quote!(body: #t));
+                names.push(quote!(body));
+            }
+            for h in &r.headers {
+                let n = format_ident!("{}", h.name);
+                let hd = doc_attrs(&h.doc);
+                let wire = h.wire.to_ascii_lowercase();
+                if h.required {
+                    fields.push(quote!(#hd #n: String));
+                    sets.push(quote!(.header(#wire, Some(#n.as_str()))));
+                } else {
+                    fields.push(quote!(#hd #n: Option<String>));
+                    sets.push(quote!(.header(#wire, #n.as_deref())));
+                }
+                names.push(quote!(#n));
+            }
+            variants.push(quote!(#doc #v { #(#fields),* }));
+            arms.push(quote!(Self::#v { #(#names),* } => { #build #(#sets)* }));
+        }
+        let uses_headers = op.responses.iter().any(|r| !r.headers.is_empty());
+        let import = uses_headers.then(|| quote!(use crate::runtime::ResponseBuilder;));
+        let body = if arms.is_empty() {
+            quote!(match self {})
+        } else {
+            quote!(match self { #(#arms,)* })
+        };
+        quote! {
+            /// The typed response: one variant per documented status. Errors the spec
+            /// does not list for this operation are returned as
+            /// [`crate::runtime::MatrixError`] instead.
+            #[derive(Clone, Debug, PartialEq)]
+            pub enum Response { #(#variants,)* }
+
+            impl crate::runtime::IntoResponse for Response {
+                fn into_response(self) -> crate::runtime::HttpResponse {
+                    #import
+                    #body
+                }
+            }
+        }
+    }
+}

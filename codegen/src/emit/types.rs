@@ -1,0 +1,239 @@
+//! Types: structs, open string enums, untagged and tagged enums, type references
+//! and default values.
+
+use heck::ToSnakeCase;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::Value;
+
+use super::{doc_attrs, Emitter};
+use crate::ir::{Field, Module, Ty, TypeDef, TypeKind};
+
+impl Emitter<'_> {
+    /// The path of a module, as seen from anywhere in the crate.
+    pub fn module_path(&self, module: &Module) -> TokenStream {
+        match module {
+            Module::Shared => quote!(crate::types),
+            Module::Operation(f, o) => {
+                let file = &self.api.files[*f];
+                let segs = file.module.iter().map(|m| format_ident!("{}", m));
+                let op = format_ident!("{}", file.operations[*o].name);
+                quote!(crate #(::#segs)* ::#op)
+            }
+        }
+    }
+
+    fn type_path(&self, id: usize, from: &Module) -> TokenStream {
+        let t = &self.api.types[id];
+        let name = format_ident!("{}", t.name);
+        if &t.module == from {
+            quote!(#name)
+        } else {
+            let m = self.module_path(&t.module);
+            quote!(#m::#name)
+        }
+    }
+
+    pub fn ty(&self, ty: &Ty, from: &Module) -> TokenStream {
+        match ty {
+            Ty::Any => quote!(serde_json::Value),
+            Ty::Object => quote!(serde_json::Map<String, serde_json::Value>),
+            Ty::String => quote!(String),
+            Ty::Integer => quote!(i64),
+            Ty::Number => quote!(f64),
+            Ty::Boolean => quote!(bool),
+            Ty::Named(id) => self.type_path(*id, from),
+            Ty::Boxed(id) => {
+                let p = self.type_path(*id, from);
+                quote!(Box<#p>)
+            }
+            Ty::Option(inner) => {
+                let i = self.ty(inner, from);
+                quote!(Option<#i>)
+            }
+            Ty::Vec(inner) => {
+                let i = self.ty(inner, from);
+                quote!(Vec<#i>)
+            }
+            Ty::Map(inner) => {
+                let i = self.ty(inner, from);
+                quote!(std::collections::BTreeMap<String, #i>)
+            }
+        }
+    }
+
+    /// A Rust expression for a spec `default` value of type `ty`, if it has one.
+    pub fn default_expr(&self, ty: &Ty, value: &Value, from: &Module) -> Option<TokenStream> {
+        Some(match (ty, value) {
+            (Ty::Boolean, Value::Bool(b)) => quote!(#b),
+            (Ty::Integer, Value::Number(n)) => {
+                let i = Literal::i64_unsuffixed(n.as_i64()?);
+                quote!(#i)
+            }
+            (Ty::Number, Value::Number(n)) => {
+                let f = Literal::f64_suffixed(n.as_f64()?);
+                quote!(#f)
+            }
+            (Ty::String, Value::String(s)) => quote!(String::from(#s)),
+            (Ty::Named(id), Value::String(s)) if matches!(self.api.types[*id].kind, TypeKind::StringEnum { .. }) => {
+                let p = self.type_path(*id, from);
+                quote!(#p::from(#s))
+            }
+            (Ty::Option(_), Value::Null) => quote!(None),
+            (Ty::Option(inner), v) => {
+                let e = self.default_expr(inner, v, from)?;
+                quote!(Some(#e))
+            }
+            (Ty::Vec(inner), Value::Array(items)) => {
+                let es = items
+                    .iter()
+                    .map(|v| self.default_expr(inner, v, from))
+                    .collect::<Option<Vec<_>>>()?;
+                quote!(vec![#(#es),*])
+            }
+            (Ty::Map(_) | Ty::Object, Value::Object(m)) if m.is_empty() => quote!(Default::default()),
+            (Ty::Any, v) => {
+                let text = v.to_string();
+                quote!(serde_json::from_str(#text).unwrap_or_default())
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn typedef(&mut self, id: usize) -> TokenStream {
+        let t: &TypeDef = &self.api.types[id];
+        let name = format_ident!("{}", t.name);
+        let doc = doc_attrs(&t.doc);
+        match &t.kind {
+            TypeKind::Struct { fields, extra } => {
+                let mut defaults = Vec::new();
+                let mut field_tokens = Vec::new();
+                for f in fields {
+                    field_tokens.push(self.field(t, f, &mut defaults));
+                }
+                if let Some(extra) = extra {
+                    let mut fname = "extra".to_string();
+                    while fields.iter().any(|f| f.name == fname) {
+                        fname.push('_');
+                    }
+                    let fname = format_ident!("{}", fname);
+                    let ty = match extra {
+                        Ty::Any => quote!(serde_json::Map<String, serde_json::Value>),
+                        other => {
+                            let v = self.ty(other, &t.module);
+                            quote!(std::collections::BTreeMap<String, #v>)
+                        }
+                    };
+                    field_tokens.push(quote! {
+                        /// Properties not listed above, kept as sent.
+                        #[serde(flatten)]
+                        pub #fname: #ty
+                    });
+                }
+                quote! {
+                    #doc
+                    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+                    pub struct #name {
+                        #(#field_tokens,)*
+                    }
+                    #(#defaults)*
+                }
+            }
+            TypeKind::StringEnum { values } => {
+                let variants = values.iter().map(|v| {
+                    let n = format_ident!("{}", v.name);
+                    let w = &v.wire;
+                    quote!(#n = #w,)
+                });
+                quote! {
+                    crate::runtime::string_enum! {
+                        #doc
+                        #name { #(#variants)* }
+                    }
+                }
+            }
+            TypeKind::Untagged { variants } => {
+                let vs = variants.iter().map(|v| {
+                    let n = format_ident!("{}", v.name);
+                    let ty = self.ty(&v.ty, &t.module);
+                    quote!(#n(#ty))
+                });
+                quote! {
+                    #doc
+                    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+                    #[serde(untagged)]
+                    pub enum #name { #(#vs,)* }
+                }
+            }
+            TypeKind::Tagged { tag, variants } => {
+                let vs = variants.iter().map(|v| {
+                    let n = format_ident!("{}", v.name);
+                    let ty = self.ty(&v.ty, &t.module);
+                    let wire = v.wire.clone().unwrap_or_default();
+                    quote!(#[serde(rename = #wire)] #n(#ty))
+                });
+                quote! {
+                    #doc
+                    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+                    #[serde(tag = #tag)]
+                    pub enum #name {
+                        #(#vs,)*
+                        /// A variant this version of the spec does not list, kept as sent.
+                        #[serde(untagged)]
+                        _Custom(serde_json::Map<String, serde_json::Value>),
+                    }
+                }
+            }
+        }
+    }
+
+    fn field(&mut self, owner: &TypeDef, f: &Field, defaults: &mut Vec<TokenStream>) -> TokenStream {
+        let name = format_ident!("{}", f.name);
+        let doc = doc_attrs(&f.doc);
+        let mut serde: Vec<TokenStream> = Vec::new();
+        if f.wire != f.name {
+            let w = &f.wire;
+            serde.push(quote!(rename = #w));
+        }
+        let base = self.ty(&f.ty, &owner.module);
+        let default = if f.required { None } else { f.default.as_ref() };
+        let ty = match default {
+            Some(value) => match self.default_expr(&f.ty, value, &owner.module) {
+                Some(expr) => {
+                    let stem = format!("{}_{}", owner.name.to_snake_case(), f.name.trim_end_matches('_'));
+                    let d = format_ident!("default_{}", stem);
+                    let n = format_ident!("null_or_default_{}", stem);
+                    let (ds, ns) = (d.to_string(), n.to_string());
+                    serde.push(quote!(default = #ds, deserialize_with = #ns));
+                    defaults.push(quote!(crate::runtime::default_fns!(#d, #n, #base, #expr);));
+                    base
+                }
+                None => {
+                    self.diags.push(
+                        &owner.location.join("properties").join(&f.wire),
+                        format!("default value {value} cannot be expressed for this field's type"),
+                    );
+                    base
+                }
+            },
+            None if f.required || matches!(f.ty, Ty::Option(_)) => {
+                if !f.required {
+                    serde.push(quote!(default, skip_serializing_if = "Option::is_none"));
+                }
+                base
+            }
+            None => {
+                serde.push(quote!(default, skip_serializing_if = "Option::is_none"));
+                quote!(Option<#base>)
+            }
+        };
+        let serde = (!serde.is_empty()).then(|| quote!(#[serde(#(#serde),*)]));
+        let deprecated = f.doc.deprecated.then(|| quote!(#[deprecated]));
+        quote! {
+            #doc
+            #deprecated
+            #serde
+            pub #name: #ty
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The intermediate representation: what the API *means*, independent of both YAML
+//! (no `$ref`s, no `allOf`, no 3.1 type lists) and Rust (no tokens; names are
+//! already chosen but not yet spelled as identifiers).
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Location};
+
+/// Index into [`Api::types`].
+pub type TypeId = usize;
+
+#[derive(Debug, Default)]
+pub struct Api {
+    pub files: Vec<ApiFile>,
+    pub types: Vec<TypeDef>,
+    /// Every file that contributed (API files and the definitions they reach).
+    pub sources: Vec<String>,
+    /// Problems in the spec that generation worked around (see [`Diagnostic`]).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One OpenAPI document: becomes one module and one route trait.
+#[derive(Debug)]
+pub struct ApiFile {
+    /// Display path, e.g. `api/client-server/registration.yaml`.
+    pub source: String,
+    /// Module path segments, e.g. `["client_server", "registration"]`.
+    pub module: Vec<String>,
+    /// Trait name, e.g. `RegistrationApi` (unique across the API).
+    pub trait_name: String,
+    pub title: String,
+    /// The `basePath` of the file's `servers` entry, e.g. `/_matrix/client/v3`.
+    pub base_path: String,
+    pub operations: Vec<Operation>,
+}
+
+#[derive(Debug)]
+pub struct Operation {
+    pub operation_id: String,
+    /// snake_case: the trait method and the operation's module.
+    pub name: String,
+    pub method: String,
+    /// Path below `base_path`, with `{param}` segments as written in the spec.
+    pub path: String,
+    pub doc: Doc,
+    pub rate_limited: bool,
+    pub security: Security,
+    pub params: Vec<Param>,
+    pub body: Option<Body>,
+    pub responses: Vec<Response>,
+    pub location: Location,
+}
+
+/// Who may call an operation, from its `security` list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Security {
+    /// `- {}` is one of the alternatives: the caller may be anonymous.
+    pub optional: bool,
+    /// The schemes any one of which authenticates the caller (empty: no auth).
+    pub schemes: Vec<Scheme>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheme {
+    /// The scheme's name in `components.securitySchemes`, e.g. `accessTokenBearer`.
+    pub name: String,
+    pub kind: SchemeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemeKind {
+    /// `Authorization: <scheme> <credential>` (`Bearer`, `X-Matrix`, ...); an empty
+    /// scheme passes the whole header value.
+    Authorization(String),
+    Query(String),
+    Header(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ParamIn {
+    Path,
+    Query,
+    Header,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub wire: String,
+    pub name: String,
+    pub location: ParamIn,
+    /// The value type without the `Option` an optional parameter adds.
+    pub ty: Ty,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub doc: Doc,
+}
+
+#[derive(Debug)]
+pub struct Body {
+    pub required: bool,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone)]
+pub enum Content {
+    Json(Ty),
+    /// Any non-JSON media type (uploads, downloads, multipart): raw bytes plus the
+    /// content type.
+    Binary,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: Status,
+    pub doc: Doc,
+    pub content: Option<Content>,
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Code(u16),
+    /// `4XX`-style ranges: the implementer picks the exact code.
+    Class(u16),
+}
+
+#[derive(Debug)]
+pub struct Header {
+    pub wire: String,
+    pub name: String,
+    pub required: bool,
+    pub doc: Doc,
+}
+
+/// Documentation and version history carried into the generated docs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Doc {
+    pub text: String,
+    pub added_in: Option<String>,
+    pub changed_in: Vec<(String, String)>,
+    pub deprecated: bool,
+    pub format: Option<String>,
+    pub pattern: Option<String>,
+}
+
+/// A value type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ty {
+    /// Any JSON value.
+    Any,
+    /// A JSON object with arbitrary keys.
+    Object,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Named(TypeId),
+    /// A reference back into a type under construction: needs indirection.
+    Boxed(TypeId),
+    Option(Box<Ty>),
+    Vec(Box<Ty>),
+    Map(Box<Ty>),
+}
+
+/// Where a type's definition is emitted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Module {
+    /// `crate::types`: schemas reached by `$ref` from elsewhere.
+    Shared,
+    /// Inside an operation's module: `(file index, operation index)`.
+    Operation(usize, usize),
+}
+
+#[derive(Debug)]
+pub struct TypeDef {
+    pub name: String,
+    pub module: Module,
+    pub location: Location,
+    pub doc: Doc,
+    pub kind: TypeKind,
+    /// The spec's own example values for this schema, for round-trip tests.
+    pub examples: Vec<Value>,
+}
+
+#[derive(Debug)]
+pub enum TypeKind {
+    Struct {
+        fields: Vec<Field>,
+        /// Keys not listed in `properties` (`additionalProperties` /
+        /// `patternProperties`), kept in a flattened map of this value type.
+        extra: Option<Ty>,
+    },
+    /// A string enum; unknown values are kept, not rejected.
+    StringEnum { values: Vec<EnumValue> },
+    /// `oneOf`/`anyOf` without a discriminating property: tried in order.
+    Untagged { variants: Vec<Variant> },
+    /// `oneOf`/`anyOf` whose members all fix one property (`tag`) to a constant.
+    Tagged { tag: String, variants: Vec<Variant> },
+}
+
+#[derive(Debug, Clone)]
+pub struct EnumValue {
+    pub wire: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    /// For tagged enums: the tag value.
+    pub wire: Option<String>,
+    pub ty: Ty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub wire: String,
+    pub name: String,
+    /// The value type; `Option` is added at emission for optional fields without a
+    /// default.
+    pub ty: Ty,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub doc: Doc,
+}

@@ -1,0 +1,295 @@
+//! Rust names: identifiers from spec names (heck for case conversion), keyword
+//! escaping, and deterministic collision resolution.
+//!
+//! Collisions are settled after every type is known, by sorting on the schema's
+//! identity (file + pointer), so adding a file can only rename the types that
+//! collide with it, and reading files in another order renames nothing.
+
+use std::collections::{BTreeMap, HashSet};
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+
+use super::Lowerer;
+use crate::diag::Location;
+use crate::ir::{Field, Module, Status, Ty, TypeKind};
+
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+    "Self", "static", "struct", "super", "trait", "true", "try", "type", "unsafe", "use", "where", "while",
+    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual",
+    "yield",
+];
+
+const PRELUDE: &[&str] = &[
+    "Result", "Option", "Some", "None", "Ok", "Err", "String", "Vec", "Box", "Default", "Send", "Sync", "Sized",
+    "Clone", "Copy", "Drop", "Fn", "FnMut", "FnOnce", "From", "Into", "Iterator", "ToString", "ToOwned",
+];
+
+fn escape(mut s: String, fallback: &str) -> String {
+    if s.is_empty() {
+        s = fallback.to_string();
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    if KEYWORDS.contains(&s.as_str()) {
+        s.push('_');
+    }
+    s
+}
+
+/// Only ASCII letters and digits survive; everything else separates words.
+fn words(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect()
+}
+
+/// A field, parameter or header name: `m.change_password` → `m_change_password`,
+/// `type` → `type_`.
+pub fn field_name(wire: &str) -> String {
+    escape(words(wire).to_snake_case(), "field")
+}
+
+/// A module or method name: `requestTokenToRegisterEmail` →
+/// `request_token_to_register_email`.
+pub fn module_name(s: &str) -> String {
+    escape(words(s).to_snake_case(), "module")
+}
+
+/// A type name from a title, if the title makes one.
+pub fn type_name(title: &str) -> Option<String> {
+    let name = words(title).to_upper_camel_case();
+    (!name.is_empty() && name.starts_with(|c: char| c.is_ascii_alphabetic())).then_some(name)
+}
+
+/// The name of a schema reached by `$ref`: its file's stem for a whole file,
+/// otherwise the last pointer segment (`#/components/schemas/booleanCapability`).
+pub fn shared_name(at: &Location) -> String {
+    let last = match at.pointer.rsplit('/').next() {
+        Some(seg) if !at.pointer.is_empty() => seg.to_string(),
+        _ => {
+            let file = at.file.rsplit('/').next().unwrap_or(&at.file);
+            file.split('.').next().unwrap_or(file).to_string()
+        }
+    };
+    type_name(&last).unwrap_or_else(|| format!("Schema{}", type_name(&last.replace('_', " ")).unwrap_or_default()))
+}
+
+/// The response variant for a status: `Ok`, `BadRequest`, ..., `Status418`, `Status4xx`.
+pub fn status_variant(status: Status) -> String {
+    match status {
+        Status::Class(c) => format!("Status{c}xx"),
+        Status::Code(c) => match c {
+            200 => "Ok",
+            201 => "Created",
+            202 => "Accepted",
+            204 => "NoContent",
+            301 => "MovedPermanently",
+            302 => "Found",
+            303 => "SeeOther",
+            304 => "NotModified",
+            307 => "TemporaryRedirect",
+            308 => "PermanentRedirect",
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            413 => "PayloadTooLarge",
+            415 => "UnsupportedMediaType",
+            429 => "TooManyRequests",
+            500 => "InternalServerError",
+            501 => "NotImplemented",
+            502 => "BadGateway",
+            503 => "ServiceUnavailable",
+            504 => "GatewayTimeout",
+            other => return format!("Status{other}"),
+        }
+        .to_string(),
+    }
+}
+
+/// Unique names for the values of a string enum (`m.login.password` →
+/// `MLoginPassword`); the catch-all variant's name is reserved.
+pub fn enum_variant_names(values: &[String]) -> Vec<String> {
+    let mut taken: HashSet<String> = HashSet::from(["_Custom".to_string()]);
+    values
+        .iter()
+        .map(|v| {
+            let base = match type_name(v) {
+                Some(n) => n,
+                None if v.is_empty() => "Empty".to_string(),
+                None => format!("V{}", words(v).to_upper_camel_case()),
+            };
+            unique(&mut taken, base)
+        })
+        .collect()
+}
+
+fn unique(taken: &mut HashSet<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut n = 2;
+    while !taken.insert(name.clone()) {
+        name = format!("{base}{n}");
+        n += 1;
+    }
+    name
+}
+
+/// Fields whose names collide after case conversion get numbered, in spec order.
+pub fn dedupe_fields(fields: &mut [Field]) {
+    let mut taken = HashSet::new();
+    for f in fields {
+        f.name = unique(&mut taken, f.name.clone());
+    }
+}
+
+/// Qualifiers for a shared type, nearest first: the file stem (for a schema inside
+/// a file), then the directories, skipping ones that say nothing (`definitions`).
+fn qualifiers(at: &Location) -> Vec<String> {
+    let mut parts: Vec<&str> = at.file.split('/').collect();
+    let file = parts.pop().unwrap_or_default();
+    let mut out = Vec::new();
+    if !at.pointer.is_empty() {
+        out.push(file.split('.').next().unwrap_or(file).to_upper_camel_case());
+    }
+    for dir in parts.iter().rev() {
+        if matches!(*dir, "definitions" | "schema" | "schemas" | "." | "..") {
+            continue;
+        }
+        if let Some(n) = type_name(dir) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Settles every name that depends on the whole API: type names (unique per
+/// module), trait names (unique per crate) and untagged variant names.
+pub(super) fn assign(l: &mut Lowerer) {
+    // Types: group by (module, name); qualify shared ones by file and directory,
+    // then number what still collides, in identity order.
+    let mut groups: BTreeMap<(Module, String), Vec<usize>> = BTreeMap::new();
+    for (id, t) in l.api.types.iter().enumerate() {
+        groups.entry((t.module.clone(), t.name.clone())).or_default().push(id);
+    }
+    // Names a generated type must not take: the prelude's (a spec type called
+    // `Result` would shadow it) and, in an operation's module, the request/response.
+    let mut taken: HashSet<(Module, String)> = HashSet::new();
+    for (module, _) in groups.keys() {
+        for reserved in PRELUDE {
+            taken.insert((module.clone(), reserved.to_string()));
+        }
+        if matches!(module, Module::Operation(..)) {
+            taken.insert((module.clone(), "Request".into()));
+            taken.insert((module.clone(), "Response".into()));
+        }
+    }
+    for ((module, name), mut ids) in groups.clone() {
+        let reserved = taken.contains(&(module.clone(), name.clone()));
+        if ids.len() == 1 && !reserved {
+            taken.insert((module, name));
+            continue;
+        }
+        ids.sort_by(|a, b| l.api.types[*a].location.cmp(&l.api.types[*b].location));
+        if module == Module::Shared {
+            let quals: Vec<Vec<String>> = ids.iter().map(|id| qualifiers(&l.api.types[*id].location)).collect();
+            let depth = quals.iter().map(Vec::len).max().unwrap_or(0);
+            for k in 1..=depth {
+                let candidates: Vec<String> = quals
+                    .iter()
+                    .map(|q| {
+                        let mut prefix: Vec<String> = q.iter().take(k).cloned().collect();
+                        prefix.reverse();
+                        format!("{}{name}", prefix.concat())
+                    })
+                    .collect();
+                let distinct: HashSet<&String> = candidates.iter().collect();
+                if distinct.len() == candidates.len()
+                    && candidates.iter().all(|c| !taken.contains(&(module.clone(), c.clone())) && !groups.contains_key(&(module.clone(), c.clone())))
+                {
+                    for (id, c) in ids.iter().zip(candidates) {
+                        l.api.types[*id].name = c.clone();
+                        taken.insert((module.clone(), c));
+                    }
+                    ids.clear();
+                    break;
+                }
+            }
+        }
+        for id in ids {
+            let mut n = 1;
+            let mut candidate = name.clone();
+            // In an operation's module, the operation's name qualifies best
+            // (`search::Result` → `SearchResult`).
+            if let Module::Operation(f, o) = &module {
+                let qualified = format!("{}{name}", l.api.files[*f].operations[*o].name.to_upper_camel_case());
+                if !taken.contains(&(module.clone(), qualified.clone())) {
+                    candidate = qualified;
+                }
+            }
+            while taken.contains(&(module.clone(), candidate.clone())) {
+                n += 1;
+                candidate = format!("{name}{n}");
+            }
+            taken.insert((module.clone(), candidate.clone()));
+            l.api.types[id].name = candidate;
+        }
+    }
+
+    // Traits: `RegistrationApi`, qualified by area when two files share a stem.
+    let stems: Vec<String> = l
+        .api
+        .files
+        .iter()
+        .map(|f| f.module.last().cloned().unwrap_or_default().to_upper_camel_case())
+        .collect();
+    for i in 0..l.api.files.len() {
+        let clash = stems.iter().filter(|s| **s == stems[i]).count() > 1;
+        let area = l.api.files[i].module[0].to_upper_camel_case();
+        l.api.files[i].trait_name = if clash {
+            format!("{area}{}Api", stems[i])
+        } else {
+            format!("{}Api", stems[i])
+        };
+    }
+
+    // Operations: unique method names per file.
+    for f in &mut l.api.files {
+        let mut taken = HashSet::new();
+        for op in &mut f.operations {
+            op.name = unique(&mut taken, op.name.clone());
+        }
+    }
+
+    // Untagged variants are named after their types.
+    let type_names: Vec<String> = l.api.types.iter().map(|t| t.name.clone()).collect();
+    for t in &mut l.api.types {
+        if let TypeKind::Untagged { variants } | TypeKind::Tagged { variants, .. } = &mut t.kind {
+            let mut taken = HashSet::new();
+            for v in variants {
+                let base = match &v.wire {
+                    Some(w) => type_name(w).unwrap_or_else(|| "Variant".into()),
+                    None => variant_name(&v.ty, &type_names),
+                };
+                v.name = unique(&mut taken, base);
+            }
+        }
+    }
+}
+
+fn variant_name(ty: &Ty, type_names: &[String]) -> String {
+    match ty {
+        Ty::Any => "Value".into(),
+        Ty::Object => "Object".into(),
+        Ty::String => "String".into(),
+        Ty::Integer => "Integer".into(),
+        Ty::Number => "Number".into(),
+        Ty::Boolean => "Boolean".into(),
+        Ty::Named(id) | Ty::Boxed(id) => type_names[*id].clone(),
+        Ty::Option(inner) => variant_name(inner, type_names),
+        Ty::Vec(inner) => format!("{}List", variant_name(inner, type_names)),
+        Ty::Map(inner) => format!("{}Map", variant_name(inner, type_names)),
+    }
+}

@@ -1,0 +1,174 @@
+//! Regeneration and the drift check, shared by the command line and the test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use matrix_codegen::{generate, Options, Output};
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+}
+
+/// The crate name of the committed `generated/` crate.
+const CRATE_NAME: &str = "matrix-api";
+
+fn workspace_options() -> Options {
+    Options {
+        crate_name: CRATE_NAME.into(),
+        standalone: false,
+    }
+}
+
+fn run(spec: &Path, options: &Options) -> Result<(Output, f64), String> {
+    let start = Instant::now();
+    let out = generate(spec, options).map_err(|e| e.to_string())?;
+    for w in &out.warnings {
+        eprintln!("{w}");
+    }
+    Ok((out, start.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// Writes the generated files under `dir`, removing generated files that are no
+/// longer produced (anything under `src/` or `tests/` that is not in the output).
+fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
+    for sub in ["src", "tests"] {
+        for existing in list(&dir.join(sub)) {
+            let rel = relative(dir, &existing);
+            if !files.contains_key(&rel) {
+                std::fs::remove_file(&existing).map_err(|e| format!("{}: {e}", existing.display()))?;
+            }
+        }
+    }
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(list(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn relative(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), String> {
+    let root = project_root();
+    let (spec, out, options) = match (spec, out) {
+        (Some(spec), Some(out)) => {
+            let name = out
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+                .filter(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()))
+                .unwrap_or_else(|| "matrix-api".into());
+            (spec, out, Options { crate_name: name, standalone: true })
+        }
+        _ => (root.join("api"), root.join("generated"), workspace_options()),
+    };
+    let (output, ms) = run(&spec, &options)?;
+    write_tree(&out, &output.files)?;
+    println!(
+        "regenerated {}: {} API files, {} operations, {} types, {} output files in {ms:.0} ms",
+        out.display(),
+        output.api_files,
+        output.operations,
+        output.types,
+        output.files.len()
+    );
+    Ok(())
+}
+
+/// Compares the committed `generated/` with what `api/` produces; the error is a
+/// readable report of every differing file.
+pub fn check() -> Result<(), String> {
+    let root = project_root();
+    let (output, _) = run(&root.join("api"), &workspace_options())?;
+    let dir = root.join("generated");
+    let mut problems = Vec::new();
+    for (rel, expected) in &output.files {
+        match std::fs::read_to_string(dir.join(rel)) {
+            Ok(actual) if actual.replace("\r\n", "\n") == *expected => {}
+            Ok(actual) => problems.push(format!("generated/{rel} differs:\n{}", diff(expected, &actual))),
+            Err(_) => problems.push(format!("generated/{rel} is missing")),
+        }
+    }
+    for sub in ["src", "tests"] {
+        for existing in list(&dir.join(sub)) {
+            let rel = relative(&dir, &existing);
+            if !output.files.contains_key(&rel) {
+                problems.push(format!("generated/{rel} is no longer generated"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("generated/ matches api/ ({} files)", output.files.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n\ngenerated/ is out of date with api/: run `cargo xtask regenerate`",
+            problems.join("\n")
+        ))
+    }
+}
+
+/// A short line diff: the first differing region with a little context (enough to
+/// see what drifted without printing whole files).
+fn diff(expected: &str, actual: &str) -> String {
+    let e: Vec<&str> = expected.lines().collect();
+    let a: Vec<&str> = actual.lines().collect();
+    let start = e.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let (mut ee, mut ae) = (e.len(), a.len());
+    while ee > start && ae > start && e[ee - 1] == a[ae - 1] {
+        ee -= 1;
+        ae -= 1;
+    }
+    let mut out = format!("@@ line {} @@\n", start + 1);
+    let limit = 40;
+    for line in a[start..ae].iter().take(limit) {
+        out.push_str(&format!("-{line}\n"));
+    }
+    for line in e[start..ee].iter().take(limit) {
+        out.push_str(&format!("+{line}\n"));
+    }
+    if ae - start > limit || ee - start > limit {
+        out.push_str("... (more)\n");
+    }
+    out.push_str("(- committed, + regenerated)");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test` fails when generated/ has drifted from api/, like `cargo xtask check`.
+    #[test]
+    fn generated_code_matches_api() {
+        if let Err(report) = super::check() {
+            panic!("{report}");
+        }
+    }
+}

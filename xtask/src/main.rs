@@ -1,0 +1,45 @@
+//! `cargo xtask`: regenerates `generated/` from `api/` and checks that the committed
+//! code still matches (rust-analyzer's pattern: generated code is committed, and
+//! drift is a failing check, not a surprise).
+
+mod codegen;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
+  cargo xtask check                               fail with a diff when generated/ differs from what api/ produces";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("regenerate") => parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out)),
+        Some("check") if args.len() == 1 => codegen::check(),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_regenerate(args: &[String]) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+    let (mut spec, mut out) = (None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--spec" => spec = Some(PathBuf::from(value)),
+            "--out" => out = Some(PathBuf::from(value)),
+            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    if spec.is_some() != out.is_some() {
+        return Err(format!("--spec and --out go together\n{USAGE}"));
+    }
+    Ok((spec, out))
+}
