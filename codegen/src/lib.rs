@@ -71,7 +71,9 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 /// and headers are relative to the spec directory's parent.
 pub fn generate(spec_dir: &Path, options: &Options) -> Result<Output, Error> {
     let files = discover(spec_dir)?;
-    let canon = spec_dir.canonicalize().unwrap_or_else(|_| spec_dir.to_path_buf());
+    let canon = spec_dir
+        .canonicalize()
+        .unwrap_or_else(|_| spec_dir.to_path_buf());
     let root = canon.parent().unwrap_or(&canon);
     let api = lower::lower(root, &files)?;
     let files = emit::emit(&api, options)?;

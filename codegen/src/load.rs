@@ -43,7 +43,11 @@ impl Loader {
 
     /// Loads a file (once) and returns its name and parsed content; a missing or
     /// unparsable file is recorded as a diagnostic against `referrer`.
-    pub fn load(&mut self, path: &Path, referrer: Option<&Location>) -> (String, Option<Rc<Value>>) {
+    pub fn load(
+        &mut self,
+        path: &Path,
+        referrer: Option<&Location>,
+    ) -> (String, Option<Rc<Value>>) {
         let name = self.name_of(path);
         if let Some(doc) = self.docs.get(&name) {
             return (name, doc.clone());
@@ -123,7 +127,8 @@ impl Loader {
                 return Some((here, value));
             };
             if !seen.insert(here.clone()) {
-                self.diags.push(at, "`$ref` cycle: the references never reach a value");
+                self.diags
+                    .push(at, "`$ref` cycle: the references never reach a value");
                 return None;
             }
             here = self.resolve_ref(&here, reference)?;

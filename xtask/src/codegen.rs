@@ -7,7 +7,10 @@ use std::time::Instant;
 use matrix_codegen::{generate, Options, Output};
 
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
 }
 
 /// The crate name of the committed `generated/` crate.
@@ -36,7 +39,8 @@ fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String
         for existing in list(&dir.join(sub)) {
             let rel = relative(dir, &existing);
             if !files.contains_key(&rel) {
-                std::fs::remove_file(&existing).map_err(|e| format!("{}: {e}", existing.display()))?;
+                std::fs::remove_file(&existing)
+                    .map_err(|e| format!("{}: {e}", existing.display()))?;
             }
         }
     }
@@ -83,12 +87,27 @@ pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), Str
         (Some(spec), Some(out)) => {
             let name = out
                 .file_name()
-                .map(|n| n.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+                .map(|n| {
+                    n.to_string_lossy()
+                        .to_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                })
                 .filter(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()))
                 .unwrap_or_else(|| "matrix-api".into());
-            (spec, out, Options { crate_name: name, standalone: true })
+            (
+                spec,
+                out,
+                Options {
+                    crate_name: name,
+                    standalone: true,
+                },
+            )
         }
-        _ => (root.join("api"), root.join("generated"), workspace_options()),
+        _ => (
+            root.join("api"),
+            root.join("generated"),
+            workspace_options(),
+        ),
     };
     let (output, ms) = run(&spec, &options)?;
     write_tree(&out, &output.files)?;
@@ -113,7 +132,10 @@ pub fn check() -> Result<(), String> {
     for (rel, expected) in &output.files {
         match std::fs::read_to_string(dir.join(rel)) {
             Ok(actual) if actual.replace("\r\n", "\n") == *expected => {}
-            Ok(actual) => problems.push(format!("generated/{rel} differs:\n{}", diff(expected, &actual))),
+            Ok(actual) => problems.push(format!(
+                "generated/{rel} differs:\n{}",
+                diff(expected, &actual)
+            )),
             Err(_) => problems.push(format!("generated/{rel} is missing")),
         }
     }

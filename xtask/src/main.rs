@@ -14,7 +14,9 @@ const USAGE: &str = "usage:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("regenerate") => parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out)),
+        Some("regenerate") => {
+            parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
+        }
         Some("check") if args.len() == 1 => codegen::check(),
         _ => Err(USAGE.to_string()),
     };
@@ -31,7 +33,9 @@ fn parse_regenerate(args: &[String]) -> Result<(Option<PathBuf>, Option<PathBuf>
     let (mut spec, mut out) = (None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
         match flag.as_str() {
             "--spec" => spec = Some(PathBuf::from(value)),
             "--out" => out = Some(PathBuf::from(value)),

@@ -29,7 +29,10 @@ pub(crate) fn doc_attrs(doc: &Doc) -> TokenStream {
         notes.push(format!("Added in Matrix v{v}."));
     }
     for (v, text) in &doc.changed_in {
-        notes.push(format!("Changed in Matrix v{v}: {}", text.replace('\n', " ")));
+        notes.push(format!(
+            "Changed in Matrix v{v}: {}",
+            text.replace('\n', " ")
+        ));
     }
     if let Some(f) = &doc.format {
         notes.push(format!("Format: `{f}`."));
@@ -48,7 +51,11 @@ pub(crate) fn doc_attrs(doc: &Doc) -> TokenStream {
     }
     let lines = lines.iter().map(|l| {
         // Fenced blocks without a language would be compiled as doctests.
-        let l = if l.trim() == "```" && !l.contains("```text") { l.replacen("```", "```text", 1) } else { l.clone() };
+        let l = if l.trim() == "```" && !l.contains("```text") {
+            l.replacen("```", "```text", 1)
+        } else {
+            l.clone()
+        };
         format!(" {}", l.trim_end())
     });
     quote!(#(#[doc = #lines])*)

@@ -34,7 +34,10 @@ impl Emitter<'_> {
             }
         });
         let title = format!(" {}", file.title);
-        let trait_doc = format!(" The operations of `{}`, served under `{}`.", file.source, file.base_path);
+        let trait_doc = format!(
+            " The operations of `{}`, served under `{}`.",
+            file.source, file.base_path
+        );
         quote! {
             #![doc = #title]
             #(#ops)*
@@ -59,9 +62,13 @@ impl Emitter<'_> {
             .map(|id| self.typedef(id))
             .collect();
         let deprecated = op.doc.deprecated.then(|| quote!(#[deprecated]));
+        // `logout::logout`: the spec's names, kept even when they repeat.
+        let inception = (file.module.last() == Some(&op.name))
+            .then(|| quote!(#[allow(clippy::module_inception)]));
         quote! {
             #doc
             #deprecated
+            #inception
             pub mod #name {
                 #metadata
                 #request
@@ -123,7 +130,10 @@ impl Emitter<'_> {
         let mut params: Vec<_> = op.params.iter().collect();
         // Path parameters in path order, so indices match the route's segments.
         params.sort_by_key(|p| match p.location {
-            ParamIn::Path => op.path.find(&format!("{{{}}}", p.wire)).unwrap_or(usize::MAX),
+            ParamIn::Path => op
+                .path
+                .find(&format!("{{{}}}", p.wire))
+                .unwrap_or(usize::MAX),
             _ => usize::MAX,
         });
         for p in params {
@@ -140,14 +150,20 @@ impl Emitter<'_> {
                     (base, quote!(req.path(#i, #wire)?))
                 }
                 (ParamIn::Query, Ty::Map(_)) => (base, quote!(req.query_rest(&[#(#declared),*]))),
-                (ParamIn::Query, Ty::Vec(_)) if p.required => (base, quote!(req.query_list_required(#wire)?)),
+                (ParamIn::Query, Ty::Vec(_)) if p.required => {
+                    (base, quote!(req.query_list_required(#wire)?))
+                }
                 (ParamIn::Query, Ty::Vec(_)) => (base, quote!(req.query_list(#wire)?)),
                 (location, _) => {
                     let (get, get_required) = match location {
                         ParamIn::Query => (quote!(query), quote!(query_required)),
                         _ => (quote!(header), quote!(header_required)),
                     };
-                    let wire = if *location == ParamIn::Header { wire.to_ascii_lowercase() } else { wire.clone() };
+                    let wire = if *location == ParamIn::Header {
+                        wire.to_ascii_lowercase()
+                    } else {
+                        wire.clone()
+                    };
                     match (p.required, default) {
                         (true, _) => (base, quote!(req.#get_required(#wire)?)),
                         (false, Some(d)) => (base, quote!(req.#get(#wire)?.unwrap_or_else(|| #d))),
@@ -174,7 +190,11 @@ impl Emitter<'_> {
                 pub body: #ty));
             inits.push(quote!(body: #init));
         }
-        let req_ident = if inits.is_empty() { quote!(_req) } else { quote!(req) };
+        let req_ident = if inits.is_empty() {
+            quote!(_req)
+        } else {
+            quote!(req)
+        };
         (
             quote! {
                 /// The typed request: parameters and body.
@@ -203,7 +223,10 @@ impl Emitter<'_> {
                 Content::Binary => quote!(crate::runtime::Binary),
             });
             let status = match r.status {
-                Status::Code(c) => quote!(crate::runtime::status(#c)),
+                Status::Code(c) => {
+                    let c = proc_macro2::Literal::u16_unsuffixed(c);
+                    quote!(crate::runtime::status(#c))
+                }
                 Status::Class(_) => quote!(crate::runtime::status(code)),
             };
             let build = match &r.content {
@@ -255,7 +278,11 @@ impl Emitter<'_> {
             arms.push(quote!(Self::#v { #(#names),* } => { #build #(#sets)* }));
         }
         let uses_headers = op.responses.iter().any(|r| !r.headers.is_empty());
-        let import = uses_headers.then(|| quote!(use crate::runtime::ResponseBuilder;));
+        let import = uses_headers.then(|| {
+            quote!(
+                use crate::runtime::ResponseBuilder;
+            )
+        });
         let body = if arms.is_empty() {
             quote!(match self {})
         } else {

@@ -54,8 +54,12 @@ impl Emitter<'_> {
                 let call = quote!(|ctx, r| <S as #trait_path>::#name(&api, ctx, r));
                 let handler = match (op.security.schemes.is_empty(), op.security.optional) {
                     (true, _) => quote!(crate::runtime::handle_public(req, #call)),
-                    (false, true) => quote!(crate::runtime::handle_optional(&*api, &#op_path::METADATA.security, req, #call)),
-                    (false, false) => quote!(crate::runtime::handle_required(&*api, &#op_path::METADATA.security, req, #call)),
+                    (false, true) => {
+                        quote!(crate::runtime::handle_optional(&*api, &#op_path::METADATA.security, req, #call))
+                    }
+                    (false, false) => {
+                        quote!(crate::runtime::handle_required(&*api, &#op_path::METADATA.security, req, #call))
+                    }
                 };
                 arms.push(quote!(#i => Box::pin(async move { #handler.await })));
                 op_index += 1;

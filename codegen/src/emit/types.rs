@@ -75,7 +75,9 @@ impl Emitter<'_> {
                 quote!(#f)
             }
             (Ty::String, Value::String(s)) => quote!(String::from(#s)),
-            (Ty::Named(id), Value::String(s)) if matches!(self.api.types[*id].kind, TypeKind::StringEnum { .. }) => {
+            (Ty::Named(id), Value::String(s))
+                if matches!(self.api.types[*id].kind, TypeKind::StringEnum { .. }) =>
+            {
                 let p = self.type_path(*id, from);
                 quote!(#p::from(#s))
             }
@@ -91,7 +93,9 @@ impl Emitter<'_> {
                     .collect::<Option<Vec<_>>>()?;
                 quote!(vec![#(#es),*])
             }
-            (Ty::Map(_) | Ty::Object, Value::Object(m)) if m.is_empty() => quote!(Default::default()),
+            (Ty::Map(_) | Ty::Object, Value::Object(m)) if m.is_empty() => {
+                quote!(Default::default())
+            }
             (Ty::Any, v) => {
                 let text = v.to_string();
                 quote!(serde_json::from_str(#text).unwrap_or_default())
@@ -187,7 +191,12 @@ impl Emitter<'_> {
         }
     }
 
-    fn field(&mut self, owner: &TypeDef, f: &Field, defaults: &mut Vec<TokenStream>) -> TokenStream {
+    fn field(
+        &mut self,
+        owner: &TypeDef,
+        f: &Field,
+        defaults: &mut Vec<TokenStream>,
+    ) -> TokenStream {
         let name = format_ident!("{}", f.name);
         let doc = doc_attrs(&f.doc);
         let mut serde: Vec<TokenStream> = Vec::new();
@@ -200,7 +209,11 @@ impl Emitter<'_> {
         let ty = match default {
             Some(value) => match self.default_expr(&f.ty, value, &owner.module) {
                 Some(expr) => {
-                    let stem = format!("{}_{}", owner.name.to_snake_case(), f.name.trim_end_matches('_'));
+                    let stem = format!(
+                        "{}_{}",
+                        owner.name.to_snake_case(),
+                        f.name.trim_end_matches('_')
+                    );
                     let d = format_ident!("default_{}", stem);
                     let n = format_ident!("null_or_default_{}", stem);
                     let (ds, ns) = (d.to_string(), n.to_string());

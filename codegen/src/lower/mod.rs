@@ -100,7 +100,10 @@ impl Lowerer {
         if let Some(url) = server.and_then(|s| s.get("url")).and_then(Value::as_str) {
             // `{protocol}://{hostname}/_matrix/...` or a plain path.
             let path = match url.find("://") {
-                Some(i) => url[i + 3..].find('/').map(|j| &url[i + 3 + j..]).unwrap_or(""),
+                Some(i) => url[i + 3..]
+                    .find('/')
+                    .map(|j| &url[i + 3 + j..])
+                    .unwrap_or(""),
                 None => url,
             };
             if !path.contains('{') {
@@ -119,7 +122,10 @@ impl Lowerer {
 fn area_and_stem(name: &str) -> (String, String) {
     let mut parts = name.rsplit('/');
     let file = parts.next().unwrap_or(name);
-    let stem = file.strip_suffix(".yaml").or(file.strip_suffix(".yml")).unwrap_or(file);
+    let stem = file
+        .strip_suffix(".yaml")
+        .or(file.strip_suffix(".yml"))
+        .unwrap_or(file);
     let area = parts.next().unwrap_or("api");
     (area.to_string(), stem.to_string())
 }

@@ -14,16 +14,17 @@ use crate::diag::Location;
 use crate::ir::{Field, Module, Status, Ty, TypeKind};
 
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
-    "Self", "static", "struct", "super", "trait", "true", "try", "type", "unsafe", "use", "where", "while",
-    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual",
-    "yield",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
+    "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "try",
+    "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield",
 ];
 
 const PRELUDE: &[&str] = &[
-    "Result", "Option", "Some", "None", "Ok", "Err", "String", "Vec", "Box", "Default", "Send", "Sync", "Sized",
-    "Clone", "Copy", "Drop", "Fn", "FnMut", "FnOnce", "From", "Into", "Iterator", "ToString", "ToOwned",
+    "Result", "Option", "Some", "None", "Ok", "Err", "String", "Vec", "Box", "Default", "Send",
+    "Sync", "Sized", "Clone", "Copy", "Drop", "Fn", "FnMut", "FnOnce", "From", "Into", "Iterator",
+    "ToString", "ToOwned",
 ];
 
 fn escape(mut s: String, fallback: &str) -> String {
@@ -41,7 +42,9 @@ fn escape(mut s: String, fallback: &str) -> String {
 
 /// Only ASCII letters and digits survive; everything else separates words.
 fn words(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+        .collect()
 }
 
 /// A field, parameter or header name: `m.change_password` → `m_change_password`,
@@ -72,7 +75,12 @@ pub fn shared_name(at: &Location) -> String {
             file.split('.').next().unwrap_or(file).to_string()
         }
     };
-    type_name(&last).unwrap_or_else(|| format!("Schema{}", type_name(&last.replace('_', " ")).unwrap_or_default()))
+    type_name(&last).unwrap_or_else(|| {
+        format!(
+            "Schema{}",
+            type_name(&last.replace('_', " ")).unwrap_or_default()
+        )
+    })
 }
 
 /// The response variant for a status: `Ok`, `BadRequest`, ..., `Status418`, `Status4xx`.
@@ -172,7 +180,10 @@ pub(super) fn assign(l: &mut Lowerer) {
     // then number what still collides, in identity order.
     let mut groups: BTreeMap<(Module, String), Vec<usize>> = BTreeMap::new();
     for (id, t) in l.api.types.iter().enumerate() {
-        groups.entry((t.module.clone(), t.name.clone())).or_default().push(id);
+        groups
+            .entry((t.module.clone(), t.name.clone()))
+            .or_default()
+            .push(id);
     }
     // Names a generated type must not take: the prelude's (a spec type called
     // `Result` would shadow it) and, in an operation's module, the request/response.
@@ -194,7 +205,10 @@ pub(super) fn assign(l: &mut Lowerer) {
         }
         ids.sort_by(|a, b| l.api.types[*a].location.cmp(&l.api.types[*b].location));
         if module == Module::Shared {
-            let quals: Vec<Vec<String>> = ids.iter().map(|id| qualifiers(&l.api.types[*id].location)).collect();
+            let quals: Vec<Vec<String>> = ids
+                .iter()
+                .map(|id| qualifiers(&l.api.types[*id].location))
+                .collect();
             let depth = quals.iter().map(Vec::len).max().unwrap_or(0);
             for k in 1..=depth {
                 let candidates: Vec<String> = quals
@@ -207,7 +221,10 @@ pub(super) fn assign(l: &mut Lowerer) {
                     .collect();
                 let distinct: HashSet<&String> = candidates.iter().collect();
                 if distinct.len() == candidates.len()
-                    && candidates.iter().all(|c| !taken.contains(&(module.clone(), c.clone())) && !groups.contains_key(&(module.clone(), c.clone())))
+                    && candidates.iter().all(|c| {
+                        !taken.contains(&(module.clone(), c.clone()))
+                            && !groups.contains_key(&(module.clone(), c.clone()))
+                    })
                 {
                     for (id, c) in ids.iter().zip(candidates) {
                         l.api.types[*id].name = c.clone();
@@ -224,7 +241,10 @@ pub(super) fn assign(l: &mut Lowerer) {
             // In an operation's module, the operation's name qualifies best
             // (`search::Result` → `SearchResult`).
             if let Module::Operation(f, o) = &module {
-                let qualified = format!("{}{name}", l.api.files[*f].operations[*o].name.to_upper_camel_case());
+                let qualified = format!(
+                    "{}{name}",
+                    l.api.files[*f].operations[*o].name.to_upper_camel_case()
+                );
                 if !taken.contains(&(module.clone(), qualified.clone())) {
                     candidate = qualified;
                 }
@@ -243,7 +263,13 @@ pub(super) fn assign(l: &mut Lowerer) {
         .api
         .files
         .iter()
-        .map(|f| f.module.last().cloned().unwrap_or_default().to_upper_camel_case())
+        .map(|f| {
+            f.module
+                .last()
+                .cloned()
+                .unwrap_or_default()
+                .to_upper_camel_case()
+        })
         .collect();
     for i in 0..l.api.files.len() {
         let clash = stems.iter().filter(|s| **s == stems[i]).count() > 1;

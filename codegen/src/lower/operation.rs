@@ -6,17 +6,31 @@ use serde_json::Value;
 use super::schema::Ctx;
 use super::{names, text, Lowerer};
 use crate::diag::Location;
-use crate::ir::{Body, Content, Header, Module, Operation, Param, ParamIn, Response, Scheme, SchemeKind, Security, Status, Ty, TypeKind};
+use crate::ir::{
+    Body, Content, Header, Module, Operation, Param, ParamIn, Response, Scheme, SchemeKind,
+    Security, Status, Ty, TypeKind,
+};
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 impl Lowerer {
-    pub(super) fn path_item(&mut self, file: usize, doc: &Value, at: &Location, path: &str, item: &Value) {
+    pub(super) fn path_item(
+        &mut self,
+        file: usize,
+        doc: &Value,
+        at: &Location,
+        path: &str,
+        item: &Value,
+    ) {
         let Some((at, item)) = self.loader.deref(at).or(Some((at.clone(), item.clone()))) else {
             return;
         };
         let shared_params: Vec<Location> = match item.get("parameters").and_then(Value::as_array) {
-            Some(ps) => (0..ps.len()).map(|i| at.join("parameters").join(i)).collect(),
+            Some(ps) => (0..ps.len())
+                .map(|i| at.join("parameters").join(i))
+                .collect(),
             None => Vec::new(),
         };
         for method in METHODS {
@@ -26,8 +40,18 @@ impl Lowerer {
         }
     }
 
-    fn operation(&mut self, file: usize, doc: &Value, at: &Location, path: &str, method: &str, shared_params: &[Location]) {
-        let Some(op) = self.loader.get(at) else { return };
+    fn operation(
+        &mut self,
+        file: usize,
+        doc: &Value,
+        at: &Location,
+        path: &str,
+        method: &str,
+        shared_params: &[Location],
+    ) {
+        let Some(op) = self.loader.get(at) else {
+            return;
+        };
         let index = self.api.files[file].operations.len();
         let module = Module::Operation(file, index);
         let operation_id = match op.get("operationId").and_then(Value::as_str) {
@@ -52,7 +76,9 @@ impl Lowerer {
         }
         self.check_path(at, path, &params);
 
-        let body = op.get("requestBody").and_then(|_| self.request_body(&at.join("requestBody"), &module));
+        let body = op
+            .get("requestBody")
+            .and_then(|_| self.request_body(&at.join("requestBody"), &module));
 
         let mut responses = Vec::new();
         if let Some(rs) = op.get("responses").and_then(Value::as_object) {
@@ -91,7 +117,11 @@ impl Lowerer {
 
     fn param(&mut self, loc: &Location, module: &Module) -> Option<Param> {
         let (loc, p) = self.loader.deref(loc)?;
-        let wire = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let wire = p
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let location = match p.get("in").and_then(Value::as_str) {
             Some("path") => ParamIn::Path,
             Some("query") => ParamIn::Query,
@@ -99,7 +129,9 @@ impl Lowerer {
             other => {
                 self.loader.diags.push(
                     &loc,
-                    format!("parameter location {other:?} is not supported (path, query or header)"),
+                    format!(
+                        "parameter location {other:?} is not supported (path, query or header)"
+                    ),
                 );
                 return None;
             }
@@ -133,7 +165,8 @@ impl Lowerer {
             name: names::field_name(&wire),
             wire,
             location,
-            required: location == ParamIn::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+            required: location == ParamIn::Path
+                || p.get("required").and_then(Value::as_bool).unwrap_or(false),
             default: schema.as_ref().and_then(|s| s.get("default")).cloned(),
             ty,
             doc,
@@ -157,11 +190,14 @@ impl Lowerer {
             }
             let name = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
             match name {
-                Some(name) if params.iter().any(|p| p.location == ParamIn::Path && p.wire == name) => {}
-                Some(name) => self
-                    .loader
-                    .diags
-                    .push(at, format!("path parameter `{name}` is not declared in `parameters`")),
+                Some(name)
+                    if params
+                        .iter()
+                        .any(|p| p.location == ParamIn::Path && p.wire == name) => {}
+                Some(name) => self.loader.diags.push(
+                    at,
+                    format!("path parameter `{name}` is not declared in `parameters`"),
+                ),
                 None => self.loader.diags.push(
                     at,
                     format!("path segment `{segment}` mixes text and a parameter (not supported)"),
@@ -180,7 +216,13 @@ impl Lowerer {
     }
 
     /// The `content` of a body or response: JSON with its schema, or bytes.
-    fn content(&mut self, loc: &Location, v: &Value, module: &Module, name: &str) -> Option<Content> {
+    fn content(
+        &mut self,
+        loc: &Location,
+        v: &Value,
+        module: &Module,
+        name: &str,
+    ) -> Option<Content> {
         let media = v.get("content").and_then(Value::as_object)?;
         let json: Vec<&String> = media.keys().filter(|m| is_json(m)).collect();
         if json.is_empty() {
@@ -239,7 +281,9 @@ impl Lowerer {
         if let Some(hs) = r.get("headers").and_then(Value::as_object) {
             for wire in hs.keys() {
                 // Binary bodies carry their own content type.
-                if matches!(content, Some(Content::Binary)) && wire.eq_ignore_ascii_case("content-type") {
+                if matches!(content, Some(Content::Binary))
+                    && wire.eq_ignore_ascii_case("content-type")
+                {
                     continue;
                 }
                 let Some((_, h)) = self.loader.deref(&loc.join("headers").join(wire)) else {
@@ -285,7 +329,10 @@ impl Lowerer {
                             at,
                             format!("security scheme `{name}` is not defined in `components.securitySchemes`; the whole `Authorization` header is passed as its credential"),
                         );
-                        security.schemes.push(Scheme { name, kind: SchemeKind::Authorization(String::new()) });
+                        security.schemes.push(Scheme {
+                            name,
+                            kind: SchemeKind::Authorization(String::new()),
+                        });
                         continue;
                     }
                     if let Some(kind) = self.scheme_kind(&scheme_loc) {
@@ -303,11 +350,20 @@ impl Lowerer {
 
     fn scheme_kind(&mut self, loc: &Location) -> Option<SchemeKind> {
         let (loc, s) = self.loader.deref(loc)?;
-        let field = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let field = |k: &str| {
+            s.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         match (field("type").as_str(), field("in").as_str()) {
             ("http", _) => {
                 let scheme = field("scheme");
-                let scheme = if scheme.eq_ignore_ascii_case("bearer") { "Bearer".to_string() } else { scheme };
+                let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                    "Bearer".to_string()
+                } else {
+                    scheme
+                };
                 Some(SchemeKind::Authorization(scheme))
             }
             ("apiKey", "query") => Some(SchemeKind::Query(field("name"))),

@@ -62,7 +62,15 @@ fn annotation_only(v: &Value) -> bool {
             k.starts_with("x-")
                 || matches!(
                     k.as_str(),
-                    "description" | "title" | "example" | "examples" | "deprecated" | "default" | "readOnly" | "writeOnly" | "$comment"
+                    "description"
+                        | "title"
+                        | "example"
+                        | "examples"
+                        | "deprecated"
+                        | "default"
+                        | "readOnly"
+                        | "writeOnly"
+                        | "$comment"
                 )
         })
     })
@@ -99,7 +107,8 @@ impl ObjectParts {
             }
         }
         if let Some(req) = v.get("required").and_then(Value::as_array) {
-            self.required.extend(req.iter().filter_map(Value::as_str).map(str::to_string));
+            self.required
+                .extend(req.iter().filter_map(Value::as_str).map(str::to_string));
         }
         match v.get("additionalProperties") {
             None | Some(Value::Bool(false)) => {}
@@ -204,7 +213,9 @@ impl Lowerer {
                 self.object(at, v, parts, ctx, None)
             }
             "string" => match v.get("enum").and_then(Value::as_array) {
-                Some(values) if values.iter().all(Value::is_string) => self.string_enum(at, v, values, ctx),
+                Some(values) if values.iter().all(Value::is_string) => {
+                    self.string_enum(at, v, values, ctx)
+                }
                 _ => Ty::String,
             },
             "integer" => Ty::Integer,
@@ -281,9 +292,18 @@ impl Lowerer {
     }
 
     /// Merges an `allOf` (recursively) into one set of object parts.
-    fn merge_into(&mut self, at: &Location, v: &Value, parts: &mut ObjectParts, ok: &mut bool, depth: usize) {
+    fn merge_into(
+        &mut self,
+        at: &Location,
+        v: &Value,
+        parts: &mut ObjectParts,
+        ok: &mut bool,
+        depth: usize,
+    ) {
         if depth > 32 {
-            self.loader.diags.push(at, "`allOf` nests too deeply (a cycle?)");
+            self.loader
+                .diags
+                .push(at, "`allOf` nests too deeply (a cycle?)");
             *ok = false;
             return;
         }
@@ -312,7 +332,14 @@ impl Lowerer {
     }
 
     /// A struct for an object with properties; a map or free-form object otherwise.
-    fn object(&mut self, at: &Location, v: &Value, parts: ObjectParts, ctx: &Ctx, skip: Option<&str>) -> Ty {
+    fn object(
+        &mut self,
+        at: &Location,
+        v: &Value,
+        parts: ObjectParts,
+        ctx: &Ctx,
+        skip: Option<&str>,
+    ) -> Ty {
         let extra = |l: &mut Lowerer, ctx: &Ctx| -> Option<Ty> {
             let mut tys: Vec<Ty> = Vec::new();
             if let Some(additional) = &parts.additional {
@@ -346,7 +373,9 @@ impl Lowerer {
                 continue;
             }
             let Some(loc) = locs.last() else { continue };
-            let Some(pv) = self.loader.get(loc) else { continue };
+            let Some(pv) = self.loader.get(loc) else {
+                continue;
+            };
             let ty = if locs.len() > 1 {
                 self.merged_property(locs, &ctx.child(wire))
             } else {
@@ -385,8 +414,13 @@ impl Lowerer {
     /// last declaration, which refines the earlier ones, gives the type.
     fn merged_property(&mut self, locs: &[Location], ctx: &Ctx) -> Ty {
         let last = locs[locs.len() - 1].clone();
-        let resolved: Vec<(Location, Value)> = locs.iter().filter_map(|l| self.loader.deref(l)).collect();
-        if resolved.len() != locs.len() || !resolved.iter().all(|(_, v)| is_object_like(v) || v.get("allOf").is_some()) {
+        let resolved: Vec<(Location, Value)> =
+            locs.iter().filter_map(|l| self.loader.deref(l)).collect();
+        if resolved.len() != locs.len()
+            || !resolved
+                .iter()
+                .all(|(_, v)| is_object_like(v) || v.get("allOf").is_some())
+        {
             return self.schema(&last, ctx);
         }
         if let Some(&id) = self.by_location.get(&last) {
@@ -406,7 +440,11 @@ impl Lowerer {
 
     fn string_enum(&mut self, at: &Location, v: &Value, values: &[Value], ctx: &Ctx) -> Ty {
         let id = self.new_def(at, v, ctx);
-        let wires: Vec<String> = values.iter().filter_map(Value::as_str).map(str::to_string).collect();
+        let wires: Vec<String> = values
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
         let variant_names = names::enum_variant_names(&wires);
         let values = wires
             .into_iter()
@@ -423,7 +461,9 @@ impl Lowerer {
             let id = self.new_def(at, v, ctx);
             let mut variants = Vec::new();
             for (member, value) in members.iter().zip(values) {
-                let Some(mv) = self.loader.get(member) else { continue };
+                let Some(mv) = self.loader.get(member) else {
+                    continue;
+                };
                 let mut parts = ObjectParts::default();
                 parts.add(member, &mv);
                 let vctx = ctx.child(&value);
@@ -462,8 +502,15 @@ impl Lowerer {
     /// with each member's value. Only inline object members qualify: a referenced
     /// member keeps its own shape, tag field included, elsewhere.
     fn discriminator(&mut self, members: &[Location]) -> Option<(String, Vec<String>)> {
-        let values: Vec<Value> = members.iter().map(|m| self.loader.get(m)).collect::<Option<_>>()?;
-        if values.len() < 2 || values.iter().any(|v| v.get("$ref").is_some() || !is_object_like(v)) {
+        let values: Vec<Value> = members
+            .iter()
+            .map(|m| self.loader.get(m))
+            .collect::<Option<_>>()?;
+        if values.len() < 2
+            || values
+                .iter()
+                .any(|v| v.get("$ref").is_some() || !is_object_like(v))
+        {
             return None;
         }
         let first = values[0].get("properties")?.as_object()?;
@@ -498,7 +545,10 @@ impl Lowerer {
         if let Some(Value::Array(more)) = v.get("examples") {
             examples.extend(more.iter().cloned());
         }
-        let examples = examples.into_iter().map(|e| self.resolve_example(at, e, 0)).collect();
+        let examples = examples
+            .into_iter()
+            .map(|e| self.resolve_example(at, e, 0))
+            .collect();
         let name = match v.get("title").and_then(Value::as_str) {
             Some(title) if ctx.module != Module::Shared || !at.pointer.is_empty() => {
                 names::type_name(title).unwrap_or_else(|| ctx.name.clone())
@@ -550,7 +600,10 @@ impl Lowerer {
                 )
             }
             Value::Array(items) if depth < 16 => Value::Array(
-                items.into_iter().map(|v| self.resolve_example(at, v, depth + 1)).collect(),
+                items
+                    .into_iter()
+                    .map(|v| self.resolve_example(at, v, depth + 1))
+                    .collect(),
             ),
             other => other,
         }

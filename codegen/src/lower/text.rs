@@ -6,7 +6,9 @@ use serde_json::Value;
 use crate::ir::Doc;
 
 pub fn str_at(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer).and_then(Value::as_str).map(str::to_string)
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// A version written as a YAML string or number (`"1.3"` or `1.3`).
@@ -43,7 +45,10 @@ pub fn doc(v: &Value) -> Doc {
         text: clean(&text),
         added_in: v.get("x-addedInMatrixVersion").and_then(version),
         changed_in,
-        deprecated: v.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+        deprecated: v
+            .get("deprecated")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         format: v.get("format").and_then(Value::as_str).map(str::to_string),
         pattern: v.get("pattern").and_then(Value::as_str).map(str::to_string),
     }
@@ -60,7 +65,8 @@ pub fn clean(text: &str) -> String {
             rest = &rest[start..];
             break;
         };
-        let inner = rest[start + 2..start + len].trim_matches(|c| c == '%' || c == '<' || c == '>' || c == ' ');
+        let inner = rest[start + 2..start + len]
+            .trim_matches(|c| c == '%' || c == '<' || c == '>' || c == ' ');
         for (name, label) in [("added-in", "Added in"), ("changed-in", "Changed in")] {
             if let Some(args) = inner.strip_prefix(name) {
                 let v = args.split('"').nth(1).unwrap_or("").to_string();
