@@ -36,13 +36,17 @@
 //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
 //! serve [`router::router`].
 #![allow(deprecated)]
-pub mod client_server;
-pub mod router;
+#[rustfmt::skip]
 pub mod runtime;
+#[rustfmt::skip]
+pub mod client_server;
+#[rustfmt::skip]
 pub mod server_server;
-pub mod types;
+#[rustfmt::skip]
+pub mod router;
 pub use router::{router, Api};
 /// The API files this crate was generated from.
+#[rustfmt::skip]
 pub const SOURCES: &[&str] = &[
     "api/client-server/account_deactivation.yaml",
     "api/client-server/admin.yaml",

@@ -35,45 +35,25 @@
 //! The router serving every operation of every API file.
 /// Everything a server implements: all route traits (and so the
 /// [`crate::runtime::Authenticator`] they share).
-pub trait Api:
-    crate::client_server::account_deactivation::AccountDeactivationApi
-    + crate::client_server::admin::AdminApi
-    + crate::client_server::administrative_contact::AdministrativeContactApi
-    + crate::client_server::capabilities::CapabilitiesApi
-    + crate::client_server::login::LoginApi
-    + crate::client_server::login_token::LoginTokenApi
-    + crate::client_server::logout::LogoutApi
-    + crate::client_server::openid::ClientServerOpenidApi
-    + crate::client_server::password_management::PasswordManagementApi
-    + crate::client_server::refresh::RefreshApi
-    + crate::client_server::registration::RegistrationApi
-    + crate::client_server::registration_tokens::RegistrationTokensApi
-    + crate::client_server::versions::VersionsApi
-    + crate::client_server::wellknown::WellknownApi
-    + crate::client_server::whoami::WhoamiApi
-    + crate::server_server::openid::ServerServerOpenidApi
-{
-}
+pub trait Api: crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellknownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
 impl<
-        T: crate::client_server::account_deactivation::AccountDeactivationApi
-            + crate::client_server::admin::AdminApi
-            + crate::client_server::administrative_contact::AdministrativeContactApi
-            + crate::client_server::capabilities::CapabilitiesApi
-            + crate::client_server::login::LoginApi
-            + crate::client_server::login_token::LoginTokenApi
-            + crate::client_server::logout::LogoutApi
-            + crate::client_server::openid::ClientServerOpenidApi
-            + crate::client_server::password_management::PasswordManagementApi
-            + crate::client_server::refresh::RefreshApi
-            + crate::client_server::registration::RegistrationApi
-            + crate::client_server::registration_tokens::RegistrationTokensApi
-            + crate::client_server::versions::VersionsApi
-            + crate::client_server::wellknown::WellknownApi
-            + crate::client_server::whoami::WhoamiApi
-            + crate::server_server::openid::ServerServerOpenidApi,
-    > Api for T
-{
-}
+    T: crate::client_server::account_deactivation::AccountDeactivationApi
+        + crate::client_server::admin::AdminApi
+        + crate::client_server::administrative_contact::AdministrativeContactApi
+        + crate::client_server::capabilities::CapabilitiesApi
+        + crate::client_server::login::LoginApi
+        + crate::client_server::login_token::LoginTokenApi
+        + crate::client_server::logout::LogoutApi
+        + crate::client_server::openid::ClientServerOpenidApi
+        + crate::client_server::password_management::PasswordManagementApi
+        + crate::client_server::refresh::RefreshApi
+        + crate::client_server::registration::RegistrationApi
+        + crate::client_server::registration_tokens::RegistrationTokensApi
+        + crate::client_server::versions::VersionsApi
+        + crate::client_server::wellknown::WellknownApi
+        + crate::client_server::whoami::WhoamiApi
+        + crate::server_server::openid::ServerServerOpenidApi,
+> Api for T {}
 /// Connects the route table to an [`Api`] implementation.
 pub struct Dispatcher<S>(pub std::sync::Arc<S>);
 /// A hyper service answering every operation with `api`.
@@ -267,10 +247,7 @@ static ROUTES: &[crate::runtime::Route] = &[
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("logout"),
-            crate::runtime::Seg::Lit("all"),
-        ],
+        segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         operation_id: "logout_all",
         op: 19usize,
     },
@@ -442,8 +419,9 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
     ) -> crate::runtime::BoxFuture<crate::runtime::HttpResponse> {
         let api = self.0.clone();
         match op {
-            0usize => Box::pin(async move {
-                crate::runtime::handle_optional(
+            0usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_optional(
                             &*api,
                             &crate::client_server::account_deactivation::deactivate_account::METADATA
                                 .security,
@@ -455,70 +433,90 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            1usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::admin::get_who_is::METADATA.security,
-                    req,
-                    |ctx, r| <S as crate::client_server::admin::AdminApi>::get_who_is(&api, ctx, r),
-                )
-                .await
-            }),
-            2usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::admin::get_admin_suspend_user::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::admin::AdminApi>::get_admin_suspend_user(
-                            &api, ctx, r,
+                })
+            }
+            1usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::admin::get_who_is::METADATA.security,
+                            req,
+                            |ctx, r| <S as crate::client_server::admin::AdminApi>::get_who_is(
+                                &api,
+                                ctx,
+                                r,
+                            ),
                         )
-                    },
-                )
-                .await
-            }),
-            3usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::admin::set_admin_suspend_user::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::admin::AdminApi>::set_admin_suspend_user(
-                            &api, ctx, r,
+                        .await
+                })
+            }
+            2usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::admin::get_admin_suspend_user::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::admin::AdminApi>::get_admin_suspend_user(
+                                &api,
+                                ctx,
+                                r,
+                            ),
                         )
-                    },
-                )
-                .await
-            }),
-            4usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::admin::get_admin_lock_user::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::admin::AdminApi>::get_admin_lock_user(
-                            &api, ctx, r,
+                        .await
+                })
+            }
+            3usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::admin::set_admin_suspend_user::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::admin::AdminApi>::set_admin_suspend_user(
+                                &api,
+                                ctx,
+                                r,
+                            ),
                         )
-                    },
-                )
-                .await
-            }),
-            5usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::admin::set_admin_lock_user::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::admin::AdminApi>::set_admin_lock_user(
-                            &api, ctx, r,
+                        .await
+                })
+            }
+            4usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::admin::get_admin_lock_user::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::admin::AdminApi>::get_admin_lock_user(
+                                &api,
+                                ctx,
+                                r,
+                            ),
                         )
-                    },
-                )
-                .await
-            }),
-            6usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                        .await
+                })
+            }
+            5usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::admin::set_admin_lock_user::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::admin::AdminApi>::set_admin_lock_user(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            6usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::get_account3_pi_ds::METADATA
                                 .security,
@@ -530,9 +528,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            7usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            7usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::post3_pi_ds::METADATA
                                 .security,
@@ -544,9 +544,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            8usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            8usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::add3_pid::METADATA
                                 .security,
@@ -558,9 +560,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            9usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            9usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::bind3_pid::METADATA
                                 .security,
@@ -572,9 +576,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            10usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            10usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::delete3pid_from_account::METADATA
                                 .security,
@@ -586,9 +592,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            11usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            11usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::administrative_contact::unbind3pid_from_account::METADATA
                                 .security,
@@ -600,9 +608,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            12usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            12usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to3_pid_email(
                                 &api,
@@ -611,9 +621,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            13usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            13usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to3_pidmsisdn(
                                 &api,
@@ -622,9 +634,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            14usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            14usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::capabilities::get_capabilities::METADATA
                                 .security,
@@ -636,21 +650,37 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            15usize => Box::pin(async move {
-                crate::runtime::handle_public(req, |ctx, r| {
-                    <S as crate::client_server::login::LoginApi>::get_login_flows(&api, ctx, r)
                 })
-                .await
-            }),
-            16usize => Box::pin(async move {
-                crate::runtime::handle_public(req, |ctx, r| {
-                    <S as crate::client_server::login::LoginApi>::login(&api, ctx, r)
+            }
+            15usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            req,
+                            |ctx, r| <S as crate::client_server::login::LoginApi>::get_login_flows(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
                 })
-                .await
-            }),
-            17usize => Box::pin(async move {
-                crate::runtime::handle_required(
+            }
+            16usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            req,
+                            |ctx, r| <S as crate::client_server::login::LoginApi>::login(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            17usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::login_token::generate_login_token::METADATA
                                 .security,
@@ -662,29 +692,41 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            18usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::logout::logout::METADATA.security,
-                    req,
-                    |ctx, r| <S as crate::client_server::logout::LogoutApi>::logout(&api, ctx, r),
-                )
-                .await
-            }),
-            19usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::logout::logout_all::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::logout::LogoutApi>::logout_all(&api, ctx, r)
-                    },
-                )
-                .await
-            }),
-            20usize => Box::pin(async move {
-                crate::runtime::handle_required(
+                })
+            }
+            18usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::logout::logout::METADATA.security,
+                            req,
+                            |ctx, r| <S as crate::client_server::logout::LogoutApi>::logout(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            19usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::logout::logout_all::METADATA.security,
+                            req,
+                            |ctx, r| <S as crate::client_server::logout::LogoutApi>::logout_all(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            20usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
                             &*api,
                             &crate::client_server::openid::request_open_id_token::METADATA
                                 .security,
@@ -696,9 +738,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            21usize => Box::pin(async move {
-                crate::runtime::handle_optional(
+                })
+            }
+            21usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_optional(
                             &*api,
                             &crate::client_server::password_management::change_password::METADATA
                                 .security,
@@ -710,9 +754,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            22usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            22usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::password_management::PasswordManagementApi>::request_token_to_reset_password_email(
                                 &api,
@@ -721,9 +767,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            23usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            23usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::password_management::PasswordManagementApi>::request_token_to_reset_password_msisdn(
                                 &api,
@@ -732,23 +780,37 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            24usize => Box::pin(async move {
-                crate::runtime::handle_public(req, |ctx, r| {
-                    <S as crate::client_server::refresh::RefreshApi>::refresh(&api, ctx, r)
                 })
-                .await
-            }),
-            25usize => Box::pin(async move {
-                crate::runtime::handle_public(req, |ctx, r| {
-                    <S as crate::client_server::registration::RegistrationApi>::register(
-                        &api, ctx, r,
-                    )
+            }
+            24usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            req,
+                            |ctx, r| <S as crate::client_server::refresh::RefreshApi>::refresh(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
                 })
-                .await
-            }),
-            26usize => Box::pin(async move {
-                crate::runtime::handle_public(
+            }
+            25usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            req,
+                            |ctx, r| <S as crate::client_server::registration::RegistrationApi>::register(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            26usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::request_token_to_register_email(
                                 &api,
@@ -757,9 +819,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            27usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            27usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::request_token_to_register_msisdn(
                                 &api,
@@ -768,9 +832,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            28usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            28usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::check_username_availability(
                                 &api,
@@ -779,9 +845,11 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            29usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                })
+            }
+            29usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::client_server::registration_tokens::RegistrationTokensApi>::registration_token_validity(
                                 &api,
@@ -790,43 +858,56 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            30usize => Box::pin(async move {
-                crate::runtime::handle_optional(
-                    &*api,
-                    &crate::client_server::versions::get_versions::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::versions::VersionsApi>::get_versions(
-                            &api, ctx, r,
-                        )
-                    },
-                )
-                .await
-            }),
-            31usize => Box::pin(async move {
-                crate::runtime::handle_public(req, |ctx, r| {
-                    <S as crate::client_server::wellknown::WellknownApi>::get_wellknown(
-                        &api, ctx, r,
-                    )
                 })
-                .await
-            }),
-            32usize => Box::pin(async move {
-                crate::runtime::handle_required(
-                    &*api,
-                    &crate::client_server::whoami::get_token_owner::METADATA.security,
-                    req,
-                    |ctx, r| {
-                        <S as crate::client_server::whoami::WhoamiApi>::get_token_owner(
-                            &api, ctx, r,
+            }
+            30usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_optional(
+                            &*api,
+                            &crate::client_server::versions::get_versions::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::versions::VersionsApi>::get_versions(
+                                &api,
+                                ctx,
+                                r,
+                            ),
                         )
-                    },
-                )
-                .await
-            }),
-            33usize => Box::pin(async move {
-                crate::runtime::handle_public(
+                        .await
+                })
+            }
+            31usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            req,
+                            |ctx, r| <S as crate::client_server::wellknown::WellknownApi>::get_wellknown(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            32usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_required(
+                            &*api,
+                            &crate::client_server::whoami::get_token_owner::METADATA
+                                .security,
+                            req,
+                            |ctx, r| <S as crate::client_server::whoami::WhoamiApi>::get_token_owner(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            33usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
                             req,
                             |ctx, r| <S as crate::server_server::openid::ServerServerOpenidApi>::exchange_open_id_token(
                                 &api,
@@ -835,14 +916,17 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                             ),
                         )
                         .await
-            }),
-            _ => Box::pin(async {
-                crate::runtime::MatrixError::unrecognized(
-                    http::StatusCode::NOT_FOUND,
-                    "Unrecognized request",
-                )
-                .into_response()
-            }),
+                })
+            }
+            _ => {
+                Box::pin(async {
+                    crate::runtime::MatrixError::unrecognized(
+                            http::StatusCode::NOT_FOUND,
+                            "Unrecognized request",
+                        )
+                        .into_response()
+                })
+            }
         }
     }
 }

@@ -36,8 +36,9 @@ pub struct AuthResponse {
     pub flows: Vec<FlowInformation>,
     /// Parameters some stages need, keyed by stage type (e.g. the terms to accept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params:
-        Option<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+    pub params: Option<
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    >,
     /// The session ID, to send back in `auth.session` with the following requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,

@@ -3,6 +3,7 @@
 
 //! Every example in the spec round-trips through its generated type.
 #[test]
+#[rustfmt::skip]
 fn client_server_account_deactivation_deactivate_account_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::account_deactivation::deactivate_account::RequestBody,
@@ -11,18 +12,23 @@ fn client_server_account_deactivation_deactivate_account_request_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_auth_data() {
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::AuthData>(
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::AuthData,
+    >(
         "{\"type\":\"m.login.registration_token\",\"session\":\"vT6QnWxQ\",\"token\":\"fBVFdqVE\"}",
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_account_deactivation_deactivate_account_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::account_deactivation::deactivate_account::OkBody,
     >("{\"id_server_unbind_result\":\"success\"}");
 }
 #[test]
+#[rustfmt::skip]
 fn types_auth_response() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::AuthResponse,
@@ -31,12 +37,16 @@ fn types_auth_response() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_rate_limited() {
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::RateLimited>(
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::RateLimited,
+    >(
         "{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Slow down.\",\"retry_after_ms\":1500}",
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_admin_get_who_is_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::admin::get_who_is::OkBody,
@@ -45,30 +55,34 @@ fn client_server_admin_get_who_is_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_admin_get_admin_suspend_user_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::admin::get_admin_suspend_user::OkBody,
     >("{\"suspended\":false}");
 }
 #[test]
+#[rustfmt::skip]
 fn types_error() {
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::Error>(
-        "{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}",
-    );
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::Error>(
-        "{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}",
-    );
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::Error>(
-        "{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}",
-    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_admin_set_admin_lock_user_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::admin::set_admin_lock_user::RequestBody,
     >("{\"locked\":true}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_administrative_contact_get_account3_pi_ds_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::administrative_contact::get_account3_pi_ds::OkBody,
@@ -77,18 +91,23 @@ fn client_server_administrative_contact_get_account3_pi_ds_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_administrative_contact_delete3pid_from_account_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::administrative_contact::delete3pid_from_account::OkBody,
     >("{\"id_server_unbind_result\":\"no-support\"}");
 }
 #[test]
+#[rustfmt::skip]
 fn types_request_email_validation() {
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::RequestEmailValidation>(
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::RequestEmailValidation,
+    >(
         "{\"client_secret\":\"d0nt-t3ll\",\"email\":\"ada@example.org\",\"send_attempt\":1}",
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_request_token_response() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::RequestTokenResponse,
@@ -97,6 +116,7 @@ fn types_request_token_response() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_request_msisdn_validation() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::RequestMsisdnValidation,
@@ -105,6 +125,7 @@ fn types_request_msisdn_validation() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_capabilities_get_capabilities_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::capabilities::get_capabilities::OkBody,
@@ -113,6 +134,7 @@ fn client_server_capabilities_get_capabilities_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_login_get_login_flows_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::login::get_login_flows::OkBody,
@@ -121,6 +143,7 @@ fn client_server_login_get_login_flows_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_login_login_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::login::login::RequestBody,
@@ -129,12 +152,14 @@ fn client_server_login_login_request_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_user_identifier() {
-    matrix_api::runtime::testing::assert_roundtrip::<matrix_api::types::UserIdentifier>(
-        "{\"type\":\"m.id.user\",\"user\":\"ada\"}",
-    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::UserIdentifier,
+    >("{\"type\":\"m.id.user\",\"user\":\"ada\"}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_login_login_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::login::login::OkBody,
@@ -143,6 +168,7 @@ fn client_server_login_login_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn types_full() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Full,
@@ -151,12 +177,14 @@ fn types_full() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_login_token_generate_login_token_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::login_token::generate_login_token::OkBody,
     >("{\"login_token\":\"lt_9Qm2\",\"expires_in_ms\":120000}");
 }
 #[test]
+#[rustfmt::skip]
 fn types_openid_token() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::OpenidToken,
@@ -165,6 +193,7 @@ fn types_openid_token() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_password_management_change_password_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::password_management::change_password::RequestBody,
@@ -173,12 +202,14 @@ fn client_server_password_management_change_password_request_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_refresh_refresh_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::refresh::refresh::RequestBody,
     >("{\"refresh_token\":\"syr_YWRh_r3fr\"}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_refresh_refresh_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::refresh::refresh::OkBody,
@@ -187,6 +218,7 @@ fn client_server_refresh_refresh_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_registration_register_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::registration::register::RequestBody,
@@ -195,6 +227,7 @@ fn client_server_registration_register_request_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_registration_register_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::registration::register::OkBody,
@@ -203,32 +236,39 @@ fn client_server_registration_register_ok_body() {
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_registration_check_username_availability_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::registration::check_username_availability::OkBody,
     >("{\"available\":true}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_registration_tokens_registration_token_validity_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::registration_tokens::registration_token_validity::OkBody,
     >("{\"valid\":false}");
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_versions_get_versions_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::versions::get_versions::OkBody,
     >(
-        "{\"versions\":[\"v1.18\",\"v1.19\"],\"unstable_features\":{\"org.example.feature\":true}}"
+        "{\"versions\":[\"v1.18\",\"v1.19\"],\"unstable_features\":{\"org.example.feature\":true}}",
     );
 }
 #[test]
+#[rustfmt::skip]
 fn client_server_whoami_get_token_owner_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::whoami::get_token_owner::OkBody,
-    >("{\"user_id\":\"@ada:example.org\",\"device_id\":\"ADAPHONE\",\"is_guest\":false}");
+    >(
+        "{\"user_id\":\"@ada:example.org\",\"device_id\":\"ADAPHONE\",\"is_guest\":false}",
+    );
 }
 #[test]
+#[rustfmt::skip]
 fn server_server_openid_exchange_open_id_token_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::server_server::openid::exchange_open_id_token::OkBody,

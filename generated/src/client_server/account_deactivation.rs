@@ -20,10 +20,7 @@ pub mod deactivate_account {
         security: crate::runtime::Security {
             optional: true,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -62,7 +59,9 @@ pub mod deactivate_account {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
                 }

@@ -16,10 +16,7 @@ pub mod get_who_is {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -56,7 +53,9 @@ pub mod get_who_is {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -110,10 +109,7 @@ pub mod get_admin_suspend_user {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -159,10 +155,18 @@ pub mod get_admin_suspend_user {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
-                Self::NotFound(body) => crate::runtime::json(crate::runtime::status(404), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
+                }
             }
         }
     }
@@ -186,10 +190,7 @@ pub mod set_admin_suspend_user {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -238,10 +239,18 @@ pub mod set_admin_suspend_user {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
-                Self::NotFound(body) => crate::runtime::json(crate::runtime::status(404), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
+                }
             }
         }
     }
@@ -270,10 +279,7 @@ pub mod get_admin_lock_user {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -319,10 +325,18 @@ pub mod get_admin_lock_user {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
-                Self::NotFound(body) => crate::runtime::json(crate::runtime::status(404), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
+                }
             }
         }
     }
@@ -346,10 +360,7 @@ pub mod set_admin_lock_user {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -398,10 +409,18 @@ pub mod set_admin_lock_user {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
-                Self::NotFound(body) => crate::runtime::json(crate::runtime::status(404), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
+                }
             }
         }
     }
@@ -426,8 +445,9 @@ pub trait AdminApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: get_who_is::Request,
-    ) -> impl std::future::Future<Output = Result<get_who_is::Response, crate::runtime::MatrixError>>
-           + Send;
+    ) -> impl std::future::Future<
+        Output = Result<get_who_is::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Get whether a user is suspended.
     ///
     /// Tells whether a local user is suspended. Only server administrators may call it. A suspended user keeps their sessions but may not do things that affect others, such as sending messages.

@@ -17,10 +17,7 @@ pub mod get_account3_pi_ds {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -52,7 +49,9 @@ pub mod get_account3_pi_ds {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -99,10 +98,7 @@ pub mod post3_pi_ds {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -139,8 +135,12 @@ pub mod post3_pi_ds {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
             }
         }
     }
@@ -186,10 +186,7 @@ pub mod add3_pid {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -228,7 +225,9 @@ pub mod add3_pid {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
                 }
@@ -263,10 +262,7 @@ pub mod bind3_pid {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -303,7 +299,9 @@ pub mod bind3_pid {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -335,10 +333,7 @@ pub mod delete3pid_from_account {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -373,7 +368,9 @@ pub mod delete3pid_from_account {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -416,10 +413,7 @@ pub mod unbind3pid_from_account {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -454,7 +448,9 @@ pub mod unbind3pid_from_account {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -533,9 +529,15 @@ pub mod request_token_to3_pid_email {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
             }
         }
     }
@@ -589,9 +591,15 @@ pub mod request_token_to3_pidmsisdn {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
             }
         }
     }
@@ -622,8 +630,9 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: post3_pi_ds::Request,
-    ) -> impl std::future::Future<Output = Result<post3_pi_ds::Response, crate::runtime::MatrixError>>
-           + Send;
+    ) -> impl std::future::Future<
+        Output = Result<post3_pi_ds::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Add a validated third-party identifier to the caller's account.
     ///
     /// Adds a third-party identifier, validated through this homeserver's own
@@ -633,7 +642,9 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: add3_pid::Request,
-    ) -> impl std::future::Future<Output = Result<add3_pid::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<add3_pid::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Bind a third-party identifier to the caller's user ID at an identity server.
     ///
     /// Asks the homeserver to bind a third-party identifier, validated through the identity
@@ -643,7 +654,9 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: bind3_pid::Request,
-    ) -> impl std::future::Future<Output = Result<bind3_pid::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<bind3_pid::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Remove a third-party identifier from the caller's account.
     ///
     /// Removes a third-party identifier from the account and tries to unbind it from the
@@ -678,7 +691,10 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: request_token_to3_pid_email::Request,
     ) -> impl std::future::Future<
-        Output = Result<request_token_to3_pid_email::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            request_token_to3_pid_email::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
     /// Start validating a phone number to add to the caller's account.
     ///
@@ -692,6 +708,9 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: request_token_to3_pidmsisdn::Request,
     ) -> impl std::future::Future<
-        Output = Result<request_token_to3_pidmsisdn::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            request_token_to3_pidmsisdn::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
 }

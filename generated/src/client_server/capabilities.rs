@@ -15,10 +15,7 @@ pub mod get_capabilities {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -52,7 +49,9 @@ pub mod get_capabilities {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }

@@ -45,8 +45,12 @@ pub mod get_login_flows {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::NotFound(body) => crate::runtime::json(crate::runtime::status(404), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -130,9 +134,15 @@ pub mod login {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -243,5 +253,7 @@ pub trait LoginApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<()>,
         request: login::Request,
-    ) -> impl std::future::Future<Output = Result<login::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<login::Response, crate::runtime::MatrixError>,
+    > + Send;
 }

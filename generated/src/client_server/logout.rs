@@ -16,10 +16,7 @@ pub mod logout {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -51,7 +48,9 @@ pub mod logout {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -68,10 +67,7 @@ pub mod logout_all {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -103,7 +99,9 @@ pub mod logout_all {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -117,7 +115,9 @@ pub trait LogoutApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: logout::Request,
-    ) -> impl std::future::Future<Output = Result<logout::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<logout::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Revoke every access token of the caller's user.
     ///
     /// Revokes all access tokens of the user, the one of this request included, and deletes all their devices.
@@ -125,6 +125,7 @@ pub trait LogoutApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
         request: logout_all::Request,
-    ) -> impl std::future::Future<Output = Result<logout_all::Response, crate::runtime::MatrixError>>
-           + Send;
+    ) -> impl std::future::Future<
+        Output = Result<logout_all::Response, crate::runtime::MatrixError>,
+    > + Send;
 }

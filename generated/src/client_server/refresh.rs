@@ -54,7 +54,9 @@ pub mod refresh {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
                 }
@@ -95,5 +97,7 @@ pub trait RefreshApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<()>,
         request: refresh::Request,
-    ) -> impl std::future::Future<Output = Result<refresh::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<refresh::Response, crate::runtime::MatrixError>,
+    > + Send;
 }

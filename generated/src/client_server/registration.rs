@@ -85,12 +85,18 @@ pub mod register {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
                 }
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -208,9 +214,15 @@ pub mod request_token_to_register_email {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
             }
         }
     }
@@ -265,9 +277,15 @@ pub mod request_token_to_register_msisdn {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
             }
         }
     }
@@ -326,8 +344,12 @@ pub mod check_username_availability {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::BadRequest(body) => crate::runtime::json(crate::runtime::status(400), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -369,7 +391,9 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<()>,
         request: register::Request,
-    ) -> impl std::future::Future<Output = Result<register::Response, crate::runtime::MatrixError>> + Send;
+    ) -> impl std::future::Future<
+        Output = Result<register::Response, crate::runtime::MatrixError>,
+    > + Send;
     /// Start validating an email address to be used at registration.
     ///
     /// The server checks that no account uses this email address yet, then validates it: by sending a message itself or through a service it controls.
@@ -378,7 +402,10 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: request_token_to_register_email::Request,
     ) -> impl std::future::Future<
-        Output = Result<request_token_to_register_email::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            request_token_to_register_email::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
     /// Start validating a phone number to be used at registration.
     ///
@@ -388,7 +415,10 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: request_token_to_register_msisdn::Request,
     ) -> impl std::future::Future<
-        Output = Result<request_token_to_register_msisdn::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            request_token_to_register_msisdn::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
     /// Check whether a username is free.
     ///
@@ -401,6 +431,9 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: check_username_availability::Request,
     ) -> impl std::future::Future<
-        Output = Result<check_username_availability::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            check_username_availability::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
 }

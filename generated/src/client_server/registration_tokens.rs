@@ -54,8 +54,12 @@ pub mod registration_token_validity {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }
@@ -82,6 +86,9 @@ pub trait RegistrationTokensApi: crate::runtime::Authenticator {
         ctx: crate::runtime::Context<()>,
         request: registration_token_validity::Request,
     ) -> impl std::future::Future<
-        Output = Result<registration_token_validity::Response, crate::runtime::MatrixError>,
+        Output = Result<
+            registration_token_validity::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
 }

@@ -21,10 +21,7 @@ pub mod get_versions {
         security: crate::runtime::Security {
             optional: true,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -56,7 +53,9 @@ pub mod get_versions {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
             }
         }
     }
@@ -84,6 +83,7 @@ pub trait VersionsApi: crate::runtime::Authenticator {
         &self,
         ctx: crate::runtime::Context<Option<Self::Identity>>,
         request: get_versions::Request,
-    ) -> impl std::future::Future<Output = Result<get_versions::Response, crate::runtime::MatrixError>>
-           + Send;
+    ) -> impl std::future::Future<
+        Output = Result<get_versions::Response, crate::runtime::MatrixError>,
+    > + Send;
 }

@@ -45,7 +45,9 @@ pub mod get_wellknown {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::NotFound => crate::runtime::empty(crate::runtime::status(404)),
             }
         }

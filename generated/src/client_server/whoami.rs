@@ -16,10 +16,7 @@ pub mod get_token_owner {
         security: crate::runtime::Security {
             optional: false,
             schemes: &[
-                (
-                    "accessTokenQuery",
-                    crate::runtime::AuthScheme::Query("access_token"),
-                ),
+                ("accessTokenQuery", crate::runtime::AuthScheme::Query("access_token")),
                 (
                     "accessTokenBearer",
                     crate::runtime::AuthScheme::Authorization("Bearer"),
@@ -57,11 +54,15 @@ pub mod get_token_owner {
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
-                Self::Ok(body) => crate::runtime::json(crate::runtime::status(200), &body),
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
                 }
-                Self::Forbidden(body) => crate::runtime::json(crate::runtime::status(403), &body),
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
                 }

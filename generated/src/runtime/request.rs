@@ -75,15 +75,15 @@ impl FromParam for bool {
 }
 
 fn parse<T: FromParam>(kind: &str, name: &str, value: &str) -> Result<T, MatrixError> {
-    T::from_param(value)
-        .ok_or_else(|| MatrixError::invalid_param(format!("invalid {kind} parameter `{name}`")))
+    T::from_param(value).ok_or_else(|| MatrixError::invalid_param(format!("invalid {kind} parameter `{name}`")))
 }
 
 impl Incoming {
     pub fn path<T: FromParam>(&self, index: usize, name: &str) -> Result<T, MatrixError> {
-        let value = self.path_params.get(index).ok_or_else(|| {
-            MatrixError::missing_param(format!("missing path parameter `{name}`"))
-        })?;
+        let value = self
+            .path_params
+            .get(index)
+            .ok_or_else(|| MatrixError::missing_param(format!("missing path parameter `{name}`")))?;
         parse("path", name, value)
     }
 
@@ -111,9 +111,7 @@ impl Incoming {
     pub fn query_list_required<T: FromParam>(&self, name: &str) -> Result<Vec<T>, MatrixError> {
         let list = self.query_list(name)?;
         if list.is_empty() {
-            return Err(MatrixError::missing_param(format!(
-                "missing query parameter `{name}`"
-            )));
+            return Err(MatrixError::missing_param(format!("missing query parameter `{name}`")));
         }
         Ok(list)
     }
@@ -161,9 +159,7 @@ impl Incoming {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&self.body)
-            .map(Some)
-            .map_err(json_error)
+        serde_json::from_slice(&self.body).map(Some).map_err(json_error)
     }
 
     pub fn binary(&self) -> Binary {
@@ -183,12 +179,8 @@ impl Incoming {
 /// wrong shape is `M_BAD_JSON`, or `M_MISSING_PARAM` when a required field is absent.
 fn json_error(e: serde_json::Error) -> MatrixError {
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            MatrixError::not_json(format!("Content not JSON: {e}"))
-        }
-        Category::Data if e.to_string().starts_with("missing field") => {
-            MatrixError::missing_param(e.to_string())
-        }
+        Category::Syntax | Category::Eof | Category::Io => MatrixError::not_json(format!("Content not JSON: {e}")),
+        Category::Data if e.to_string().starts_with("missing field") => MatrixError::missing_param(e.to_string()),
         Category::Data => MatrixError::bad_json(e.to_string()),
     }
 }
