@@ -39,6 +39,8 @@
 #[rustfmt::skip]
 pub mod runtime;
 #[rustfmt::skip]
+pub mod types;
+#[rustfmt::skip]
 pub mod client_server;
 #[rustfmt::skip]
 pub mod server_server;

@@ -518,10 +518,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::get_account3_pi_ds::METADATA
+                            &crate::client_server::administrative_contact::get_account_3pids::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::get_account3_pi_ds(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::get_account_3pids(
                                 &api,
                                 ctx,
                                 r,
@@ -534,10 +534,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::post3_pi_ds::METADATA
+                            &crate::client_server::administrative_contact::post_3pids::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::post3_pi_ds(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::post_3pids(
                                 &api,
                                 ctx,
                                 r,
@@ -550,10 +550,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::add3_pid::METADATA
+                            &crate::client_server::administrative_contact::add_3pid::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::add3_pid(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::add_3pid(
                                 &api,
                                 ctx,
                                 r,
@@ -566,10 +566,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::bind3_pid::METADATA
+                            &crate::client_server::administrative_contact::bind_3pid::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::bind3_pid(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::bind_3pid(
                                 &api,
                                 ctx,
                                 r,
@@ -582,10 +582,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::delete3pid_from_account::METADATA
+                            &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::delete3pid_from_account(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::delete_3pid_from_account(
                                 &api,
                                 ctx,
                                 r,
@@ -598,10 +598,10 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
-                            &crate::client_server::administrative_contact::unbind3pid_from_account::METADATA
+                            &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA
                                 .security,
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::unbind3pid_from_account(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::unbind_3pid_from_account(
                                 &api,
                                 ctx,
                                 r,
@@ -614,7 +614,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to3_pid_email(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to_3pid_email(
                                 &api,
                                 ctx,
                                 r,
@@ -627,7 +627,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             req,
-                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to3_pidmsisdn(
+                            |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to_3pid_msisdn(
                                 &api,
                                 ctx,
                                 r,

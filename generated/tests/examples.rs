@@ -83,18 +83,18 @@ fn client_server_admin_set_admin_lock_user_request_body() {
 }
 #[test]
 #[rustfmt::skip]
-fn client_server_administrative_contact_get_account3_pi_ds_ok_body() {
+fn client_server_administrative_contact_get_account_3pids_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::client_server::administrative_contact::get_account3_pi_ds::OkBody,
+        matrix_api::client_server::administrative_contact::get_account_3pids::OkBody,
     >(
         "{\"threepids\":[{\"medium\":\"email\",\"address\":\"ada@example.org\",\"validated_at\":1700000000000,\"added_at\":1700000001000}]}",
     );
 }
 #[test]
 #[rustfmt::skip]
-fn client_server_administrative_contact_delete3pid_from_account_ok_body() {
+fn client_server_administrative_contact_delete_3pid_from_account_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::client_server::administrative_contact::delete3pid_from_account::OkBody,
+        matrix_api::client_server::administrative_contact::delete_3pid_from_account::OkBody,
     >("{\"id_server_unbind_result\":\"no-support\"}");
 }
 #[test]

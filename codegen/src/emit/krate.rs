@@ -150,7 +150,8 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
     // Every item carries `#[rustfmt::skip]`: the generator formats its output
     // (prettyplease), and `cargo fmt` must leave it byte-identical so the drift
     // check stays exact.
-    let types_mod = (!shared.is_empty()).then(|| quote!());
+    // (Brace-delimited: rustfmt formats `quote!(...)` and mangles the attribute.)
+    let types_mod = (!shared.is_empty()).then(|| quote! { #[rustfmt::skip] pub mod types; });
     let api_files = api.files.iter().map(|f| f.source.as_str());
     let lib = quote! {
         //! Matrix API types, route traits and a hyper router, generated from the

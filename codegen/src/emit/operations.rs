@@ -19,6 +19,9 @@ impl Emitter<'_> {
         let methods = file.operations.iter().map(|op| {
             let name = format_ident!("{}", op.name);
             let doc = doc_attrs(&op.doc);
+            // On the method, not the module: implementers must still provide it,
+            // callers get the warning.
+            let deprecated = op.doc.deprecated.then(|| quote!(#[deprecated]));
             let auth = match (op.security.schemes.is_empty(), op.security.optional) {
                 (true, _) => quote!(()),
                 (false, true) => quote!(Option<Self::Identity>),
@@ -26,6 +29,7 @@ impl Emitter<'_> {
             };
             quote! {
                 #doc
+                #deprecated
                 fn #name(
                     &self,
                     ctx: crate::runtime::Context<#auth>,
@@ -61,13 +65,11 @@ impl Emitter<'_> {
             .filter(|id| self.api.types[*id].module == module)
             .map(|id| self.typedef(id))
             .collect();
-        let deprecated = op.doc.deprecated.then(|| quote!(#[deprecated]));
         // `logout::logout`: the spec's names, kept even when they repeat.
         let inception = (file.module.last() == Some(&op.name))
             .then(|| quote!(#[allow(clippy::module_inception)]));
         quote! {
             #doc
-            #deprecated
             #inception
             pub mod #name {
                 #metadata

@@ -40,11 +40,58 @@ fn escape(mut s: String, fallback: &str) -> String {
     s
 }
 
-/// Only ASCII letters and digits survive; everything else separates words.
+/// Acronyms the Matrix spec writes next to each other in operation IDs.
+const ACRONYMS: &[&str] = &["PID", "MSISDN", "ID", "URL"];
+
+/// Prepares a spec name for heck: only ASCII letters and digits survive (anything
+/// else separates words), a plural acronym is one word (`3PIDs` → `3Pids`, not
+/// `3_pi_ds`), and a number starts a word (`getAccount3PIDs` → `get_account_3pids`).
 fn words(s: &str) -> String {
-    s.chars()
+    let chars: Vec<char> = s
+        .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
-        .collect()
+        .collect();
+    let mut out = String::with_capacity(s.len() + 4);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() && i > 0 && chars[i - 1].is_ascii_alphabetic() {
+            out.push(' ');
+        }
+        // An upper-case run followed by a lone `s` (end of word): `PIDs`, `IDs`.
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase())
+            .count();
+        let plural = run >= 2
+            && chars.get(i + run) == Some(&'s')
+            && !chars
+                .get(i + run + 1)
+                .is_some_and(|c| c.is_ascii_lowercase());
+        if plural {
+            out.push(c);
+            out.extend(chars[i + 1..i + run].iter().map(|c| c.to_ascii_lowercase()));
+            out.push('s');
+            i += run + 1;
+            continue;
+        }
+        // Acronyms glued together (`3PIDMSISDN`): split where a known one ends.
+        if run >= 2 {
+            let upper: String = chars[i..i + run].iter().collect();
+            if let Some(a) = ACRONYMS
+                .iter()
+                .find(|a| upper.starts_with(*a) && upper.len() > a.len())
+            {
+                out.push_str(a);
+                out.push(' ');
+                i += a.len();
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// A field, parameter or header name: `m.change_password` → `m_change_password`,
@@ -317,5 +364,52 @@ fn variant_name(ty: &Ty, type_names: &[String]) -> String {
         Ty::Option(inner) => variant_name(inner, type_names),
         Ty::Vec(inner) => format!("{}List", variant_name(inner, type_names)),
         Ty::Map(inner) => format!("{}Map", variant_name(inner, type_names)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_read_like_rust() {
+        for (spec, rust) in [
+            ("getAccount3PIDs", "get_account_3pids"),
+            ("post3PIDs", "post_3pids"),
+            ("add3PID", "add_3pid"),
+            ("delete3pidFromAccount", "delete_3pid_from_account"),
+            ("requestTokenTo3PIDEmail", "request_token_to_3pid_email"),
+            ("requestTokenTo3PIDMSISDN", "request_token_to_3pid_msisdn"),
+            (
+                "requestTokenToRegisterMSISDN",
+                "request_token_to_register_msisdn",
+            ),
+            ("requestOpenIdToken", "request_open_id_token"),
+            ("getWellknown", "get_wellknown"),
+        ] {
+            assert_eq!(module_name(spec), rust, "{spec}");
+        }
+    }
+
+    #[test]
+    fn field_names_escape_keywords_and_digits() {
+        assert_eq!(field_name("type"), "type_");
+        assert_eq!(field_name("m.change_password"), "m_change_password");
+        assert_eq!(field_name("3pid"), "_3pid");
+        assert_eq!(field_name("Content-Disposition"), "content_disposition");
+    }
+
+    #[test]
+    fn enum_variants_are_unique_and_keep_the_catch_all_free() {
+        let names = enum_variant_names(&[
+            "m.login.password".into(),
+            "m_login_password".into(),
+            "".into(),
+            "_Custom".into(),
+        ]);
+        assert_eq!(
+            names,
+            ["MLoginPassword", "MLoginPassword2", "Empty", "Custom"]
+        );
     }
 }

@@ -85,9 +85,15 @@ pub mod deactivate_account {
         /// as in a GDPR erasure. Defaults to `false`.
         ///
         /// Added in Matrix v1.10.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub erase: Option<bool>,
+        #[serde(
+            default = "default_request_body_erase",
+            deserialize_with = "null_or_default_request_body_erase"
+        )]
+        pub erase: bool,
     }
+    crate::runtime::default_fns!(
+        default_request_body_erase, null_or_default_request_body_erase, bool, false
+    );
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     pub struct OkBody {
         /// Whether the third-party identifiers were unbound from the identity server: `success`

@@ -8,7 +8,7 @@
 /// Lists the third-party identifiers (email addresses, phone numbers) the homeserver
 /// associates with the account. These are the homeserver's own records, used for password
 /// reset and notifications; identity-server bindings are separate.
-pub mod get_account3_pi_ds {
+pub mod get_account_3pids {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getAccount3PIDs",
@@ -88,8 +88,7 @@ pub mod get_account3_pi_ds {
 /// **Deprecated**: use `/account/3pid/add` and `/account/3pid/bind`.
 ///
 /// **Deprecated.**
-#[deprecated]
-pub mod post3_pi_ds {
+pub mod post_3pids {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "post3PIDs",
@@ -177,7 +176,7 @@ pub mod post3_pi_ds {
 /// Adds a third-party identifier, validated through this homeserver's own
 /// `/account/3pid/*/requestToken` session, to the account. Uses user-interactive
 /// authentication. Does not bind the identifier at an identity server.
-pub mod add3_pid {
+pub mod add_3pid {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "add3PID",
@@ -253,7 +252,7 @@ pub mod add3_pid {
 /// Asks the homeserver to bind a third-party identifier, validated through the identity
 /// server, to the caller's user ID there. The homeserver records the identity server so that
 /// deactivation can unbind it later. Does not add the identifier to the account.
-pub mod bind3_pid {
+pub mod bind_3pid {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "bind3PID",
@@ -324,7 +323,7 @@ pub mod bind3_pid {
 ///
 /// Removes a third-party identifier from the account and tries to unbind it from the
 /// identity server it was bound through (or `id_server`).
-pub mod delete3pid_from_account {
+pub mod delete_3pid_from_account {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "delete3pidFromAccount",
@@ -404,7 +403,7 @@ pub mod delete3pid_from_account {
 ///
 /// Unbinds a third-party identifier of the caller from an identity server. The homeserver
 /// keeps it on the account.
-pub mod unbind3pid_from_account {
+pub mod unbind_3pid_from_account {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "unbind3pidFromAccount",
@@ -487,7 +486,7 @@ pub mod unbind3pid_from_account {
 /// `/account/3pid/add`.
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
-pub mod request_token_to3_pid_email {
+pub mod request_token_to_3pid_email {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenTo3PIDEmail",
@@ -549,7 +548,7 @@ pub mod request_token_to3_pid_email {
 /// `/account/3pid/add`.
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
-pub mod request_token_to3_pidmsisdn {
+pub mod request_token_to_3pid_msisdn {
     /// What the spec says about this operation besides its types.
     pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenTo3PIDMSISDN",
@@ -611,12 +610,12 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
     /// Lists the third-party identifiers (email addresses, phone numbers) the homeserver
     /// associates with the account. These are the homeserver's own records, used for password
     /// reset and notifications; identity-server bindings are separate.
-    fn get_account3_pi_ds(
+    fn get_account_3pids(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: get_account3_pi_ds::Request,
+        request: get_account_3pids::Request,
     ) -> impl std::future::Future<
-        Output = Result<get_account3_pi_ds::Response, crate::runtime::MatrixError>,
+        Output = Result<get_account_3pids::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Add a third-party identifier to the caller's account (deprecated).
     ///
@@ -626,58 +625,59 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
     /// **Deprecated**: use `/account/3pid/add` and `/account/3pid/bind`.
     ///
     /// **Deprecated.**
-    fn post3_pi_ds(
+    #[deprecated]
+    fn post_3pids(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: post3_pi_ds::Request,
+        request: post_3pids::Request,
     ) -> impl std::future::Future<
-        Output = Result<post3_pi_ds::Response, crate::runtime::MatrixError>,
+        Output = Result<post_3pids::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Add a validated third-party identifier to the caller's account.
     ///
     /// Adds a third-party identifier, validated through this homeserver's own
     /// `/account/3pid/*/requestToken` session, to the account. Uses user-interactive
     /// authentication. Does not bind the identifier at an identity server.
-    fn add3_pid(
+    fn add_3pid(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: add3_pid::Request,
+        request: add_3pid::Request,
     ) -> impl std::future::Future<
-        Output = Result<add3_pid::Response, crate::runtime::MatrixError>,
+        Output = Result<add_3pid::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Bind a third-party identifier to the caller's user ID at an identity server.
     ///
     /// Asks the homeserver to bind a third-party identifier, validated through the identity
     /// server, to the caller's user ID there. The homeserver records the identity server so that
     /// deactivation can unbind it later. Does not add the identifier to the account.
-    fn bind3_pid(
+    fn bind_3pid(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: bind3_pid::Request,
+        request: bind_3pid::Request,
     ) -> impl std::future::Future<
-        Output = Result<bind3_pid::Response, crate::runtime::MatrixError>,
+        Output = Result<bind_3pid::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Remove a third-party identifier from the caller's account.
     ///
     /// Removes a third-party identifier from the account and tries to unbind it from the
     /// identity server it was bound through (or `id_server`).
-    fn delete3pid_from_account(
+    fn delete_3pid_from_account(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: delete3pid_from_account::Request,
+        request: delete_3pid_from_account::Request,
     ) -> impl std::future::Future<
-        Output = Result<delete3pid_from_account::Response, crate::runtime::MatrixError>,
+        Output = Result<delete_3pid_from_account::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Unbind a third-party identifier at an identity server, keeping it on the account.
     ///
     /// Unbinds a third-party identifier of the caller from an identity server. The homeserver
     /// keeps it on the account.
-    fn unbind3pid_from_account(
+    fn unbind_3pid_from_account(
         &self,
         ctx: crate::runtime::Context<Self::Identity>,
-        request: unbind3pid_from_account::Request,
+        request: unbind_3pid_from_account::Request,
     ) -> impl std::future::Future<
-        Output = Result<unbind3pid_from_account::Response, crate::runtime::MatrixError>,
+        Output = Result<unbind_3pid_from_account::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Start validating an email address to add to the caller's account.
     ///
@@ -686,13 +686,13 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
     /// `/account/3pid/add`.
     ///
     /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
-    fn request_token_to3_pid_email(
+    fn request_token_to_3pid_email(
         &self,
         ctx: crate::runtime::Context<()>,
-        request: request_token_to3_pid_email::Request,
+        request: request_token_to_3pid_email::Request,
     ) -> impl std::future::Future<
         Output = Result<
-            request_token_to3_pid_email::Response,
+            request_token_to_3pid_email::Response,
             crate::runtime::MatrixError,
         >,
     > + Send;
@@ -703,13 +703,13 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
     /// `/account/3pid/add`.
     ///
     /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
-    fn request_token_to3_pidmsisdn(
+    fn request_token_to_3pid_msisdn(
         &self,
         ctx: crate::runtime::Context<()>,
-        request: request_token_to3_pidmsisdn::Request,
+        request: request_token_to_3pid_msisdn::Request,
     ) -> impl std::future::Future<
         Output = Result<
-            request_token_to3_pidmsisdn::Response,
+            request_token_to_3pid_msisdn::Response,
             crate::runtime::MatrixError,
         >,
     > + Send;

@@ -77,12 +77,19 @@ pub mod change_password {
         pub new_password: String,
         /// Whether to revoke the user's other access tokens and delete their other devices. The
         /// caller's own token and device stay. Defaults to `true`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub logout_devices: Option<bool>,
+        #[serde(
+            default = "default_request_body_logout_devices",
+            deserialize_with = "null_or_default_request_body_logout_devices"
+        )]
+        pub logout_devices: bool,
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub auth: Option<crate::types::AuthData>,
     }
+    crate::runtime::default_fns!(
+        default_request_body_logout_devices, null_or_default_request_body_logout_devices,
+        bool, true
+    );
 }
 /// Send a token to an email address to reset the password of the account it belongs to.
 ///

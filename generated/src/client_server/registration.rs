@@ -124,14 +124,21 @@ pub mod register {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub initial_device_display_name: Option<String>,
         /// When `true`, do not log in: the response has no `access_token` or `device_id`. Defaults to `false`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub inhibit_login: Option<bool>,
+        #[serde(
+            default = "default_request_body_inhibit_login",
+            deserialize_with = "null_or_default_request_body_inhibit_login"
+        )]
+        pub inhibit_login: bool,
         /// `true` when the client supports refresh tokens.
         ///
         /// Added in Matrix v1.3.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub refresh_token: Option<bool>,
     }
+    crate::runtime::default_fns!(
+        default_request_body_inhibit_login, null_or_default_request_body_inhibit_login,
+        bool, false
+    );
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     pub struct OkBody {
         /// The full Matrix user ID of the new account. It follows the user ID grammar.

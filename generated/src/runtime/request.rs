@@ -151,7 +151,7 @@ impl Incoming {
         } else {
             &self.body
         };
-        serde_json::from_slice(bytes).map_err(json_error)
+        serde_json::from_slice(bytes).map_err(|e| json_error(e, bytes))
     }
 
     /// An optional JSON body: absent when the request has none.
@@ -159,7 +159,9 @@ impl Incoming {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&self.body).map(Some).map_err(json_error)
+        serde_json::from_slice(&self.body)
+            .map(Some)
+            .map_err(|e| json_error(e, &self.body))
     }
 
     pub fn binary(&self) -> Binary {
@@ -177,7 +179,12 @@ impl Incoming {
 
 /// Not JSON at all (syntax, truncation, invalid UTF-8) is `M_NOT_JSON`; JSON of the
 /// wrong shape is `M_BAD_JSON`, or `M_MISSING_PARAM` when a required field is absent.
-fn json_error(e: serde_json::Error) -> MatrixError {
+fn json_error(e: serde_json::Error, bytes: &[u8]) -> MatrixError {
+    // serde reports the first problem it meets: `[1, 2` against a struct is a shape
+    // error before it is a syntax error. Failing requests are re-read for syntax.
+    if e.classify() == Category::Data && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return MatrixError::not_json(format!("Content not JSON: {e}"));
+    }
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => MatrixError::not_json(format!("Content not JSON: {e}")),
         Category::Data if e.to_string().starts_with("missing field") => MatrixError::missing_param(e.to_string()),

@@ -1,0 +1,3 @@
+//! Helpers shared by the workspace-level tests.
+
+pub mod recording_api;
