@@ -520,12 +520,12 @@ async fn never_panics_on_malformed_input() {
         let route = &routes[(seed >> 33) as usize % routes.len()];
         let body = bodies[(seed >> 20) as usize % bodies.len()];
         let method = methods[(seed >> 10) as usize % methods.len()].clone();
-        let query = if seed % 3 == 0 {
+        let query = if seed.is_multiple_of(3) {
             "?kind=%ff&username=&access_token=valid-q&token=%"
         } else {
             ""
         };
-        let token = (seed % 2 == 0).then_some("valid-fuzz");
+        let token = seed.is_multiple_of(2).then_some("valid-fuzz");
         let r = h
             .call(method, &format!("{route}{query}"), token, body)
             .await;

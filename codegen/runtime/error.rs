@@ -10,12 +10,13 @@ use super::response::{self, HttpResponse};
 
 /// A Matrix standard error: an HTTP status, an `errcode`, a human-readable `error`
 /// and any extra fields the error code defines (`retry_after_ms`, `soft_logout`).
+/// (The extra fields are boxed to keep `Result<_, MatrixError>` small.)
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatrixError {
     pub status: StatusCode,
     pub errcode: String,
     pub error: String,
-    pub extra: Map<String, Value>,
+    pub extra: Box<Map<String, Value>>,
 }
 
 impl MatrixError {
@@ -24,7 +25,7 @@ impl MatrixError {
             status,
             errcode: errcode.into(),
             error: error.into(),
-            extra: Map::new(),
+            extra: Box::default(),
         }
     }
 
@@ -84,7 +85,7 @@ impl MatrixError {
         let mut body = Map::new();
         body.insert("errcode".into(), Value::String(self.errcode.clone()));
         body.insert("error".into(), Value::String(self.error.clone()));
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra.iter() {
             body.insert(k.clone(), v.clone());
         }
         Value::Object(body)

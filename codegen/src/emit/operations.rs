@@ -147,7 +147,7 @@ impl Emitter<'_> {
             let default = default.and_then(|v| self.default_expr(&p.ty, v, module));
             let (ty, init) = match (&p.location, &p.ty) {
                 (ParamIn::Path, _) => {
-                    let i = path_index;
+                    let i = proc_macro2::Literal::usize_unsuffixed(path_index);
                     path_index += 1;
                     (base, quote!(req.path(#i, #wire)?))
                 }

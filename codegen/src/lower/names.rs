@@ -256,13 +256,22 @@ pub(super) fn assign(l: &mut Lowerer) {
                 .iter()
                 .map(|id| qualifiers(&l.api.types[*id].location))
                 .collect();
+            // Qualify with the nearest qualifiers that tell the group apart: a
+            // directory every member shares (`defs`) says nothing.
             let depth = quals.iter().map(Vec::len).max().unwrap_or(0);
-            for k in 1..=depth {
+            let at = |q: &Vec<String>, j: usize| q.get(j).cloned().unwrap_or_default();
+            let distinguishing: Vec<usize> = (0..depth)
+                .filter(|&j| quals.iter().any(|q| at(q, j) != at(&quals[0], j)))
+                .collect();
+            for k in 1..=distinguishing.len() {
                 let candidates: Vec<String> = quals
                     .iter()
                     .map(|q| {
-                        let mut prefix: Vec<String> = q.iter().take(k).cloned().collect();
-                        prefix.reverse();
+                        let prefix: Vec<String> = distinguishing[..k]
+                            .iter()
+                            .rev()
+                            .map(|&j| at(q, j))
+                            .collect();
                         format!("{}{name}", prefix.concat())
                     })
                     .collect();

@@ -38,7 +38,7 @@ pub mod get_who_is {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
             })
         }
     }
@@ -134,7 +134,7 @@ pub mod get_admin_suspend_user {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
             })
         }
     }
@@ -217,7 +217,7 @@ pub mod set_admin_suspend_user {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
                 body: req.json()?,
             })
         }
@@ -304,7 +304,7 @@ pub mod get_admin_lock_user {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
             })
         }
     }
@@ -387,7 +387,7 @@ pub mod set_admin_lock_user {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
                 body: req.json()?,
             })
         }

@@ -41,7 +41,7 @@ pub mod request_open_id_token {
             req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
             Ok(Self {
-                user_id: req.path(0usize, "userId")?,
+                user_id: req.path(0, "userId")?,
                 body: req.json()?,
             })
         }
