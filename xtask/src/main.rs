@@ -2,6 +2,7 @@
 //! code still matches (rust-analyzer's pattern: generated code is committed, and
 //! drift is a failing check, not a surprise).
 
+mod bench;
 mod codegen;
 
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
-  cargo xtask check                               fail with a diff when generated/ differs from what api/ produces";
+  cargo xtask check                               fail with a diff when generated/ differs from what api/ produces
+  cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
             parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
         }
         Some("check") if args.len() == 1 => codegen::check(),
+        Some("bench") if args.len() == 1 => bench::bench(),
         _ => Err(USAGE.to_string()),
     };
     match result {
