@@ -27,7 +27,10 @@ fn time_generation(spec: &Path, runs: usize) -> Result<(Duration, usize, usize),
         let start = Instant::now();
         let out = generate(spec, &options).map_err(|e| e.to_string())?;
         samples.push(start.elapsed());
-        sizes = (out.operations, out.files.values().map(|f| f.lines().count()).sum());
+        sizes = (
+            out.operations,
+            out.files.values().map(|f| f.lines().count()).sum(),
+        );
     }
     Ok((median(samples), sizes.0, sizes.1))
 }
@@ -42,11 +45,17 @@ pub fn bench() -> Result<(), String> {
     }
     let root = project_root();
     let (t, ops, lines) = time_generation(&root.join("api"), 21)?;
-    println!("regenerate api/:              {} (median of 21; {ops} operations, {lines} lines)", ms(t));
+    println!(
+        "regenerate api/:              {} (median of 21; {ops} operations, {lines} lines)",
+        ms(t)
+    );
     let upstream = root.join("../shared/matrix-spec/v1.19/data/api");
     if upstream.is_dir() {
         let (t, ops, lines) = time_generation(&upstream, 7)?;
-        println!("regenerate upstream v1.19:    {} (median of 7; {ops} operations, {lines} lines)", ms(t));
+        println!(
+            "regenerate upstream v1.19:    {} (median of 7; {ops} operations, {lines} lines)",
+            ms(t)
+        );
     } else {
         println!("regenerate upstream v1.19:    skipped (../shared/matrix-spec/v1.19 not found)");
     }
@@ -76,6 +85,9 @@ pub fn bench() -> Result<(), String> {
         std::fs::write(&lib, text).map_err(|e| e.to_string())?;
         samples.push(build("rebuild")?);
     }
-    println!("rebuild generated/ alone:     {} (median of 3, debug, dependencies built)", ms(median(samples)));
+    println!(
+        "rebuild generated/ alone:     {} (median of 3, debug, dependencies built)",
+        ms(median(samples))
+    );
     Ok(())
 }
