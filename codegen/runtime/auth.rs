@@ -56,7 +56,10 @@ pub trait Authenticator: Send + Sync + 'static {
 
     /// `Err` for a credential that is unknown, expired or not allowed here
     /// (usually [`MatrixError::unknown_token`]).
-    fn authenticate(&self, credential: Credential<'_>) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send;
+    fn authenticate(
+        &self,
+        credential: Credential<'_>,
+    ) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send;
 }
 
 /// What a route-trait method receives besides its typed request: the caller
@@ -69,7 +72,10 @@ pub struct Context<A> {
 }
 
 /// The first credential the operation's schemes find in the request.
-pub(crate) fn find_credential<'a>(req: &'a Incoming, security: &Security) -> Option<(&'static str, &'a str)> {
+pub(crate) fn find_credential<'a>(
+    req: &'a Incoming,
+    security: &Security,
+) -> Option<(&'static str, &'a str)> {
     for (name, scheme) in security.schemes {
         let found = match scheme {
             AuthScheme::Authorization(prefix) => req
@@ -84,8 +90,14 @@ pub(crate) fn find_credential<'a>(req: &'a Incoming, security: &Security) -> Opt
                     let (scheme, rest) = v.split_once(' ')?;
                     scheme.eq_ignore_ascii_case(prefix).then(|| rest.trim())
                 }),
-            AuthScheme::Query(param) => req.query.iter().find(|(k, _)| k == param).map(|(_, v)| v.as_str()),
-            AuthScheme::Header(header) => req.info.headers.get(*header).and_then(|v| v.to_str().ok()),
+            AuthScheme::Query(param) => req
+                .query
+                .iter()
+                .find(|(k, _)| k == param)
+                .map(|(_, v)| v.as_str()),
+            AuthScheme::Header(header) => {
+                req.info.headers.get(*header).and_then(|v| v.to_str().ok())
+            }
         };
         if let Some(token) = found.filter(|t| !t.is_empty()) {
             return Some((name, token));

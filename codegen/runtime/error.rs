@@ -54,12 +54,20 @@ impl MatrixError {
         Self::new(status, "M_UNRECOGNIZED", msg)
     }
     pub fn missing_token() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token",
+        )
     }
     /// `soft_logout: true` tells the client its session expired rather than was
     /// revoked, so it may refresh or log in again keeping its local state.
     pub fn unknown_token(soft_logout: bool) -> Self {
-        let e = Self::new(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", "Unknown or expired access token");
+        let e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "M_UNKNOWN_TOKEN",
+            "Unknown or expired access token",
+        );
         if soft_logout {
             e.with("soft_logout", true)
         } else {
@@ -74,8 +82,12 @@ impl MatrixError {
     }
     /// `429 M_LIMIT_EXCEEDED`; the router also sends a `Retry-After` header.
     pub fn limit_exceeded(retry_after_ms: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED", "Too many requests")
-            .with("retry_after_ms", retry_after_ms)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "M_LIMIT_EXCEEDED",
+            "Too many requests",
+        )
+        .with("retry_after_ms", retry_after_ms)
     }
     pub fn unknown(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", msg)
@@ -102,7 +114,13 @@ impl MatrixError {
 
 impl fmt::Display for MatrixError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.errcode, self.error)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.errcode,
+            self.error
+        )
     }
 }
 

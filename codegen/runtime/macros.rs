@@ -69,8 +69,13 @@ macro_rules! default_fns {
             $value
         }
 
-        fn $or_null<'de, D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<$ty, D::Error> {
-            Ok(<::std::option::Option<$ty> as ::serde::Deserialize>::deserialize(d)?.unwrap_or_else($default))
+        fn $or_null<'de, D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<$ty, D::Error> {
+            Ok(
+                <::std::option::Option<$ty> as ::serde::Deserialize>::deserialize(d)?
+                    .unwrap_or_else($default),
+            )
         }
     };
 }

@@ -17,5 +17,10 @@ pub use error::MatrixError;
 #[allow(unused_imports)] // which macros a crate uses depends on its spec
 pub(crate) use macros::{default_fns, string_enum};
 pub use request::{FromParam, FromRequest, Incoming, RemoteAddr, RequestInfo};
-pub use response::{binary, empty, json, set_header, status, Binary, HttpResponse, IntoResponse, ResponseBuilder};
-pub use router::{handle_optional, handle_public, handle_required, BoxFuture, Dispatch, Route, Router, RouterConfig, Seg};
+pub use response::{
+    binary, empty, json, set_header, status, Binary, HttpResponse, IntoResponse, ResponseBuilder,
+};
+pub use router::{
+    handle_optional, handle_public, handle_required, BoxFuture, Dispatch, Route, Router,
+    RouterConfig, Seg,
+};

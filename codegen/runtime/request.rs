@@ -73,15 +73,15 @@ impl FromParam for bool {
 }
 
 fn parse<T: FromParam>(kind: &str, name: &str, value: &str) -> Result<T, MatrixError> {
-    T::from_param(value).ok_or_else(|| MatrixError::invalid_param(format!("invalid {kind} parameter `{name}`")))
+    T::from_param(value)
+        .ok_or_else(|| MatrixError::invalid_param(format!("invalid {kind} parameter `{name}`")))
 }
 
 impl Incoming {
     pub fn path<T: FromParam>(&self, index: usize, name: &str) -> Result<T, MatrixError> {
-        let value = self
-            .path_params
-            .get(index)
-            .ok_or_else(|| MatrixError::missing_param(format!("missing path parameter `{name}`")))?;
+        let value = self.path_params.get(index).ok_or_else(|| {
+            MatrixError::missing_param(format!("missing path parameter `{name}`"))
+        })?;
         parse("path", name, value)
     }
 
@@ -109,7 +109,9 @@ impl Incoming {
     pub fn query_list_required<T: FromParam>(&self, name: &str) -> Result<Vec<T>, MatrixError> {
         let list = self.query_list(name)?;
         if list.is_empty() {
-            return Err(MatrixError::missing_param(format!("missing query parameter `{name}`")));
+            return Err(MatrixError::missing_param(format!(
+                "missing query parameter `{name}`"
+            )));
         }
         Ok(list)
     }
@@ -180,12 +182,18 @@ impl Incoming {
 fn json_error(e: serde_json::Error, bytes: &[u8]) -> MatrixError {
     // serde reports the first problem it meets: `[1, 2` against a struct is a shape
     // error before it is a syntax error. Failing requests are re-read for syntax.
-    if e.classify() == Category::Data && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+    if e.classify() == Category::Data
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err()
+    {
         return MatrixError::not_json(format!("Content not JSON: {e}"));
     }
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => MatrixError::not_json(format!("Content not JSON: {e}")),
-        Category::Data if e.to_string().starts_with("missing field") => MatrixError::missing_param(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            MatrixError::not_json(format!("Content not JSON: {e}"))
+        }
+        Category::Data if e.to_string().starts_with("missing field") => {
+            MatrixError::missing_param(e.to_string())
+        }
         Category::Data => MatrixError::bad_json(e.to_string()),
     }
 }

@@ -37,8 +37,10 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse
         Ok(bytes) => {
             let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
             *resp.status_mut() = status;
-            resp.headers_mut()
-                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             resp
         }
         Err(e) => MatrixError::unknown(format!("response not serialisable: {e}")).into_response(),
@@ -48,7 +50,10 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse
 pub fn binary(status: StatusCode, body: Binary) -> HttpResponse {
     let mut resp = http::Response::new(Full::new(body.bytes));
     *resp.status_mut() = status;
-    let content_type = body.content_type.as_deref().unwrap_or("application/octet-stream");
+    let content_type = body
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
     set_header(&mut resp, "content-type", content_type);
     resp
 }

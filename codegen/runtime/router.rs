@@ -128,12 +128,21 @@ impl<D: Dispatch> Router<D> {
         if declared_len.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return too_large(self.config.max_body_bytes);
         }
-        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+        let body = match Limited::new(body, self.config.max_body_bytes)
+            .collect()
+            .await
+        {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
                 return too_large(self.config.max_body_bytes)
             }
-            Err(e) => return MatrixError::bad_json(format!("could not read the request body: {e}")).into_response(),
+            Err(e) => {
+                return MatrixError::bad_json(format!("could not read the request body: {e}"))
+                    .into_response()
+            }
         };
         let incoming = Incoming {
             info: RequestInfo {
@@ -152,7 +161,11 @@ impl<D: Dispatch> Router<D> {
 
     /// The operation for a method and path: `404 M_UNRECOGNIZED` for an unknown
     /// path, `405 M_UNRECOGNIZED` for a known path with another method.
-    fn match_route(&self, method: &Method, path: &str) -> Result<(usize, &'static str, Vec<String>), MatrixError> {
+    fn match_route(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Result<(usize, &'static str, Vec<String>), MatrixError> {
         let legacy;
         let path = match path.strip_prefix(LEGACY_PREFIX) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => {
@@ -163,8 +176,12 @@ impl<D: Dispatch> Router<D> {
         };
         let mut path_matched = false;
         for route in self.dispatch.routes() {
-            let Some(rest) = path.strip_prefix(route.base) else { continue };
-            let Some(params) = match_segments(route.segments, rest) else { continue };
+            let Some(rest) = path.strip_prefix(route.base) else {
+                continue;
+            };
+            let Some(params) = match_segments(route.segments, rest) else {
+                continue;
+            };
             if route.method != *method {
                 path_matched = true;
                 continue;
@@ -181,9 +198,15 @@ impl<D: Dispatch> Router<D> {
             return Ok((route.op, route.operation_id, decoded));
         }
         if path_matched {
-            Err(MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED, "Unrecognized request: method not allowed"))
+            Err(MatrixError::unrecognized(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Unrecognized request: method not allowed",
+            ))
         } else {
-            Err(MatrixError::unrecognized(StatusCode::NOT_FOUND, "Unrecognized request"))
+            Err(MatrixError::unrecognized(
+                StatusCode::NOT_FOUND,
+                "Unrecognized request",
+            ))
         }
     }
 }
@@ -212,7 +235,10 @@ fn too_large(limit: usize) -> HttpResponse {
 fn add_cors(resp: &mut HttpResponse) {
     let h = resp.headers_mut();
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
     h.insert(
         "access-control-allow-headers",
         HeaderValue::from_static("X-Requested-With, Content-Type, Authorization"),
@@ -251,14 +277,28 @@ where
     Fut: Future<Output = Result<Res, MatrixError>>,
 {
     match Req::from_request(&req) {
-        Ok(typed) => respond(f(Context { auth: (), request: req.info }, typed).await),
+        Ok(typed) => respond(
+            f(
+                Context {
+                    auth: (),
+                    request: req.info,
+                },
+                typed,
+            )
+            .await,
+        ),
         Err(e) => e.into_response(),
     }
 }
 
 /// Calls an operation that allows anonymous callers: a credential, if present,
 /// must still be valid.
-pub async fn handle_optional<A, Req, Res, F, Fut>(api: &A, security: &Security, req: Incoming, f: F) -> HttpResponse
+pub async fn handle_optional<A, Req, Res, F, Fut>(
+    api: &A,
+    security: &Security,
+    req: Incoming,
+    f: F,
+) -> HttpResponse
 where
     A: Authenticator,
     Req: FromRequest,
@@ -274,13 +314,27 @@ where
         },
     };
     match Req::from_request(&req) {
-        Ok(typed) => respond(f(Context { auth, request: req.info }, typed).await),
+        Ok(typed) => respond(
+            f(
+                Context {
+                    auth,
+                    request: req.info,
+                },
+                typed,
+            )
+            .await,
+        ),
         Err(e) => e.into_response(),
     }
 }
 
 /// Calls an operation that needs a credential: `401 M_MISSING_TOKEN` without one.
-pub async fn handle_required<A, Req, Res, F, Fut>(api: &A, security: &Security, req: Incoming, f: F) -> HttpResponse
+pub async fn handle_required<A, Req, Res, F, Fut>(
+    api: &A,
+    security: &Security,
+    req: Incoming,
+    f: F,
+) -> HttpResponse
 where
     A: Authenticator,
     Req: FromRequest,
@@ -296,12 +350,25 @@ where
         },
     };
     match Req::from_request(&req) {
-        Ok(typed) => respond(f(Context { auth, request: req.info }, typed).await),
+        Ok(typed) => respond(
+            f(
+                Context {
+                    auth,
+                    request: req.info,
+                },
+                typed,
+            )
+            .await,
+        ),
         Err(e) => e.into_response(),
     }
 }
 
-fn credential<'a>(scheme: &'static str, token: &'a str, req: &'a Incoming) -> super::auth::Credential<'a> {
+fn credential<'a>(
+    scheme: &'static str,
+    token: &'a str,
+    req: &'a Incoming,
+) -> super::auth::Credential<'a> {
     super::auth::Credential {
         scheme,
         token,

@@ -57,6 +57,7 @@ fn generated_crates_build_cleanly_and_examples_round_trip() {
             let opts = matrix_codegen::Options {
                 crate_name: "upstream-v1-19".into(),
                 standalone: false,
+                runtime_dir: None,
             };
             let out = matrix_codegen::generate(dir, &opts)
                 .unwrap_or_else(|e| panic!("upstream v1.19:\n{e}"));

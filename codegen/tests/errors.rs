@@ -10,6 +10,7 @@ fn errors(name: &str) -> Vec<String> {
     let options = matrix_codegen::Options {
         crate_name: "bad".into(),
         standalone: false,
+        runtime_dir: None,
     };
     match matrix_codegen::generate(&bad().join(name), &options) {
         Ok(_) => panic!("{name} should not generate"),

@@ -36,7 +36,7 @@
 //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
 //! serve [`router::router`].
 #![allow(deprecated)]
-#[rustfmt::skip]
+#[path = "../../codegen/runtime/mod.rs"]
 pub mod runtime;
 #[rustfmt::skip]
 pub mod types;

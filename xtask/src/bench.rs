@@ -20,6 +20,7 @@ fn time_generation(spec: &Path, runs: usize) -> Result<(Duration, usize, usize),
     let options = Options {
         crate_name: "bench".into(),
         standalone: true,
+        runtime_dir: None,
     };
     let mut samples = Vec::new();
     let mut sizes = (0, 0);

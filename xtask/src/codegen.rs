@@ -20,6 +20,8 @@ fn workspace_options() -> Options {
     Options {
         crate_name: CRATE_NAME.into(),
         standalone: false,
+        // generated/ sits beside the generator: it uses the runtime's one source.
+        runtime_dir: Some("../../codegen/runtime".into()),
     }
 }
 
@@ -44,6 +46,7 @@ fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String
             }
         }
     }
+    prune_empty_dirs(dir);
     for (rel, text) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
@@ -54,6 +57,19 @@ fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Removes directories left empty by removed files (deepest first).
+fn prune_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                prune_empty_dirs(&p);
+                let _ = std::fs::remove_dir(&p); // fails unless empty, as intended
+            }
+        }
+    }
 }
 
 fn list(dir: &Path) -> Vec<PathBuf> {
@@ -100,6 +116,7 @@ pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), Str
                 Options {
                     crate_name: name,
                     standalone: true,
+                    runtime_dir: None,
                 },
             )
         }

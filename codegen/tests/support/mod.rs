@@ -21,5 +21,6 @@ pub fn options(name: &str) -> matrix_codegen::Options {
     matrix_codegen::Options {
         crate_name: format!("fixture-{}", name.replace('_', "-")),
         standalone: false,
+        runtime_dir: None,
     }
 }
