@@ -241,10 +241,11 @@ impl Emitter<'_> {
             }
         };
         let serde = (!serde.is_empty()).then(|| quote!(#[serde(#(#serde),*)]));
-        let deprecated = f.doc.deprecated.then(|| quote!(#[deprecated]));
+        // A deprecated field is marked in its docs only: servers must still accept
+        // and send it for older clients, and an attribute would make every one of
+        // them warn. (Deprecated operations carry the attribute, on the method.)
         quote! {
             #doc
-            #deprecated
             #serde
             pub #name: #ty
         }

@@ -92,7 +92,6 @@ pub mod get_capabilities {
         /// **Deprecated**: see `m.profile_fields`. Whether the user may change their display name.
         ///
         /// **Deprecated.**
-        #[deprecated]
         #[serde(
             rename = "m.set_displayname",
             default,
@@ -102,7 +101,6 @@ pub mod get_capabilities {
         /// **Deprecated**: see `m.profile_fields`. Whether the user may change their avatar.
         ///
         /// **Deprecated.**
-        #[deprecated]
         #[serde(
             rename = "m.set_avatar_url",
             default,

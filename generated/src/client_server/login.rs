@@ -160,19 +160,16 @@ pub mod login {
         /// **Deprecated**: use `identifier`. The user ID or its localpart.
         ///
         /// **Deprecated.**
-        #[deprecated]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub user: Option<String>,
         /// **Deprecated**: use `identifier`. The medium of a third-party identifier to log in with.
         ///
         /// **Deprecated.**
-        #[deprecated]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub medium: Option<String>,
         /// **Deprecated**: use `identifier`. The third-party identifier to log in with.
         ///
         /// **Deprecated.**
-        #[deprecated]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub address: Option<String>,
         /// The user's password. Required for `m.login.password`.
@@ -216,7 +213,6 @@ pub mod login {
         ///
         /// Format: `mx-server-name`.
         /// **Deprecated.**
-        #[deprecated]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub home_server: Option<String>,
         /// The device the access token belongs to: the requested `device_id` when one was given.

@@ -163,7 +163,6 @@ pub mod register {
         ///
         /// Format: `mx-server-name`.
         /// **Deprecated.**
-        #[deprecated]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub home_server: Option<String>,
         /// The device the access token belongs to: the requested `device_id` when one was given. Present unless `inhibit_login` was `true`.
