@@ -45,6 +45,12 @@ pub struct AuthResponse {
     /// The stages already completed in this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<Vec<String>>,
+    /// Why the last stage failed, e.g. `M_FORBIDDEN` for a wrong password. Absent when no stage has failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errcode: Option<String>,
+    /// A message for humans explaining `errcode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlowInformation {

@@ -1,0 +1,135 @@
+//! The caller's own account: password change, deactivation, whoami.
+
+use matrix_api::client_server::account_deactivation::{deactivate_account, AccountDeactivationApi};
+use matrix_api::client_server::password_management::{
+    change_password, request_token_to_reset_password_email, request_token_to_reset_password_msisdn,
+    PasswordManagementApi,
+};
+use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
+use matrix_api::runtime::{Context, MatrixError};
+
+use crate::service::{internal, medium_not_supported, Caller, Server};
+use crate::uia::{Uia, UiaSpec, PASSWORD};
+
+impl PasswordManagementApi for Server {
+    async fn change_password(
+        &self,
+        ctx: Context<Option<Caller>>,
+        request: change_password::Request,
+    ) -> Result<change_password::Response, MatrixError> {
+        // Without a token the caller would prove an email address instead, which
+        // needs email delivery this server does not have.
+        let Some(caller) = ctx.auth else {
+            return Err(MatrixError::missing_token());
+        };
+        let body = &request.body;
+        self.limit("password", &ctx.request, Some(&caller.user_id))?;
+        self.check_password_policy(&body.new_password)?;
+        let spec = UiaSpec {
+            endpoint: "POST /_matrix/client/v3/account/password",
+            binding: &[
+                &body.new_password,
+                if body.logout_devices { "1" } else { "0" },
+            ],
+            user_id: Some(&caller.user_id),
+            flows: vec![vec![PASSWORD]],
+        };
+        let session = match self
+            .user_interactive_auth(&spec, body.auth.as_ref())
+            .await?
+        {
+            Uia::Passed(s) => s,
+            Uia::Challenge(c) => return Ok(change_password::Response::Unauthorized(c)),
+        };
+        let hash = self
+            .hasher
+            .hash(&body.new_password)
+            .await
+            .map_err(MatrixError::unknown)?;
+        self.store
+            .set_password(&caller.user_id, &hash)
+            .await
+            .map_err(internal)?;
+        if body.logout_devices {
+            self.store
+                .delete_devices_except(&caller.user_id, Some(&caller.device_id))
+                .await
+                .map_err(internal)?;
+        }
+        self.store
+            .delete_uia_session(&session.session_id)
+            .await
+            .map_err(internal)?;
+        tracing::info!(user_id = caller.user_id, "password changed");
+        Ok(change_password::Response::Ok(Default::default()))
+    }
+
+    async fn request_token_to_reset_password_email(
+        &self,
+        ctx: Context<()>,
+        _request: request_token_to_reset_password_email::Request,
+    ) -> Result<request_token_to_reset_password_email::Response, MatrixError> {
+        self.limit("request_token", &ctx.request, None)?;
+        Err(medium_not_supported())
+    }
+
+    async fn request_token_to_reset_password_msisdn(
+        &self,
+        ctx: Context<()>,
+        _request: request_token_to_reset_password_msisdn::Request,
+    ) -> Result<request_token_to_reset_password_msisdn::Response, MatrixError> {
+        self.limit("request_token", &ctx.request, None)?;
+        Err(medium_not_supported())
+    }
+}
+
+impl AccountDeactivationApi for Server {
+    async fn deactivate_account(
+        &self,
+        ctx: Context<Option<Caller>>,
+        request: deactivate_account::Request,
+    ) -> Result<deactivate_account::Response, MatrixError> {
+        let Some(caller) = ctx.auth else {
+            return Err(MatrixError::missing_token());
+        };
+        let body = &request.body;
+        let spec = UiaSpec {
+            endpoint: "POST /_matrix/client/v3/account/deactivate",
+            binding: &[if body.erase { "erase" } else { "keep" }],
+            user_id: Some(&caller.user_id),
+            flows: vec![vec![PASSWORD]],
+        };
+        if let Uia::Challenge(c) = self
+            .user_interactive_auth(&spec, body.auth.as_ref())
+            .await?
+        {
+            return Ok(deactivate_account::Response::Unauthorized(c));
+        }
+        // The deactivation deletes the session with the rest of the user's state.
+        self.store
+            .deactivate(&caller.user_id, body.erase)
+            .await
+            .map_err(internal)?;
+        tracing::info!(user_id = caller.user_id, erase = body.erase, "deactivated");
+        // No identifier is bound at an identity server, so none needed unbinding.
+        Ok(deactivate_account::Response::Ok(
+            deactivate_account::OkBody {
+                id_server_unbind_result: deactivate_account::OkBodyIdServerUnbindResult::Success,
+            },
+        ))
+    }
+}
+
+impl WhoamiApi for Server {
+    async fn get_token_owner(
+        &self,
+        ctx: Context<Caller>,
+        _request: get_token_owner::Request,
+    ) -> Result<get_token_owner::Response, MatrixError> {
+        Ok(get_token_owner::Response::Ok(get_token_owner::OkBody {
+            user_id: ctx.auth.user_id,
+            device_id: Some(ctx.auth.device_id),
+            is_guest: Some(ctx.auth.is_guest),
+        }))
+    }
+}

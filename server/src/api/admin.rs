@@ -1,0 +1,204 @@
+//! Server administration over the API: whois, lock, suspend. Only callers flagged
+//! as server admins (see the `user create --admin` command) may use it.
+
+use matrix_api::client_server::admin::{
+    get_admin_lock_user, get_admin_suspend_user, get_who_is, set_admin_lock_user,
+    set_admin_suspend_user, AdminApi,
+};
+use matrix_api::runtime::{Context, MatrixError};
+
+use super::registration::error;
+use crate::service::{internal, Caller, Server};
+use crate::store::User;
+
+/// Why an admin request about `user_id` cannot proceed, as the typed response
+/// variants the spec lists (400 not local, 403 not allowed, 404 unknown).
+enum Refusal {
+    NotLocal,
+    Forbidden(&'static str),
+    NotFound,
+}
+
+impl Server {
+    async fn admin_target(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        changing: bool,
+    ) -> Result<Result<User, Refusal>, MatrixError> {
+        if !caller.is_admin {
+            return Ok(Err(Refusal::Forbidden(
+                "Only server administrators may do this",
+            )));
+        }
+        if !self.is_local(user_id) {
+            return Ok(Err(Refusal::NotLocal));
+        }
+        if changing && user_id == caller.user_id {
+            return Ok(Err(Refusal::Forbidden(
+                "Administrators cannot change their own account this way",
+            )));
+        }
+        match self.store.user(user_id).await.map_err(internal)? {
+            Some(u) if !u.deactivated => {
+                if changing && u.is_admin {
+                    return Ok(Err(Refusal::Forbidden(
+                        "Administrators cannot lock or suspend other administrators",
+                    )));
+                }
+                Ok(Ok(u))
+            }
+            _ => Ok(Err(Refusal::NotFound)),
+        }
+    }
+}
+
+/// Maps a refusal onto an operation's `BadRequest` / `Forbidden` / `NotFound`.
+macro_rules! refuse {
+    ($module:ident, $refusal:expr) => {
+        Ok(match $refusal {
+            Refusal::NotLocal => {
+                $module::Response::BadRequest(error("M_INVALID_PARAM", "Not a user of this server"))
+            }
+            Refusal::Forbidden(why) => $module::Response::Forbidden(error("M_FORBIDDEN", why)),
+            Refusal::NotFound => $module::Response::NotFound(error("M_NOT_FOUND", "No such user")),
+        })
+    };
+}
+
+impl AdminApi for Server {
+    async fn get_who_is(
+        &self,
+        ctx: Context<Caller>,
+        request: get_who_is::Request,
+    ) -> Result<get_who_is::Response, MatrixError> {
+        if !ctx.auth.is_admin && ctx.auth.user_id != request.user_id {
+            return Err(MatrixError::forbidden(
+                "Only server administrators may look up other users",
+            ));
+        }
+        if self
+            .store
+            .user(&request.user_id)
+            .await
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(MatrixError::not_found("No such user"));
+        }
+        let devices = self
+            .store
+            .devices(&request.user_id)
+            .await
+            .map_err(internal)?;
+        let devices = devices
+            .into_iter()
+            .map(|d| {
+                let connection = get_who_is::ConnectionInfo {
+                    ip: d.last_seen_ip,
+                    last_seen: d.last_seen_ms,
+                    user_agent: d.user_agent,
+                };
+                let session = get_who_is::SessionInfo {
+                    connections: Some(vec![connection]),
+                };
+                (
+                    d.device_id,
+                    get_who_is::DeviceInfo {
+                        sessions: Some(vec![session]),
+                    },
+                )
+            })
+            .collect();
+        Ok(get_who_is::Response::Ok(get_who_is::OkBody {
+            user_id: Some(request.user_id),
+            devices: Some(devices),
+        }))
+    }
+
+    async fn get_admin_suspend_user(
+        &self,
+        ctx: Context<Caller>,
+        request: get_admin_suspend_user::Request,
+    ) -> Result<get_admin_suspend_user::Response, MatrixError> {
+        match self
+            .admin_target(&ctx.auth, &request.user_id, false)
+            .await?
+        {
+            Ok(u) => Ok(get_admin_suspend_user::Response::Ok(
+                get_admin_suspend_user::OkBody {
+                    suspended: u.suspended,
+                },
+            )),
+            Err(r) => refuse!(get_admin_suspend_user, r),
+        }
+    }
+
+    async fn set_admin_suspend_user(
+        &self,
+        ctx: Context<Caller>,
+        request: set_admin_suspend_user::Request,
+    ) -> Result<set_admin_suspend_user::Response, MatrixError> {
+        match self.admin_target(&ctx.auth, &request.user_id, true).await? {
+            Ok(u) => {
+                let suspended = request.body.suspended;
+                self.store
+                    .set_suspended(&u.user_id, suspended)
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(
+                    admin = ctx.auth.user_id,
+                    user_id = u.user_id,
+                    suspended,
+                    "suspension changed"
+                );
+                Ok(set_admin_suspend_user::Response::Ok(
+                    set_admin_suspend_user::OkBody { suspended },
+                ))
+            }
+            Err(r) => refuse!(set_admin_suspend_user, r),
+        }
+    }
+
+    async fn get_admin_lock_user(
+        &self,
+        ctx: Context<Caller>,
+        request: get_admin_lock_user::Request,
+    ) -> Result<get_admin_lock_user::Response, MatrixError> {
+        match self
+            .admin_target(&ctx.auth, &request.user_id, false)
+            .await?
+        {
+            Ok(u) => Ok(get_admin_lock_user::Response::Ok(
+                get_admin_lock_user::OkBody { locked: u.locked },
+            )),
+            Err(r) => refuse!(get_admin_lock_user, r),
+        }
+    }
+
+    async fn set_admin_lock_user(
+        &self,
+        ctx: Context<Caller>,
+        request: set_admin_lock_user::Request,
+    ) -> Result<set_admin_lock_user::Response, MatrixError> {
+        match self.admin_target(&ctx.auth, &request.user_id, true).await? {
+            Ok(u) => {
+                let locked = request.body.locked;
+                self.store
+                    .set_locked(&u.user_id, locked)
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(
+                    admin = ctx.auth.user_id,
+                    user_id = u.user_id,
+                    locked,
+                    "lock changed"
+                );
+                Ok(set_admin_lock_user::Response::Ok(
+                    set_admin_lock_user::OkBody { locked },
+                ))
+            }
+            Err(r) => refuse!(set_admin_lock_user, r),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What a client asks before anything else: versions, capabilities, well-known.
+
+use matrix_api::client_server::capabilities::{get_capabilities, CapabilitiesApi};
+use matrix_api::client_server::versions::{get_versions, VersionsApi};
+use matrix_api::client_server::wellknown::{get_wellknown, WellknownApi};
+use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::types::BooleanCapability;
+
+use crate::service::{Caller, Server};
+
+/// The Client-Server API versions whose account-management endpoints this server
+/// implements: `api/` pins v1.19, and every endpoint it serves keeps the shape it
+/// had since the version that introduced it (v1.1 moved them to `/v3`).
+pub const SUPPORTED_VERSIONS: &[&str] = &[
+    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
+    "v1.12", "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
+];
+
+impl VersionsApi for Server {
+    async fn get_versions(
+        &self,
+        _ctx: Context<Option<Caller>>,
+        _request: get_versions::Request,
+    ) -> Result<get_versions::Response, MatrixError> {
+        Ok(get_versions::Response::Ok(get_versions::OkBody {
+            versions: SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect(),
+            unstable_features: Some(Default::default()),
+        }))
+    }
+}
+
+impl CapabilitiesApi for Server {
+    async fn get_capabilities(
+        &self,
+        ctx: Context<Caller>,
+        _request: get_capabilities::Request,
+    ) -> Result<get_capabilities::Response, MatrixError> {
+        let enabled = |enabled| Some(BooleanCapability { enabled });
+        let admin = ctx.auth.is_admin;
+        Ok(get_capabilities::Response::Ok(get_capabilities::OkBody {
+            capabilities: get_capabilities::Capabilities {
+                m_change_password: enabled(!ctx.auth.is_guest),
+                m_forget_forced_upon_leave: None,
+                m_room_versions: None,
+                m_set_displayname: None,
+                m_set_avatar_url: None,
+                // No email or SMS delivery is configured, so no 3PID can be added.
+                m_3pid_changes: enabled(false),
+                m_get_login_token: enabled(!ctx.auth.is_guest),
+                m_profile_fields: None,
+                m_account_moderation: Some(get_capabilities::AccountModerationCapability {
+                    suspend: Some(admin),
+                    lock: Some(admin),
+                }),
+                extra: Default::default(),
+            },
+        }))
+    }
+}
+
+impl WellknownApi for Server {
+    async fn get_wellknown(
+        &self,
+        _ctx: Context<()>,
+        _request: get_wellknown::Request,
+    ) -> Result<get_wellknown::Response, MatrixError> {
+        match &self.config.public_baseurl {
+            Some(base) => Ok(get_wellknown::Response::Ok(matrix_api::types::Full {
+                m_homeserver: matrix_api::types::Homeserver {
+                    base_url: base.clone(),
+                },
+                m_identity_server: None,
+                extra: Default::default(),
+            })),
+            None => Err(MatrixError::not_found(
+                "No discovery information is configured",
+            )),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Logging in and out: `GET/POST /login`, `/login/get_token`, `/logout`,
+//! `/logout/all`, `/refresh`.
+
+use http::StatusCode;
+use matrix_api::client_server::login::{get_login_flows, login, LoginApi};
+use matrix_api::client_server::login_token::{generate_login_token, LoginTokenApi};
+use matrix_api::client_server::logout::{logout, logout_all, LogoutApi};
+use matrix_api::client_server::refresh::{refresh, RefreshApi};
+use matrix_api::runtime::{Context, MatrixError};
+use serde_json::Value;
+
+use super::registration::error;
+use crate::crypto;
+use crate::service::{internal, Caller, Server};
+use crate::store::now_ms;
+use crate::uia::{Uia, UiaSpec, PASSWORD};
+
+/// Spent on unknown users so a failed login takes as long either way.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2pXl0r2JtqbN9xEr1Bo5zYKq0LBu7eJWlh9SWM0aW7I";
+
+impl Server {
+    /// The user a password login names: `identifier` (`m.id.user`, or a 3PID the
+    /// server knows) or the legacy `user` / `medium`+`address` fields.
+    async fn login_user(&self, body: &login::RequestBody) -> Result<Option<String>, MatrixError> {
+        let id = body.identifier.as_ref();
+        let kind = id.map(|i| i.type_.as_str());
+        let field = |k: &str| id.and_then(|i| i.extra.get(k)).and_then(Value::as_str);
+        let name = match kind {
+            Some("m.id.user") => field("user").map(str::to_string),
+            Some("m.id.thirdparty") => {
+                return self
+                    .user_by_threepid(field("medium"), field("address"))
+                    .await
+            }
+            Some("m.id.phone") => return Ok(None),
+            Some(_) => {
+                return Err(MatrixError::new(
+                    StatusCode::BAD_REQUEST,
+                    "M_UNKNOWN",
+                    "Unknown identifier type",
+                ))
+            }
+            None if body.user.is_some() => body.user.clone(),
+            None => {
+                return self
+                    .user_by_threepid(body.medium.as_deref(), body.address.as_deref())
+                    .await
+            }
+        };
+        let Some(name) = name else {
+            return Err(MatrixError::missing_param("The identifier names no user"));
+        };
+        Ok(self.resolve_user(&name).ok())
+    }
+
+    async fn user_by_threepid(
+        &self,
+        medium: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<Option<String>, MatrixError> {
+        match (medium, address) {
+            (Some(_), Some(_)) => Ok(None), // No 3PID can be bound without email or SMS delivery.
+            _ => Err(MatrixError::missing_param("No user identifier given")),
+        }
+    }
+}
+
+impl LoginApi for Server {
+    async fn get_login_flows(
+        &self,
+        _ctx: Context<()>,
+        _request: get_login_flows::Request,
+    ) -> Result<get_login_flows::Response, MatrixError> {
+        let flow = |t: &str, token: Option<bool>| get_login_flows::LoginFlow {
+            type_: t.to_string(),
+            get_login_token: token,
+        };
+        Ok(get_login_flows::Response::Ok(get_login_flows::OkBody {
+            flows: Some(vec![
+                flow("m.login.password", None),
+                flow("m.login.token", Some(true)),
+            ]),
+        }))
+    }
+
+    async fn login(
+        &self,
+        ctx: Context<()>,
+        request: login::Request,
+    ) -> Result<login::Response, MatrixError> {
+        let body = &request.body;
+        self.limit("login", &ctx.request, None)?;
+        let user_id = match body.type_.as_str() {
+            "m.login.password" => {
+                let Some(password) = body.password.as_deref() else {
+                    return Err(MatrixError::missing_param("Missing `password`"));
+                };
+                let user_id = self.login_user(body).await?;
+                if let Some(id) = &user_id {
+                    self.limit("login_user", &ctx.request, Some(id))?;
+                }
+                let user = match &user_id {
+                    Some(id) => self.store.user(id).await.map_err(internal)?,
+                    None => None,
+                };
+                let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+                let ok = self
+                    .hasher
+                    .verify(password, hash.as_deref().unwrap_or(DUMMY_HASH))
+                    .await
+                    && hash.is_some();
+                match user {
+                    Some(u) if u.deactivated => {
+                        return Ok(login::Response::Forbidden(error(
+                            "M_USER_DEACTIVATED",
+                            "This account has been deactivated",
+                        )))
+                    }
+                    Some(u) if ok => u.user_id,
+                    _ => {
+                        return Ok(login::Response::Forbidden(error(
+                            "M_FORBIDDEN",
+                            "Invalid username or password",
+                        )))
+                    }
+                }
+            }
+            "m.login.token" => {
+                let Some(token) = body.token.as_deref() else {
+                    return Err(MatrixError::missing_param("Missing `token`"));
+                };
+                match self
+                    .store
+                    .take_login_token(&crypto::token_hash(token))
+                    .await
+                    .map_err(internal)?
+                {
+                    Some(user_id) => user_id,
+                    None => {
+                        return Ok(login::Response::Forbidden(error(
+                            "M_FORBIDDEN",
+                            "Invalid or expired login token",
+                        )))
+                    }
+                }
+            }
+            _ => {
+                return Ok(login::Response::BadRequest(error(
+                    "M_UNKNOWN",
+                    "Unknown login type",
+                )))
+            }
+        };
+        let user = self.store.user(&user_id).await.map_err(internal)?;
+        if user.as_ref().is_some_and(|u| u.locked) {
+            return Err(MatrixError::new(
+                StatusCode::UNAUTHORIZED,
+                "M_USER_LOCKED",
+                "This account has been locked",
+            )
+            .with("soft_logout", true));
+        }
+        let device_id = body.device_id.clone().unwrap_or_else(crypto::new_id);
+        let (access, refresh, expires) = self
+            .open_session(
+                &user_id,
+                &device_id,
+                body.initial_device_display_name.as_deref(),
+                body.refresh_token == Some(true),
+            )
+            .await?;
+        tracing::info!(user_id, device_id, "logged in");
+        let well_known = self
+            .config
+            .public_baseurl
+            .as_ref()
+            .map(|base| matrix_api::types::Full {
+                m_homeserver: matrix_api::types::Homeserver {
+                    base_url: base.clone(),
+                },
+                m_identity_server: None,
+                extra: Default::default(),
+            });
+        Ok(login::Response::Ok(login::OkBody {
+            user_id,
+            access_token: access,
+            refresh_token: refresh,
+            expires_in_ms: expires,
+            home_server: Some(self.config.server_name.clone()),
+            device_id,
+            well_known,
+        }))
+    }
+}
+
+impl LoginTokenApi for Server {
+    async fn generate_login_token(
+        &self,
+        ctx: Context<Caller>,
+        request: generate_login_token::Request,
+    ) -> Result<generate_login_token::Response, MatrixError> {
+        self.limit("login_token", &ctx.request, Some(&ctx.auth.user_id))?;
+        let spec = UiaSpec {
+            endpoint: "POST /_matrix/client/v1/login/get_token",
+            binding: &[],
+            user_id: Some(&ctx.auth.user_id),
+            flows: vec![vec![PASSWORD]],
+        };
+        let session = match self
+            .user_interactive_auth(&spec, request.body.auth.as_ref())
+            .await?
+        {
+            Uia::Passed(s) => s,
+            Uia::Challenge(c) => return Ok(generate_login_token::Response::Unauthorized(c)),
+        };
+        self.store
+            .delete_uia_session(&session.session_id)
+            .await
+            .map_err(internal)?;
+        let token = crypto::new_token("mlt");
+        let lifetime_ms = (self.config.tokens.login_token_lifetime_secs * 1000) as i64;
+        self.store
+            .create_login_token(
+                &crypto::token_hash(&token),
+                &ctx.auth.user_id,
+                now_ms() + lifetime_ms,
+            )
+            .await
+            .map_err(internal)?;
+        Ok(generate_login_token::Response::Ok(
+            generate_login_token::OkBody {
+                login_token: token,
+                expires_in_ms: lifetime_ms,
+            },
+        ))
+    }
+}
+
+impl LogoutApi for Server {
+    async fn logout(
+        &self,
+        ctx: Context<Caller>,
+        _request: logout::Request,
+    ) -> Result<logout::Response, MatrixError> {
+        self.store
+            .delete_device(&ctx.auth.user_id, &ctx.auth.device_id)
+            .await
+            .map_err(internal)?;
+        Ok(logout::Response::Ok(Default::default()))
+    }
+
+    async fn logout_all(
+        &self,
+        ctx: Context<Caller>,
+        _request: logout_all::Request,
+    ) -> Result<logout_all::Response, MatrixError> {
+        self.store
+            .delete_devices_except(&ctx.auth.user_id, None)
+            .await
+            .map_err(internal)?;
+        Ok(logout_all::Response::Ok(Default::default()))
+    }
+}
+
+impl RefreshApi for Server {
+    async fn refresh(
+        &self,
+        _ctx: Context<()>,
+        request: refresh::Request,
+    ) -> Result<refresh::Response, MatrixError> {
+        let access = crypto::new_token("mat");
+        let new_refresh = crypto::new_token("mar");
+        let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
+        let rotated = self
+            .store
+            .refresh(
+                &crypto::token_hash(&request.body.refresh_token),
+                &crypto::token_hash(&access),
+                &crypto::token_hash(&new_refresh),
+                Some(now_ms() + lifetime_ms),
+            )
+            .await
+            .map_err(internal)?;
+        if rotated.is_none() {
+            return Ok(refresh::Response::Unauthorized(error(
+                "M_UNKNOWN_TOKEN",
+                "Unknown or already used refresh token",
+            )));
+        }
+        Ok(refresh::Response::Ok(refresh::OkBody {
+            access_token: access,
+            refresh_token: Some(new_refresh),
+            expires_in_ms: Some(lifetime_ms),
+        }))
+    }
+}

@@ -1,0 +1,140 @@
+//! Third-party identifiers on the account. This server sends no email or SMS, so it
+//! can validate none: requestToken answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`, adding
+//! finds no validated session, and listing shows what the account has.
+
+use http::StatusCode;
+use matrix_api::client_server::administrative_contact::{
+    add_3pid, bind_3pid, delete_3pid_from_account, get_account_3pids, post_3pids,
+    request_token_to_3pid_email, request_token_to_3pid_msisdn, unbind_3pid_from_account,
+    AdministrativeContactApi,
+};
+use matrix_api::runtime::{Context, MatrixError};
+
+use crate::service::{internal, medium_not_supported, Caller, Server};
+
+fn no_validated_session() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_THREEPID_AUTH_FAILED",
+        "No validated session with these credentials",
+    )
+}
+
+fn suspended_check(caller: &Caller) -> Result<(), MatrixError> {
+    if caller.suspended {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_USER_SUSPENDED",
+            "This account is suspended",
+        ));
+    }
+    Ok(())
+}
+
+impl AdministrativeContactApi for Server {
+    async fn get_account_3pids(
+        &self,
+        ctx: Context<Caller>,
+        _request: get_account_3pids::Request,
+    ) -> Result<get_account_3pids::Response, MatrixError> {
+        let threepids = self
+            .store
+            .threepids(&ctx.auth.user_id)
+            .await
+            .map_err(internal)?;
+        let threepids = threepids
+            .into_iter()
+            .map(|t| get_account_3pids::ThirdPartyIdentifier {
+                medium: get_account_3pids::OkBodyThreepidsItemMedium::from(t.medium.as_str()),
+                address: t.address,
+                validated_at: t.validated_ms,
+                added_at: t.added_ms,
+            })
+            .collect();
+        Ok(get_account_3pids::Response::Ok(get_account_3pids::OkBody {
+            threepids: Some(threepids),
+        }))
+    }
+
+    async fn post_3pids(
+        &self,
+        ctx: Context<Caller>,
+        _request: post_3pids::Request,
+    ) -> Result<post_3pids::Response, MatrixError> {
+        suspended_check(&ctx.auth)?;
+        Err(no_validated_session())
+    }
+
+    async fn add_3pid(
+        &self,
+        ctx: Context<Caller>,
+        _request: add_3pid::Request,
+    ) -> Result<add_3pid::Response, MatrixError> {
+        suspended_check(&ctx.auth)?;
+        self.limit("threepid", &ctx.request, Some(&ctx.auth.user_id))?;
+        Err(no_validated_session())
+    }
+
+    async fn bind_3pid(
+        &self,
+        ctx: Context<Caller>,
+        _request: bind_3pid::Request,
+    ) -> Result<bind_3pid::Response, MatrixError> {
+        suspended_check(&ctx.auth)?;
+        Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_SERVER_NOT_TRUSTED",
+            "This server trusts no identity server",
+        ))
+    }
+
+    async fn delete_3pid_from_account(
+        &self,
+        ctx: Context<Caller>,
+        request: delete_3pid_from_account::Request,
+    ) -> Result<delete_3pid_from_account::Response, MatrixError> {
+        suspended_check(&ctx.auth)?;
+        let b = &request.body;
+        self.store
+            .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &b.address)
+            .await
+            .map_err(internal)?;
+        Ok(delete_3pid_from_account::Response::Ok(
+            delete_3pid_from_account::OkBody {
+                id_server_unbind_result:
+                    delete_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport,
+            },
+        ))
+    }
+
+    async fn unbind_3pid_from_account(
+        &self,
+        _ctx: Context<Caller>,
+        _request: unbind_3pid_from_account::Request,
+    ) -> Result<unbind_3pid_from_account::Response, MatrixError> {
+        Ok(unbind_3pid_from_account::Response::Ok(
+            unbind_3pid_from_account::OkBody {
+                id_server_unbind_result:
+                    unbind_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport,
+            },
+        ))
+    }
+
+    async fn request_token_to_3pid_email(
+        &self,
+        ctx: Context<()>,
+        _request: request_token_to_3pid_email::Request,
+    ) -> Result<request_token_to_3pid_email::Response, MatrixError> {
+        self.limit("request_token", &ctx.request, None)?;
+        Err(medium_not_supported())
+    }
+
+    async fn request_token_to_3pid_msisdn(
+        &self,
+        ctx: Context<()>,
+        _request: request_token_to_3pid_msisdn::Request,
+    ) -> Result<request_token_to_3pid_msisdn::Response, MatrixError> {
+        self.limit("request_token", &ctx.request, None)?;
+        Err(medium_not_supported())
+    }
+}

@@ -1,0 +1,234 @@
+//! The server's state and what every API area shares: the authenticated caller,
+//! user IDs, password policy, logging a device in, and error helpers.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use matrix_api::runtime::{Authenticator, Credential, MatrixError};
+
+use crate::config::Config;
+use crate::crypto::{self, PasswordHasherConfig};
+use crate::ratelimit::RateLimiter;
+use crate::store::{now_ms, NewSession, Store, StoreError};
+
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub hasher: PasswordHasherConfig,
+    pub limiter: RateLimiter,
+    /// Key for binding interactive-auth sessions to request bodies; shared by every
+    /// process through the database.
+    pub uia_key: Vec<u8>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: String,
+    pub device_id: String,
+    pub is_admin: bool,
+    pub is_guest: bool,
+    pub suspended: bool,
+}
+
+impl Server {
+    pub async fn new(config: Config) -> Result<Arc<Server>, String> {
+        let store = Store::open(&config.database).await?;
+        let hasher = PasswordHasherConfig::new(&config.passwords)?;
+        let uia_key = store
+            .secret("uia_binding_key", crypto::new_token("k"))
+            .await
+            .map_err(|e| format!("database: {e}"))?
+            .into_bytes();
+        Ok(Arc::new(Server {
+            limiter: RateLimiter::new(config.rate_limits.clone()),
+            config,
+            store,
+            hasher,
+            uia_key,
+        }))
+    }
+
+    /// `@localpart:server_name`, or `M_INVALID_USERNAME`: the spec's localpart
+    /// grammar (lower case only) and at most 255 bytes in all.
+    pub fn user_id_for(&self, localpart: &str) -> Result<String, MatrixError> {
+        let valid = !localpart.is_empty()
+            && localpart
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=/+-".contains(&b));
+        let user_id = format!("@{localpart}:{}", self.config.server_name);
+        if !valid || user_id.len() > 255 {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_USERNAME",
+                "User IDs may only contain a-z, 0-9, . _ = / + - and be at most 255 bytes long",
+            ));
+        }
+        Ok(user_id)
+    }
+
+    /// A user ID given in full (`@alice:example.org`) or as a localpart.
+    pub fn resolve_user(&self, name: &str) -> Result<String, MatrixError> {
+        match name.strip_prefix('@') {
+            Some(rest) => match rest.split_once(':') {
+                Some((local, server)) if server == self.config.server_name => {
+                    self.user_id_for(local)
+                }
+                _ => Err(MatrixError::forbidden("Unknown user")),
+            },
+            None => self.user_id_for(&name.to_lowercase()),
+        }
+    }
+
+    /// Whether a user ID belongs to this server.
+    pub fn is_local(&self, user_id: &str) -> bool {
+        user_id
+            .strip_prefix('@')
+            .and_then(|r| r.split_once(':'))
+            .is_some_and(|(_, server)| server == self.config.server_name)
+    }
+
+    /// `M_WEAK_PASSWORD` for passwords the configured policy refuses.
+    pub fn check_password_policy(&self, password: &str) -> Result<(), MatrixError> {
+        let p = &self.config.passwords;
+        let weak = |msg: String| {
+            Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_WEAK_PASSWORD",
+                msg,
+            ))
+        };
+        if password.chars().count() < p.min_length {
+            return weak(format!(
+                "Passwords must be at least {} characters long",
+                p.min_length
+            ));
+        }
+        if p.require_mixed {
+            let letter = password.chars().any(char::is_alphabetic);
+            let digit = password.chars().any(|c| c.is_ascii_digit());
+            let symbol = password.chars().any(|c| !c.is_alphanumeric());
+            if !(letter && digit && symbol) {
+                return weak("Passwords must contain a letter, a digit and a symbol".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs a device in and returns `(access_token, refresh_token, expires_in_ms)`.
+    pub async fn open_session(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+        with_refresh: bool,
+    ) -> Result<(String, Option<String>, Option<i64>), MatrixError> {
+        let access = crypto::new_token("mat");
+        let refresh = with_refresh.then(|| crypto::new_token("mar"));
+        let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
+        let expires_ms = with_refresh.then(|| now_ms() + lifetime_ms);
+        let refresh_hash = refresh.as_deref().map(crypto::token_hash);
+        self.store
+            .create_session(&NewSession {
+                user_id,
+                device_id,
+                display_name,
+                access_hash: &crypto::token_hash(&access),
+                expires_ms,
+                refresh_hash: refresh_hash.as_deref(),
+            })
+            .await
+            .map_err(internal)?;
+        Ok((access, refresh, expires_ms.map(|_| lifetime_ms)))
+    }
+
+    /// Rate-limits an action by the client's IP and, when known, the user.
+    pub fn limit(
+        &self,
+        action: &str,
+        info: &matrix_api::runtime::RequestInfo,
+        user: Option<&str>,
+    ) -> Result<(), MatrixError> {
+        let ip = info.remote_addr.map(|a| a.ip().to_string());
+        self.limiter.check(action, &[ip.as_deref(), user])
+    }
+}
+
+/// A storage failure: logged with detail, answered as `500 M_UNKNOWN`.
+pub fn internal(e: StoreError) -> MatrixError {
+    tracing::error!(error = %e, "storage failure");
+    MatrixError::unknown("Internal server error")
+}
+
+/// Answer for the 3PID flows this server cannot deliver (no email or SMS sender).
+pub fn medium_not_supported() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+        "This server cannot send validation messages to this medium",
+    )
+}
+
+impl Authenticator for Server {
+    type Identity = Caller;
+
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<Caller, MatrixError> {
+        let owner = self
+            .store
+            .token_owner(&crypto::token_hash(credential.token))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| MatrixError::unknown_token(false))?;
+        let now = now_ms();
+        if owner.deactivated {
+            return Err(MatrixError::unknown_token(false));
+        }
+        if owner.expires_ms.is_some_and(|e| e <= now) {
+            // Expired, not revoked: the client may refresh and keep its state.
+            return Err(MatrixError::unknown_token(true));
+        }
+        let logging_out = matches!(
+            credential.request.operation_id,
+            "logout" | "logout_all" | "logoutAll"
+        );
+        if owner.locked && !logging_out {
+            return Err(MatrixError::new(
+                StatusCode::UNAUTHORIZED,
+                "M_USER_LOCKED",
+                "This account has been locked",
+            )
+            .with("soft_logout", true));
+        }
+        if owner.retires_predecessor {
+            if let Some(refresh) = &owner.refresh_hash {
+                self.store
+                    .retire_predecessor(refresh)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        // Activity for `whois`, at most once a minute per device.
+        if owner.last_seen_ms.is_none_or(|t| now - t > 60_000) {
+            let ip = credential.request.remote_addr.map(|a| a.ip().to_string());
+            let ua = credential
+                .request
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            if let Err(e) = self
+                .store
+                .touch_device(&owner.user_id, &owner.device_id, ip.as_deref(), ua)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record device activity");
+            }
+        }
+        Ok(Caller {
+            user_id: owner.user_id,
+            device_id: owner.device_id,
+            is_admin: owner.is_admin,
+            is_guest: owner.is_guest,
+            suspended: owner.suspended,
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! Short-lived authentication state: interactive-auth sessions, registration
+//! tokens, OpenID tokens and login tokens.
+
+use super::{now_ms, Result, Store};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UiaSession {
+    pub session_id: String,
+    pub endpoint: String,
+    pub binding: String,
+    pub user_id: Option<String>,
+    pub completed: Vec<String>,
+    pub registration_token: Option<String>,
+    pub expires_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegistrationToken {
+    pub token: String,
+    pub uses_allowed: Option<i64>,
+    pub completed: i64,
+    pub expiry_ms: Option<i64>,
+}
+
+impl RegistrationToken {
+    pub fn usable(&self, now: i64) -> bool {
+        self.uses_allowed.is_none_or(|n| self.completed < n)
+            && self.expiry_ms.is_none_or(|e| e > now)
+    }
+}
+
+impl Store {
+    pub async fn create_uia_session(&self, s: &UiaSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uia_sessions (session_id, endpoint, binding, user_id, completed, registration_token, expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.session_id)
+        .bind(&s.endpoint)
+        .bind(&s.binding)
+        .bind(&s.user_id)
+        .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
+        .bind(&s.registration_token)
+        .bind(s.expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live session (expired ones read as absent).
+    pub async fn uia_session(&self, session_id: &str) -> Result<Option<UiaSession>> {
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT session_id, endpoint, binding, user_id, completed, registration_token, expires_ms \
+             FROM uia_sessions WHERE session_id = $1 AND expires_ms > $2",
+        )
+        .bind(session_id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(
+                session_id,
+                endpoint,
+                binding,
+                user_id,
+                completed,
+                registration_token,
+                expires_ms,
+            )| UiaSession {
+                session_id,
+                endpoint,
+                binding,
+                user_id,
+                completed: serde_json::from_str(&completed).unwrap_or_default(),
+                registration_token,
+                expires_ms,
+            },
+        ))
+    }
+
+    pub async fn update_uia_session(&self, s: &UiaSession) -> Result<()> {
+        sqlx::query(
+            "UPDATE uia_sessions SET completed = $1, registration_token = $2 WHERE session_id = $3",
+        )
+        .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
+        .bind(&s.registration_token)
+        .bind(&s.session_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_uia_session(&self, session_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uia_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops expired sessions and tokens (run periodically).
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM uia_sessions WHERE expires_ms <= $1",
+            "DELETE FROM openid_tokens WHERE expires_ms <= $1",
+            "DELETE FROM login_tokens WHERE expires_ms <= $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    pub async fn create_registration_token(
+        &self,
+        token: &str,
+        uses_allowed: Option<i64>,
+        expiry_ms: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO registration_tokens (token, uses_allowed, expiry_ms, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(token)
+            .bind(uses_allowed)
+            .bind(expiry_ms)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn registration_token(&self, token: &str) -> Result<Option<RegistrationToken>> {
+        let row: Option<(String, Option<i64>, i64, Option<i64>)> =
+            sqlx::query_as("SELECT token, uses_allowed, completed, expiry_ms FROM registration_tokens WHERE token = $1")
+                .bind(token)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(
+            |(token, uses_allowed, completed, expiry_ms)| RegistrationToken {
+                token,
+                uses_allowed,
+                completed,
+                expiry_ms,
+            },
+        ))
+    }
+
+    pub async fn registration_tokens(&self) -> Result<Vec<RegistrationToken>> {
+        let rows: Vec<(String, Option<i64>, i64, Option<i64>)> =
+            sqlx::query_as("SELECT token, uses_allowed, completed, expiry_ms FROM registration_tokens ORDER BY token")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token, uses_allowed, completed, expiry_ms)| RegistrationToken {
+                    token,
+                    uses_allowed,
+                    completed,
+                    expiry_ms,
+                },
+            )
+            .collect())
+    }
+
+    pub async fn delete_registration_token(&self, token: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM registration_tokens WHERE token = $1")
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn create_openid_token(
+        &self,
+        hash: &str,
+        user_id: &str,
+        expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO openid_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .bind(expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user an unexpired OpenID token belongs to.
+    pub async fn openid_token_owner(&self, hash: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM openid_tokens WHERE token_hash = $1 AND expires_ms > $2",
+        )
+        .bind(hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn create_login_token(
+        &self,
+        hash: &str,
+        user_id: &str,
+        expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .bind(expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses up a login token: it works once, before it expires.
+    pub async fn take_login_token(&self, hash: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "DELETE FROM login_tokens WHERE token_hash = $1 AND expires_ms > $2 RETURNING user_id",
+        )
+        .bind(hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+}

@@ -1,0 +1,147 @@
+//! Storage: everything the server knows lives in one SQL database, SQLite (embedded,
+//! the default) or PostgreSQL (several server processes behind a load balancer).
+//!
+//! One implementation serves both: the queries are portable SQL run through sqlx's
+//! `Any` driver, and the schema is one migration set. What really differs between
+//! the databases is here: SQLite's durability pragmas and `BEGIN IMMEDIATE` for
+//! write transactions. Every method commits before returning, so a success the
+//! server acknowledges is on disk.
+
+mod auth;
+mod users;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{Any, Executor, Transaction};
+
+pub use auth::UiaSession;
+pub use users::{NewSession, User};
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// A unique key is taken (a user ID, a 3PID).
+    Conflict,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Conflict => write!(f, "already exists"),
+            StoreError::Db(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Connects (creating an SQLite file and its directory if needed) and applies
+    /// pending migrations.
+    pub async fn open(url: &str) -> std::result::Result<Store, String> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("database: cannot create {}: {e}", dir.display()))?;
+            }
+            let sep = if url.contains('?') { '&' } else { '?' };
+            (Backend::Sqlite, format!("{url}{sep}mode=rwc"))
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL syncs the WAL
+                        // at every commit, so an acknowledged write survives a crash
+                        // or power loss.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| format!("database: cannot connect to {}: {e}", redact(&url)))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| format!("database: migration failed: {e}"))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// A transaction that will write: SQLite takes the write lock up front, so two
+    /// writers queue on the busy timeout instead of failing to upgrade a read lock.
+    async fn write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A named server secret, created (randomly) by whichever process asks first.
+    pub async fn secret(&self, name: &str, fresh: String) -> Result<String> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        let row: (String,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..s + 3 + colon], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}

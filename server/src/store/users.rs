@@ -1,0 +1,485 @@
+//! Users, devices, access and refresh tokens, third-party identifiers.
+
+use sqlx::Row;
+
+use super::{flag, now_ms, Result, Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub user_id: String,
+    pub password_hash: Option<String>,
+    pub is_guest: bool,
+    pub is_admin: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+    pub suspended: bool,
+    pub created_ms: i64,
+}
+
+/// Who an access token belongs to, with what the server checks on every request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenOwner {
+    pub user_id: String,
+    pub device_id: String,
+    pub expires_ms: Option<i64>,
+    pub is_guest: bool,
+    pub is_admin: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+    pub suspended: bool,
+    pub last_seen_ms: Option<i64>,
+    /// The refresh token issued with this access token replaced an older one that
+    /// is still valid: the first use of this token retires it.
+    pub retires_predecessor: bool,
+    pub refresh_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Device {
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen_ms: Option<i64>,
+    pub last_seen_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreePid {
+    pub medium: String,
+    pub address: String,
+    pub validated_ms: i64,
+    pub added_ms: i64,
+}
+
+/// A login: a device (created or reused) and the tokens to put on it.
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    pub display_name: Option<&'a str>,
+    pub access_hash: &'a str,
+    pub expires_ms: Option<i64>,
+    pub refresh_hash: Option<&'a str>,
+}
+
+const USER_COLUMNS: &str =
+    "user_id, password_hash, is_guest, is_admin, deactivated, locked, suspended, created_ms";
+
+fn user_from(row: &sqlx::any::AnyRow) -> std::result::Result<User, sqlx::Error> {
+    Ok(User {
+        user_id: row.try_get(0)?,
+        password_hash: row.try_get(1)?,
+        is_guest: row.try_get::<i64, _>(2)? != 0,
+        is_admin: row.try_get::<i64, _>(3)? != 0,
+        deactivated: row.try_get::<i64, _>(4)? != 0,
+        locked: row.try_get::<i64, _>(5)? != 0,
+        suspended: row.try_get::<i64, _>(6)? != 0,
+        created_ms: row.try_get(7)?,
+    })
+}
+
+impl Store {
+    /// Creates a user; `Conflict` if the ID was ever taken (deactivated IDs stay
+    /// taken). With a registration token, one use of it is consumed in the same
+    /// transaction, and `Ok(false)` means the token ran out first.
+    pub async fn create_user(
+        &self,
+        user_id: &str,
+        password_hash: Option<&str>,
+        is_guest: bool,
+        is_admin: bool,
+        registration_token: Option<&str>,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        if let Some(token) = registration_token {
+            let used = sqlx::query(
+                "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1 \
+                 AND (uses_allowed IS NULL OR completed < uses_allowed) AND (expiry_ms IS NULL OR expiry_ms > $2)",
+            )
+            .bind(token)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        sqlx::query("INSERT INTO users (user_id, password_hash, is_guest, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(flag(is_guest))
+            .bind(flag(is_admin))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY user_id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(user_from)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE user_id = $2 AND deactivated = 0",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET locked = $1 WHERE user_id = $2 AND deactivated = 0")
+            .bind(flag(locked))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn set_suspended(&self, user_id: &str, suspended: bool) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE users SET suspended = $1 WHERE user_id = $2 AND deactivated = 0")
+                .bind(flag(suspended))
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Deactivates for good: the row stays (the ID is never reusable), every device
+    /// and token goes; `erase` also forgets the user's personal data.
+    pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let r = sqlx::query("UPDATE users SET deactivated = 1, password_hash = NULL, locked = 0, suspended = 0 WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM access_tokens WHERE user_id = $1",
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM devices WHERE user_id = $1",
+            "DELETE FROM openid_tokens WHERE user_id = $1",
+            "DELETE FROM login_tokens WHERE user_id = $1",
+            "DELETE FROM uia_sessions WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+        }
+        if erase {
+            sqlx::query("UPDATE users SET displayname = NULL WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM threepids WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Logs a device in: creates it (or keeps it, with its display name), revokes the
+    /// tokens it had, and stores the new ones.
+    pub async fn create_session(&self, s: &NewSession<'_>) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, device_id) DO NOTHING",
+        )
+        .bind(s.user_id)
+        .bind(s.device_id)
+        .bind(s.display_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        revoke_device_tokens(&mut tx, s.user_id, s.device_id).await?;
+        if let Some(refresh) = s.refresh_hash {
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms) VALUES ($1, $2, $3, $4)")
+                .bind(refresh)
+                .bind(s.user_id)
+                .bind(s.device_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.access_hash)
+        .bind(s.user_id)
+        .bind(s.device_id)
+        .bind(s.expires_ms)
+        .bind(s.refresh_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The owner of an access token: one indexed join per authenticated request.
+    pub async fn token_owner(&self, access_hash: &str) -> Result<Option<TokenOwner>> {
+        let row = sqlx::query(
+            "SELECT a.user_id, a.device_id, a.expires_ms, u.is_guest, u.is_admin, u.deactivated, u.locked, \
+             u.suspended, d.last_seen_ms, r.predecessor_hash, a.refresh_hash \
+             FROM access_tokens a JOIN users u ON u.user_id = a.user_id \
+             LEFT JOIN devices d ON d.user_id = a.user_id AND d.device_id = a.device_id \
+             LEFT JOIN refresh_tokens r ON r.token_hash = a.refresh_hash \
+             WHERE a.token_hash = $1",
+        )
+        .bind(access_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(TokenOwner {
+            user_id: row.try_get(0)?,
+            device_id: row.try_get(1)?,
+            expires_ms: row.try_get(2)?,
+            is_guest: row.try_get::<i64, _>(3)? != 0,
+            is_admin: row.try_get::<i64, _>(4)? != 0,
+            deactivated: row.try_get::<i64, _>(5)? != 0,
+            locked: row.try_get::<i64, _>(6)? != 0,
+            suspended: row.try_get::<i64, _>(7)? != 0,
+            last_seen_ms: row.try_get(8)?,
+            retires_predecessor: row.try_get::<Option<String>, _>(9)?.is_some(),
+            refresh_hash: row.try_get(10)?,
+        }))
+    }
+
+    /// The first use of a refreshed pair retires the pair it replaced.
+    pub async fn retire_predecessor(&self, refresh_hash: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        retire_predecessor(&mut tx, refresh_hash).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Exchanges a refresh token for a new pair. The old pair stays valid until the
+    /// new one is used, so a client that lost the response can retry; a retry
+    /// replaces the unused pair from the earlier attempt. `None`: unknown token.
+    pub async fn refresh(
+        &self,
+        old: &str,
+        access_hash: &str,
+        refresh_hash: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<Option<(String, String)>> {
+        let mut tx = self.write().await?;
+        // Using this token is the first use of the pair it belongs to.
+        retire_predecessor(&mut tx, old).await?;
+        let owner: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(old)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((user_id, device_id)) = owner else {
+            return Ok(None);
+        };
+        // An earlier, unused answer to this refresh is replaced.
+        sqlx::query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE predecessor_hash = $1")
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(refresh_hash)
+            .bind(&user_id)
+            .bind(&device_id)
+            .bind(old)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(access_hash)
+        .bind(&user_id)
+        .bind(&device_id)
+        .bind(expires_ms)
+        .bind(refresh_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((user_id, device_id)))
+    }
+
+    /// Records activity on a device (for `whois`); callers throttle it.
+    pub async fn touch_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE devices SET last_seen_ms = $1, last_seen_ip = $2, user_agent = $3 WHERE user_id = $4 AND device_id = $5")
+            .bind(now_ms())
+            .bind(ip)
+            .bind(user_agent)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a device and every token on it.
+    pub async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        revoke_device_tokens(&mut tx, user_id, device_id).await?;
+        sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes every device of a user (and their tokens), except `keep`.
+    pub async fn delete_devices_except(&self, user_id: &str, keep: Option<&str>) -> Result<()> {
+        let keep = keep.unwrap_or("");
+        let mut tx = self.write().await?;
+        for sql in [
+            "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<Device>> {
+        let rows = sqlx::query(
+            "SELECT device_id, display_name, last_seen_ms, last_seen_ip, user_agent FROM devices WHERE user_id = $1 ORDER BY device_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Device {
+                    device_id: r.try_get(0)?,
+                    display_name: r.try_get(1)?,
+                    last_seen_ms: r.try_get(2)?,
+                    last_seen_ip: r.try_get(3)?,
+                    user_agent: r.try_get(4)?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub async fn threepids(&self, user_id: &str) -> Result<Vec<ThreePid>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT medium, address, validated_ms, added_ms FROM threepids WHERE user_id = $1 ORDER BY medium, address",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(medium, address, validated_ms, added_ms)| ThreePid {
+                medium,
+                address,
+                validated_ms,
+                added_ms,
+            })
+            .collect())
+    }
+
+    pub async fn delete_threepid(
+        &self,
+        user_id: &str,
+        medium: &str,
+        address: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM threepids WHERE user_id = $1 AND medium = $2 AND address = $3",
+        )
+        .bind(user_id)
+        .bind(medium)
+        .bind(address)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+async fn revoke_device_tokens(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    device_id: &str,
+) -> Result<()> {
+    for sql in [
+        "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
+        "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn retire_predecessor(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    refresh_hash: &str,
+) -> Result<()> {
+    let pred: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT predecessor_hash FROM refresh_tokens WHERE token_hash = $1")
+            .bind(refresh_hash)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some((Some(pred),)) = pred {
+        sqlx::query("DELETE FROM access_tokens WHERE refresh_hash = $1")
+            .bind(&pred)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&pred)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE refresh_tokens SET predecessor_hash = NULL WHERE token_hash = $1")
+            .bind(refresh_hash)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
