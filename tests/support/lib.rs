@@ -1,3 +1,4 @@
 //! Helpers shared by the workspace-level tests.
 
 pub mod recording_api;
+pub mod server;

@@ -1,0 +1,741 @@
+//! Black-box behaviour of matrix-account-server: the real binary over HTTP, each
+//! behaviour on SQLite and on PostgreSQL.
+
+use matrix_tests::both;
+use matrix_tests::server::{Db, TestServer};
+use serde_json::json;
+
+const REGISTER: &str = "/_matrix/client/v3/register";
+const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
+
+both!(registration_with_the_dummy_stage_logs_the_user_in, |s| {
+    let first = s.post(
+        REGISTER,
+        None,
+        json!({"username": "ada", "password": "correct horse"}),
+    );
+    assert_eq!(first.status, 401);
+    assert_eq!(
+        first.body["flows"],
+        json!([{"stages": ["m.login.dummy"]}, {"stages": ["m.login.registration_token"]}])
+    );
+    assert_eq!(first.body["completed"], json!([]));
+    let body = s.register("ada", "correct horse");
+    assert_eq!(body["user_id"], "@ada:test.local");
+    let who = s.get(WHOAMI, body["access_token"].as_str());
+    assert_eq!(who.status, 200, "{who:?}");
+    assert_eq!(
+        who.body,
+        json!({"user_id": "@ada:test.local", "device_id": body["device_id"], "is_guest": false})
+    );
+});
+
+both!(
+    usernames_follow_the_grammar_and_taken_names_fail_before_uia,
+    |s| {
+        for bad in ["Ada", "ada smith", "ädа", "", &"a".repeat(250)] {
+            let r = s.post(
+                REGISTER,
+                None,
+                json!({"username": bad, "password": "correct horse"}),
+            );
+            assert_eq!(
+                (r.status, r.errcode()),
+                (400, "M_INVALID_USERNAME"),
+                "{bad:?}"
+            );
+        }
+        s.user("grace");
+        let r = s.post(
+            REGISTER,
+            None,
+            json!({"username": "grace", "password": "correct horse"}),
+        );
+        assert_eq!(
+            (r.status, r.errcode()),
+            (400, "M_USER_IN_USE"),
+            "checked before interactive auth"
+        );
+        let r = s.get("/_matrix/client/v3/register/available?username=grace", None);
+        assert_eq!((r.status, r.errcode()), (400, "M_USER_IN_USE"));
+        let r = s.get(
+            "/_matrix/client/v3/register/available?username=hopper",
+            None,
+        );
+        assert_eq!((r.status, &r.body), (200, &json!({"available": true})));
+        let r = s.get(
+            "/_matrix/client/v3/register/available?username=Hopper",
+            None,
+        );
+        assert_eq!(r.errcode(), "M_INVALID_USERNAME");
+    }
+);
+
+both!(a_missing_username_gets_a_generated_localpart, |s| {
+    let first = s.post(REGISTER, None, json!({"password": "correct horse"}));
+    let session = first.body["session"].as_str().unwrap();
+    let r = s.post(
+        REGISTER,
+        None,
+        json!({"password": "correct horse", "auth": {"type": "m.login.dummy", "session": session}}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let user_id = r.body["user_id"].as_str().unwrap();
+    assert!(
+        user_id.starts_with('@') && user_id.ends_with(":test.local") && user_id.len() > 12,
+        "{user_id}"
+    );
+});
+
+both!(weak_passwords_are_refused, |s| {
+    let r = s.post(
+        REGISTER,
+        None,
+        json!({"username": "weak", "password": "short"}),
+    );
+    assert_eq!((r.status, r.errcode()), (400, "M_WEAK_PASSWORD"));
+});
+
+both!(guests_are_refused_unless_enabled, |s| {
+    let r = s.post(&format!("{REGISTER}?kind=guest"), None, json!({}));
+    assert_eq!((r.status, r.errcode()), (403, "M_GUEST_ACCESS_FORBIDDEN"));
+});
+
+both!(inhibit_login_creates_the_account_without_a_session, |s| {
+    let first = s.post(
+        REGISTER,
+        None,
+        json!({"username": "quiet", "password": "correct horse", "inhibit_login": true}),
+    );
+    let session = first.body["session"].as_str().unwrap();
+    let r = s.post(
+        REGISTER,
+        None,
+        json!({"username": "quiet", "password": "correct horse", "inhibit_login": true, "auth": {"type": "m.login.dummy", "session": session}}),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.get("access_token").is_none() && r.body.get("device_id").is_none(),
+        "{r:?}"
+    );
+    assert_eq!(s.login("quiet", "correct horse").status, 200);
+});
+
+both!(login_accepts_localpart_full_id_and_legacy_user_field, |s| {
+    s.user("lin");
+    assert_eq!(s.login("lin", "correct horse").status, 200);
+    assert_eq!(s.login("@lin:test.local", "correct horse").status, 200);
+    let legacy = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "user": "lin", "password": "correct horse"}),
+    );
+    assert_eq!(legacy.status, 200, "{legacy:?}");
+    let wrong = s.login("lin", "incorrect horse");
+    assert_eq!((wrong.status, wrong.errcode()), (403, "M_FORBIDDEN"));
+    let nobody = s.login("nobody", "correct horse");
+    assert_eq!((nobody.status, nobody.errcode()), (403, "M_FORBIDDEN"));
+    let r = s.get("/_matrix/client/v3/login", None);
+    assert_eq!(r.body["flows"][0]["type"], "m.login.password");
+});
+
+both!(
+    a_client_supplied_device_id_replaces_that_devices_token,
+    |s| {
+        s.user("dev");
+        let login = |device: &str| {
+            s.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "user": "dev", "password": "correct horse", "device_id": device}),
+        )
+        };
+        let first = login("PHONE");
+        assert_eq!(first.body["device_id"], "PHONE");
+        let second = login("PHONE");
+        let old = s.get(WHOAMI, first.body["access_token"].as_str());
+        assert_eq!((old.status, old.errcode()), (401, "M_UNKNOWN_TOKEN"));
+        let new = s.get(WHOAMI, second.body["access_token"].as_str());
+        assert_eq!(new.body["device_id"], "PHONE");
+    }
+);
+
+both!(logout_revokes_the_token_and_logout_all_every_token, |s| {
+    let (_, t1) = s.user("out");
+    let t2 = s.login("out", "correct horse").body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t3 = s.login("out", "correct horse").body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.request("POST", "/_matrix/client/v3/logout", Some(&t1), None)
+            .status,
+        200,
+        "empty body"
+    );
+    assert_eq!(s.get(WHOAMI, Some(&t1)).errcode(), "M_UNKNOWN_TOKEN");
+    assert_eq!(s.get(WHOAMI, Some(&t2)).status, 200);
+    assert_eq!(
+        s.post("/_matrix/client/v3/logout/all", Some(&t2), json!({}))
+            .status,
+        200
+    );
+    assert_eq!(s.get(WHOAMI, Some(&t2)).errcode(), "M_UNKNOWN_TOKEN");
+    assert_eq!(s.get(WHOAMI, Some(&t3)).errcode(), "M_UNKNOWN_TOKEN");
+    assert_eq!(s.get(WHOAMI, None).errcode(), "M_MISSING_TOKEN");
+});
+
+both!(
+    refresh_tokens_rotate_and_the_old_pair_lives_until_the_new_is_used,
+    |s| {
+        s.user("fresh");
+        let login = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "user": "fresh", "password": "correct horse", "refresh_token": true}),
+    );
+        assert!(
+            login.body["expires_in_ms"].as_i64().unwrap() > 0,
+            "{login:?}"
+        );
+        let (a1, r1) = (
+            login.body["access_token"].as_str().unwrap(),
+            login.body["refresh_token"].as_str().unwrap(),
+        );
+        let refreshed = s.post(
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": r1}),
+        );
+        assert_eq!(refreshed.status, 200, "{refreshed:?}");
+        let (a2, r2) = (
+            refreshed.body["access_token"].as_str().unwrap(),
+            refreshed.body["refresh_token"].as_str().unwrap(),
+        );
+        // Until the new pair is used, the old one still works (a lost response can be retried).
+        assert_eq!(s.get(WHOAMI, Some(a1)).status, 200);
+        assert_eq!(s.get(WHOAMI, Some(a2)).status, 200);
+        // Using the new access token retired the old pair.
+        assert_eq!(s.get(WHOAMI, Some(a1)).errcode(), "M_UNKNOWN_TOKEN");
+        let reuse = s.post(
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": r1}),
+        );
+        assert_eq!((reuse.status, reuse.errcode()), (401, "M_UNKNOWN_TOKEN"));
+        assert_eq!(
+            s.post(
+                "/_matrix/client/v3/refresh",
+                None,
+                json!({"refresh_token": r2})
+            )
+            .status,
+            200
+        );
+    }
+);
+
+both!(
+    expired_access_tokens_are_soft_logouts,
+    "[tokens]\naccess_token_lifetime_secs = 1\n",
+    |s| {
+        let first = s.post(
+            REGISTER,
+            None,
+            json!({"username": "brief", "password": "correct horse", "refresh_token": true}),
+        );
+        let session = first.body["session"].as_str().unwrap();
+        let r = s.post(
+            REGISTER,
+            None,
+            json!({"username": "brief", "password": "correct horse", "refresh_token": true, "auth": {"type": "m.login.dummy", "session": session}}),
+        );
+        assert_eq!(r.body["expires_in_ms"], 1000);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let expired = s.get(WHOAMI, r.body["access_token"].as_str());
+        assert_eq!(
+            (expired.status, expired.errcode()),
+            (401, "M_UNKNOWN_TOKEN")
+        );
+        assert_eq!(expired.body["soft_logout"], true);
+        let refreshed = s.post(
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": r.body["refresh_token"]}),
+        );
+        assert_eq!(
+            s.get(WHOAMI, refreshed.body["access_token"].as_str())
+                .status,
+            200
+        );
+    }
+);
+
+/// Password change with `m.login.password`; returns the final response.
+fn change_password(
+    s: &TestServer,
+    token: &str,
+    body: serde_json::Value,
+    password: &str,
+) -> matrix_tests::server::Reply {
+    let first = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(token),
+        body.clone(),
+    );
+    assert_eq!(first.status, 401, "{first:?}");
+    assert_eq!(
+        first.body["flows"],
+        json!([{"stages": ["m.login.password"]}])
+    );
+    let mut body = body;
+    body["auth"] = json!({"type": "m.login.password", "session": first.body["session"], "identifier": {"type": "m.id.user", "user": "pat"}, "password": password});
+    s.post("/_matrix/client/v3/account/password", Some(token), body)
+}
+
+both!(
+    password_change_needs_the_old_password_and_logs_out_other_devices,
+    |s| {
+        let (_, t1) = s.user("pat");
+        let t2 = s.login("pat", "correct horse").body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let wrong = change_password(
+            s,
+            &t1,
+            json!({"new_password": "a better passphrase"}),
+            "not it",
+        );
+        assert_eq!(wrong.status, 401);
+        assert_eq!(
+            wrong.body["errcode"], "M_FORBIDDEN",
+            "failed stage reported in the UIA body: {wrong:?}"
+        );
+        assert_eq!(wrong.body["completed"], json!([]));
+        let ok = change_password(
+            s,
+            &t1,
+            json!({"new_password": "a better passphrase"}),
+            "correct horse",
+        );
+        assert_eq!(ok.status, 200, "{ok:?}");
+        assert_eq!(
+            s.get(WHOAMI, Some(&t1)).status,
+            200,
+            "the caller's device stays"
+        );
+        assert_eq!(
+            s.get(WHOAMI, Some(&t2)).errcode(),
+            "M_UNKNOWN_TOKEN",
+            "logout_devices defaults to true"
+        );
+        assert_eq!(s.login("pat", "correct horse").status, 403);
+        let t3 = s.login("pat", "a better passphrase").body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let keep = change_password(
+            s,
+            &t1,
+            json!({"new_password": "the third one!", "logout_devices": false}),
+            "a better passphrase",
+        );
+        assert_eq!(keep.status, 200);
+        assert_eq!(
+            s.get(WHOAMI, Some(&t3)).status,
+            200,
+            "logout_devices: false keeps other devices"
+        );
+    }
+);
+
+both!(uia_sessions_are_bound_to_their_endpoint_and_body, |s| {
+    let (_, token) = s.user("pat");
+    let reg = s.post(
+        REGISTER,
+        None,
+        json!({"username": "other", "password": "correct horse"}),
+    );
+    let foreign = reg.body["session"].as_str().unwrap();
+    let r = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(&token),
+        json!({"new_password": "a better passphrase", "auth": {"type": "m.login.password", "session": foreign, "user": "pat", "password": "correct horse"}}),
+    );
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{r:?}");
+    let first = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(&token),
+        json!({"new_password": "a better passphrase"}),
+    );
+    let r = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(&token),
+        json!({"new_password": "a different one!!", "auth": {"type": "m.login.password", "session": first.body["session"], "user": "pat", "password": "correct horse"}}),
+    );
+    assert_eq!(
+        (r.status, r.errcode()),
+        (403, "M_FORBIDDEN"),
+        "body changed mid-session: {r:?}"
+    );
+    let r = s.post(REGISTER, None, json!({"username": "other", "password": "correct horse", "auth": {"type": "m.login.dummy", "session": "uia_made_up"}}));
+    assert_eq!(r.status, 400);
+});
+
+both!(deactivation_is_final, |s| {
+    let (user_id, token) = s.user("gone");
+    let first = s.post(
+        "/_matrix/client/v3/account/deactivate",
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(first.status, 401);
+    let r = s.post(
+        "/_matrix/client/v3/account/deactivate",
+        Some(&token),
+        json!({"auth": {"type": "m.login.password", "session": first.body["session"], "user": "gone", "password": "correct horse"}}),
+    );
+    assert_eq!(
+        (r.status, &r.body),
+        (200, &json!({"id_server_unbind_result": "success"}))
+    );
+    assert_eq!(s.get(WHOAMI, Some(&token)).errcode(), "M_UNKNOWN_TOKEN");
+    let login = s.login("gone", "correct horse");
+    assert_eq!(login.status, 403);
+    let again = s.post(
+        REGISTER,
+        None,
+        json!({"username": "gone", "password": "correct horse"}),
+    );
+    assert_eq!(
+        again.errcode(),
+        "M_USER_IN_USE",
+        "{user_id} is never reusable"
+    );
+});
+
+both!(openid_tokens_work_only_at_userinfo, |s| {
+    let (user_id, token) = s.user("oid");
+    let (other, _) = s.user("eve");
+    let path = format!("/_matrix/client/v3/user/{user_id}/openid/request_token");
+    let r = s.post(&path, Some(&token), json!({}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["token_type"].as_str(), r.body["expires_in"].as_i64()),
+        (Some("Bearer"), Some(3600))
+    );
+    assert_eq!(r.body["matrix_server_name"], "test.local");
+    let oid = r.body["access_token"].as_str().unwrap();
+    let info = s.get(
+        &format!("/_matrix/federation/v1/openid/userinfo?access_token={oid}"),
+        None,
+    );
+    assert_eq!((info.status, &info.body), (200, &json!({"sub": user_id})));
+    assert_eq!(
+        s.get(WHOAMI, Some(oid)).errcode(),
+        "M_UNKNOWN_TOKEN",
+        "not an access token"
+    );
+    let encoded = path.replace('@', "%40").replace(':', "%3A");
+    assert_eq!(
+        s.post(&encoded, Some(&token), json!({})).status,
+        200,
+        "percent-encoded user ID"
+    );
+    let r = s.post(
+        &format!("/_matrix/client/v3/user/{other}/openid/request_token"),
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    let unknown = s.get(
+        "/_matrix/federation/v1/openid/userinfo?access_token=nope",
+        None,
+    );
+    assert_eq!(
+        (unknown.status, unknown.errcode()),
+        (401, "M_UNKNOWN_TOKEN")
+    );
+});
+
+both!(login_tokens_from_get_token_work_once, |s| {
+    let (_, token) = s.user("qr");
+    let first = s.post(
+        "/_matrix/client/v1/login/get_token",
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(first.status, 401);
+    let r = s.post(
+        "/_matrix/client/v1/login/get_token",
+        Some(&token),
+        json!({"auth": {"type": "m.login.password", "session": first.body["session"], "user": "qr", "password": "correct horse"}}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let lt = r.body["login_token"].as_str().unwrap();
+    let login = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.token", "token": lt}),
+    );
+    assert_eq!(login.status, 200, "{login:?}");
+    assert_eq!(login.body["user_id"], "@qr:test.local");
+    let again = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.token", "token": lt}),
+    );
+    assert_eq!((again.status, again.errcode()), (403, "M_FORBIDDEN"));
+});
+
+both!(
+    threepid_endpoints_answer_without_email_or_sms_delivery,
+    |s| {
+        let (_, token) = s.user("tp");
+        for path in [
+            "/_matrix/client/v3/register/email/requestToken",
+            "/_matrix/client/v3/account/password/email/requestToken",
+            "/_matrix/client/v3/account/3pid/email/requestToken",
+        ] {
+            let r = s.post(
+                path,
+                None,
+                json!({"client_secret": "s3cret", "email": "a@example.org", "send_attempt": 1}),
+            );
+            assert_eq!(
+                (r.status, r.errcode()),
+                (400, "M_THREEPID_MEDIUM_NOT_SUPPORTED"),
+                "{path}"
+            );
+        }
+        let r = s.post(
+        "/_matrix/client/v3/register/msisdn/requestToken",
+        None,
+        json!({"client_secret": "s3cret", "country": "GB", "phone_number": "07700900123", "send_attempt": 1}),
+    );
+        assert_eq!(r.errcode(), "M_THREEPID_MEDIUM_NOT_SUPPORTED");
+        let r = s.get("/_matrix/client/v3/account/3pid", Some(&token));
+        assert_eq!((r.status, &r.body), (200, &json!({"threepids": []})));
+        let caps = s.get("/_matrix/client/v3/capabilities", Some(&token));
+        assert_eq!(
+            caps.body["capabilities"]["m.3pid_changes"]["enabled"],
+            false
+        );
+        assert_eq!(
+            caps.body["capabilities"]["m.change_password"]["enabled"],
+            true
+        );
+    }
+);
+
+both!(
+    discovery_endpoints_describe_the_server,
+    "public_baseurl = \"https://matrix.test.local/\"\n",
+    |s| {
+        let v = s.get("/_matrix/client/versions", None);
+        assert!(v.body["versions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("v1.19")));
+        let wk = s.get("/.well-known/matrix/client", None);
+        assert_eq!(
+            wk.body,
+            json!({"m.homeserver": {"base_url": "https://matrix.test.local/"}})
+        );
+        assert_eq!(wk.headers["access-control-allow-origin"], "*");
+    }
+);
+
+both!(
+    rate_limits_answer_429_with_retry_after,
+    "[rate_limits]\nenabled = true\nper_second = 0.01\nburst = 2\n",
+    |s| {
+        for _ in 0..2 {
+            assert_eq!(s.login("nobody", "x").status, 403);
+        }
+        let r = s.login("nobody", "x");
+        assert_eq!((r.status, r.errcode()), (429, "M_LIMIT_EXCEEDED"));
+        assert!(r.body["retry_after_ms"].as_u64().unwrap() > 1000);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+);
+
+both!(
+    registration_tokens_gate_token_mode,
+    "[registration]\nmode = \"token\"\n",
+    |s| {
+        let out = s.cli(&["token", "create", "--token", "invite-1", "--uses", "1"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let validity = |t: &str| {
+            s.get(
+                &format!(
+                    "/_matrix/client/v1/register/m.login.registration_token/validity?token={t}"
+                ),
+                None,
+            )
+        };
+        assert_eq!(validity("invite-1").body["valid"], true);
+        assert_eq!(validity("bogus").body["valid"], false);
+        let first = s.post(
+            REGISTER,
+            None,
+            json!({"username": "invited", "password": "correct horse"}),
+        );
+        assert_eq!(
+            first.body["flows"],
+            json!([{"stages": ["m.login.registration_token"]}])
+        );
+        let session = first.body["session"].as_str().unwrap();
+        let dummy = s.post(REGISTER, None, json!({"username": "invited", "password": "correct horse", "auth": {"type": "m.login.dummy", "session": session}}));
+        assert_eq!(dummy.status, 401, "dummy is not offered in token mode");
+        let bad = s.post(REGISTER, None, json!({"username": "invited", "password": "correct horse", "auth": {"type": "m.login.registration_token", "token": "bogus", "session": session}}));
+        assert_eq!(
+            (bad.status, bad.body["errcode"].as_str()),
+            (401, Some("M_FORBIDDEN"))
+        );
+        let ok = s.post(REGISTER, None, json!({"username": "invited", "password": "correct horse", "auth": {"type": "m.login.registration_token", "token": "invite-1", "session": session}}));
+        assert_eq!(ok.status, 200, "{ok:?}");
+        assert_eq!(validity("invite-1").body["valid"], false, "one use only");
+    }
+);
+
+both!(
+    disabled_registration_is_forbidden,
+    "[registration]\nmode = \"disabled\"\n",
+    |s| {
+        let r = s.post(
+            REGISTER,
+            None,
+            json!({"username": "x", "password": "correct horse"}),
+        );
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    }
+);
+
+both!(admins_lock_suspend_and_look_up_users, |s| {
+    assert!(s
+        .cli(&[
+            "user",
+            "create",
+            "root",
+            "--password",
+            "root password",
+            "--admin"
+        ])
+        .status
+        .success());
+    let admin = s.login("root", "root password").body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (user_id, token) = s.user("sam");
+    let lock = format!("/_matrix/client/v1/admin/lock/{user_id}");
+    let r = s.put(&lock, Some(&token), json!({"locked": true}));
+    assert_eq!(
+        (r.status, r.errcode()),
+        (403, "M_FORBIDDEN"),
+        "not an admin"
+    );
+    assert_eq!(
+        s.put(&lock, Some(&admin), json!({"locked": true})).body,
+        json!({"locked": true})
+    );
+    let locked = s.get(WHOAMI, Some(&token));
+    assert_eq!(
+        (locked.status, locked.errcode(), &locked.body["soft_logout"]),
+        (401, "M_USER_LOCKED", &json!(true))
+    );
+    assert_eq!(s.get(&lock, Some(&admin)).body, json!({"locked": true}));
+    s.put(&lock, Some(&admin), json!({"locked": false}));
+    assert_eq!(s.get(WHOAMI, Some(&token)).status, 200);
+    let suspend = format!("/_matrix/client/v1/admin/suspend/{user_id}");
+    assert_eq!(
+        s.put(&suspend, Some(&admin), json!({"suspended": true}))
+            .body,
+        json!({"suspended": true})
+    );
+    let r = s.post(
+        "/_matrix/client/v3/account/3pid/add",
+        Some(&token),
+        json!({"client_secret": "x", "sid": "y"}),
+    );
+    assert_eq!(r.errcode(), "M_USER_SUSPENDED");
+    let r = s.get(
+        "/_matrix/client/v1/admin/lock/@someone:elsewhere.org",
+        Some(&admin),
+    );
+    assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
+    let r = s.get(
+        "/_matrix/client/v1/admin/lock/@ghost:test.local",
+        Some(&admin),
+    );
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    let whois = s.get(
+        &format!("/_matrix/client/v3/admin/whois/{user_id}"),
+        Some(&admin),
+    );
+    assert_eq!(whois.status, 200, "{whois:?}");
+    assert_eq!(whois.body["devices"].as_object().unwrap().len(), 1);
+});
+
+both!(
+    fifty_concurrent_registrations_of_one_name_create_one_account,
+    |s| {
+        // Each client gets its own UIA session first, then all complete at once.
+        let sessions: Vec<String> = (0..50)
+            .map(|_| {
+                s.post(
+                    REGISTER,
+                    None,
+                    json!({"username": "race", "password": "correct horse"}),
+                )
+                .body["session"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sessions
+            .iter()
+            .map(|session| {
+                scope.spawn(move || {
+                    s.post(REGISTER, None, json!({"username": "race", "password": "correct horse", "auth": {"type": "m.login.dummy", "session": session}}))
+                        .status
+                })
+            })
+            .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 400),
+            "{statuses:?}"
+        );
+    }
+);
+
+#[test]
+fn postgres_is_skipped_only_outside_ci() {
+    // Documents the rule the harness applies: with CI=true an unreachable
+    // PostgreSQL fails the suite instead of skipping it.
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if ci {
+        assert!(
+            TestServer::start(Db::Postgres, "").is_some(),
+            "CI must have PostgreSQL"
+        );
+    }
+}

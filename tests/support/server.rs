@@ -1,0 +1,366 @@
+//! Black-box harness: runs the real `matrix-account-server` binary on a free port
+//! with a fresh database (an SQLite file in a temporary directory, or a PostgreSQL
+//! database of its own) and talks HTTP to it over TCP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The server binary, built once per test run next to the test executable (so a
+/// custom `CARGO_TARGET_DIR` works).
+pub fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "matrix-account-server"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building matrix-account-server failed");
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        profile_dir.join(format!(
+            "matrix-account-server{}",
+            std::env::consts::EXE_SUFFIX
+        ))
+    })
+    .clone()
+}
+
+/// A PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+impl PgDatabase {
+    /// `None` (with the reason printed) when no server is reachable outside CI;
+    /// in CI (`CI=true`) an unreachable server fails the test.
+    fn create() -> Option<PgDatabase> {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!(
+            "mas_test_{}_{}",
+            std::process::id(),
+            crate::server::unique()
+        );
+        let result = block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        });
+        match result {
+            Ok(()) => Some(PgDatabase { admin_url, name }),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI: PostgreSQL at {admin_url} unreachable: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping PostgreSQL test: {admin_url} unreachable ({e}); set DATABASE_URL to run it");
+                None
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        match self.admin_url.rfind('/') {
+            Some(i) => format!("{}/{}", &self.admin_url[..i], self.name),
+            None => self.admin_url.clone(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+        });
+    }
+}
+
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    t * 1000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: http::HeaderMap,
+}
+
+impl Reply {
+    pub fn errcode(&self) -> &str {
+        self.body["errcode"].as_str().unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    agent: ureq::Agent,
+    _pg: Option<PgDatabase>,
+}
+
+/// Fast hashing and no rate limits unless a test asks; `extra` is appended TOML.
+const BASE_CONFIG: &str = "bind = \"127.0.0.1:0\"\nserver_name = \"test.local\"\n";
+
+impl TestServer {
+    /// Starts a server; `None` when the database is unavailable (skipped).
+    pub fn start(db: Db, extra: &str) -> Option<TestServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(PgDatabase::create()?),
+        };
+        let url = match &pg {
+            Some(p) => p.url(),
+            None => format!("sqlite://{}/db/homeserver.db", dir.path().display()),
+        };
+        // `extra` comes first (its top-level keys must precede any section); its
+        // sections replace the defaults below, section by section.
+        let mut text = format!("{BASE_CONFIG}database = \"{url}\"\n{extra}\n");
+        if !extra.contains("[passwords]") {
+            text.push_str(
+                "[passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_length = 8\n",
+            );
+        }
+        if !extra.contains("[rate_limits]") {
+            text.push_str("[rate_limits]\nenabled = false\n");
+        }
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut s = TestServer {
+            child: None,
+            base: String::new(),
+            dir,
+            config,
+            agent,
+            _pg: pg,
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    fn spawn(&mut self) {
+        let out = self.dir.path().join("stdout.log");
+        let err = self.dir.path().join("stderr.log");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
+                self.base = addr.trim().to_string();
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "server exited ({status}): {}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: no shutdown, no flushing beyond what was committed.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs an admin subcommand against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cli runs")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let url = format!("{}{}", self.base, path);
+        let mut req = http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .unwrap();
+        let mut resp = self
+            .agent
+            .run(req)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request("GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request("POST", path, token, Some(body.to_string().as_bytes()))
+    }
+
+    pub fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request("PUT", path, token, Some(body.to_string().as_bytes()))
+    }
+
+    /// Registers through the dummy flow; returns the response body.
+    pub fn register(&self, username: &str, password: &str) -> Value {
+        let first = self.post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": username, "password": password}),
+        );
+        assert_eq!(first.status, 401, "{first:?}");
+        let session = first.body["session"].as_str().unwrap().to_string();
+        let done = self.post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": username, "password": password, "auth": {"type": "m.login.dummy", "session": session}}),
+        );
+        assert_eq!(done.status, 200, "{done:?}");
+        done.body
+    }
+
+    /// Registers and returns `(user_id, access_token)`.
+    pub fn user(&self, username: &str) -> (String, String) {
+        let body = self.register(username, "correct horse");
+        (
+            body["user_id"].as_str().unwrap().into(),
+            body["access_token"].as_str().unwrap().into(),
+        )
+    }
+
+    pub fn login(&self, user: &str, password: &str) -> Reply {
+        self.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password}),
+        )
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One behaviour, tested on both databases: `both!(name, |s| { ... })`, with
+/// optional extra TOML configuration.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $config:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run(db: matrix_tests::server::Db) {
+                if let Some(s) = matrix_tests::server::TestServer::start(db, $config) {
+                    let f: &dyn Fn(&matrix_tests::server::TestServer) = &$body;
+                    f(&s);
+                }
+            }
+            #[test]
+            fn sqlite() {
+                run(matrix_tests::server::Db::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                run(matrix_tests::server::Db::Postgres)
+            }
+        }
+    };
+    ($name:ident, $body:expr) => {
+        both!($name, "", $body);
+    };
+}
