@@ -219,6 +219,10 @@ async fn oversized_body_is_413_m_too_large_whether_declared_or_streamed() {
         (r.status, errcode(&r)),
         (StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE")
     );
+    assert_eq!(
+        r.headers["connection"], "close",
+        "the unread body makes the connection unusable"
+    );
     let r = h
         .call(Method::POST, "/_matrix/client/v3/login", None, &big)
         .await;

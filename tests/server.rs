@@ -739,3 +739,157 @@ fn postgres_is_skipped_only_outside_ci() {
         );
     }
 }
+
+/// Every operation of `api/`, as `(method, path with parameters filled in, takes a
+/// JSON body)`, read from the spec with the generator's own loader.
+fn all_operations() -> Vec<(String, String, bool)> {
+    let api_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api");
+    let files = matrix_codegen::discover(&api_dir).unwrap();
+    let api = matrix_codegen::lower::lower(api_dir.parent().unwrap(), &files).unwrap();
+    let mut ops = Vec::new();
+    for file in &api.files {
+        for op in &file.operations {
+            let path: Vec<String> = op
+                .path
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') {
+                        "@bad:test.local".to_string()
+                    } else {
+                        seg.to_string()
+                    }
+                })
+                .collect();
+            let json_body = matches!(
+                op.body.as_ref().map(|b| &b.content),
+                Some(matrix_codegen::ir::Content::Json(_))
+            );
+            ops.push((
+                op.method.clone(),
+                format!("{}{}", file.base_path, path.join("/")),
+                json_body,
+            ));
+        }
+    }
+    ops
+}
+
+both!(
+    bad_input_on_every_endpoint_gets_a_4xx_and_the_server_keeps_serving,
+    |s| {
+        s.user("fuzz");
+        let big = vec![b'{'; 70 * 1024];
+        let cases: [(&str, &[u8]); 6] = [
+        ("malformed", b"{\"a\": "),
+        ("invalid utf-8", b"{\"username\": \"\xff\xfe\"}"),
+        ("not an object", b"[1, 2, 3]"),
+        (
+            "wrong types",
+            b"{\"username\": 5, \"new_password\": [], \"type\": {}, \"locked\": \"yes\", \"suspended\": 0, \"refresh_token\": 1, \"erase\": \"no\", \"auth\": 5, \"client_secret\": 3, \"medium\": 1, \"token\": false}",
+        ),
+        ("unknown fields", b"{\"made_up\": true}"),
+        ("huge", &big),
+    ];
+        let ops = all_operations();
+        assert_eq!(ops.len(), 34);
+        for (method, path, json_body) in ops {
+            // A fresh token per operation: some (logout) revoke it.
+            let token = s.login("fuzz", "correct horse").body["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            for (what, body) in cases {
+                let r = s.request(&method, &path, Some(&token), Some(body));
+                assert!(r.status < 500, "{method} {path} with {what}: {r:?}");
+                // Every 4xx is a Matrix error, or an interactive-auth challenge.
+                if r.status >= 400 {
+                    let uia = r.status == 401 && r.body["flows"].is_array();
+                    assert!(
+                        r.body["errcode"].is_string() || uia,
+                        "{method} {path} with {what}: {r:?}"
+                    );
+                }
+                let expected = match what {
+                    "huge" => Some((413, "M_TOO_LARGE")),
+                    "malformed" | "invalid utf-8" if json_body => Some((400, "M_NOT_JSON")),
+                    "not an object" if json_body => Some((400, "M_BAD_JSON")),
+                    _ => None,
+                };
+                if let Some((status, errcode)) = expected {
+                    assert_eq!(
+                        (r.status, r.errcode()),
+                        (status, errcode),
+                        "{method} {path} with {what}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            s.get("/_matrix/client/versions", None).status,
+            200,
+            "still serving"
+        );
+        assert!(!s.stderr().contains("panicked"), "{}", s.stderr());
+    }
+);
+
+/// kill -9 while clients register: every registration that got a 200 survives
+/// the restart and can log in.
+fn crash_during_registrations(db: Db) {
+    let Some(mut s) = TestServer::start(db, "") else {
+        return;
+    };
+    let done = std::sync::Mutex::new(Vec::<String>::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (s, done, stop) = (&s, &done, &stop);
+            scope.spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let name = format!("crash{worker}x{n}");
+                    // A failed request means the server is gone: this worker is done.
+                    let body = json!({"username": name, "password": "correct horse"}).to_string();
+                    let Ok(first) = s.try_request("POST", REGISTER, None, Some(body.as_bytes())) else { return };
+                    let Some(session) = first.body["session"].as_str() else { return };
+                    let auth = json!({"username": name, "password": "correct horse", "auth": {"type": "m.login.dummy", "session": session}});
+                    let Ok(r) = s.try_request("POST", REGISTER, None, Some(auth.to_string().as_bytes())) else { return };
+                    if r.status == 200 {
+                        done.lock().unwrap().push(name);
+                    }
+                }
+            });
+        }
+        // Let registrations flow, then kill the server in the middle of them.
+        while done.lock().unwrap().len() < 40 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Killed by PID: the workers keep their shared borrow of `s`.
+        let pid = s.pid();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    s.restart();
+    let acknowledged = done.into_inner().unwrap();
+    assert!(acknowledged.len() >= 40);
+    for name in &acknowledged {
+        let r = s.login(name, "correct horse");
+        assert_eq!(
+            r.status, 200,
+            "{name} was acknowledged but is gone after the crash: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_registrations_survive_kill_9_sqlite() {
+    crash_during_registrations(Db::Sqlite);
+}
+
+#[test]
+fn acknowledged_registrations_survive_kill_9_postgres() {
+    crash_during_registrations(Db::Postgres);
+}

@@ -146,12 +146,10 @@ impl Incoming {
     /// The JSON body. An empty body counts as `{}`: clients call `POST /logout`
     /// with no body and no content type.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
-        let bytes: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &self.body
-        };
-        serde_json::from_slice(bytes).map_err(|e| json_error(e, bytes))
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return parse_json("{}");
+        }
+        parse_json(self.text()?)
     }
 
     /// An optional JSON body: absent when the request has none.
@@ -159,9 +157,14 @@ impl Incoming {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&self.body)
-            .map(Some)
-            .map_err(|e| json_error(e, &self.body))
+        parse_json(self.text()?).map(Some)
+    }
+
+    /// The body as text. JSON is UTF-8 throughout (RFC 8259), including strings in
+    /// fields the type ignores, which serde would otherwise skip unchecked.
+    fn text(&self) -> Result<&str, MatrixError> {
+        std::str::from_utf8(&self.body)
+            .map_err(|e| MatrixError::not_json(format!("Content not JSON: not UTF-8 ({e})")))
     }
 
     pub fn binary(&self) -> Binary {
@@ -179,11 +182,15 @@ impl Incoming {
 
 /// Not JSON at all (syntax, truncation, invalid UTF-8) is `M_NOT_JSON`; JSON of the
 /// wrong shape is `M_BAD_JSON`, or `M_MISSING_PARAM` when a required field is absent.
-fn json_error(e: serde_json::Error, bytes: &[u8]) -> MatrixError {
+fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, MatrixError> {
+    serde_json::from_str(text).map_err(|e| json_error(e, text))
+}
+
+fn json_error(e: serde_json::Error, text: &str) -> MatrixError {
     // serde reports the first problem it meets: `[1, 2` against a struct is a shape
     // error before it is a syntax error. Failing requests are re-read for syntax.
     if e.classify() == Category::Data
-        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err()
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
     {
         return MatrixError::not_json(format!("Content not JSON: {e}"));
     }

@@ -228,8 +228,13 @@ fn match_segments<'p>(segments: &[Seg], rest: &'p str) -> Option<Vec<&'p str>> {
     parts.next().is_none().then_some(params)
 }
 
+/// `413`, with `Connection: close`: the rest of the body is never read, so the
+/// connection cannot carry another request and the client must not reuse it.
 fn too_large(limit: usize) -> HttpResponse {
-    MatrixError::too_large(format!("request body larger than {limit} bytes")).into_response()
+    let mut resp =
+        MatrixError::too_large(format!("request body larger than {limit} bytes")).into_response();
+    response::set_header(&mut resp, "connection", "close");
+    resp
 }
 
 fn add_cors(resp: &mut HttpResponse) {

@@ -228,6 +228,11 @@ impl TestServer {
         }
     }
 
+    /// The server process's ID (for signals sent from other threads).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
@@ -251,6 +256,19 @@ impl TestServer {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> Reply {
+        self.try_request(method, path, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Like `request`, but a dropped connection is an `Err` (the crash test expects
+    /// them), not a test failure.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, String> {
         let url = format!("{}{}", self.base, path);
         let mut req = http::Request::builder().method(method).uri(&url);
         if let Some(t) = token {
@@ -258,24 +276,24 @@ impl TestServer {
         }
         let req = req
             .body(body.map(<[u8]>::to_vec).unwrap_or_default())
-            .unwrap();
-        let mut resp = self
-            .agent
-            .run(req)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            .map_err(|e| e.to_string())?;
+        let mut resp = self.agent.run(req).map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Reply {
+        Ok(Reply {
             status,
             body,
             headers,
-        }
+        })
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
