@@ -893,3 +893,130 @@ fn acknowledged_registrations_survive_kill_9_sqlite() {
 fn acknowledged_registrations_survive_kill_9_postgres() {
     crash_during_registrations(Db::Postgres);
 }
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+both!(admin_commands_manage_users_and_tokens, |s| {
+    let created = stdout(&s.cli(&["user", "create", "carol"]));
+    let password = created
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("generated password printed");
+    assert_eq!(s.login("carol", password).status, 200);
+    let list = stdout(&s.cli(&["user", "list"]));
+    assert!(list.contains("@carol:test.local"), "{list}");
+    stdout(&s.cli(&[
+        "user",
+        "reset-password",
+        "@carol:test.local",
+        "--password",
+        "a new password",
+    ]));
+    assert_eq!(s.login("carol", password).status, 403);
+    assert_eq!(s.login("carol", "a new password").status, 200);
+    stdout(&s.cli(&["user", "lock", "carol"]));
+    assert!(stdout(&s.cli(&["user", "list"])).contains("locked"));
+    assert_eq!(
+        s.login("carol", "a new password").errcode(),
+        "M_USER_LOCKED"
+    );
+    stdout(&s.cli(&["user", "unlock", "carol"]));
+    stdout(&s.cli(&["user", "suspend", "carol"]));
+    stdout(&s.cli(&["user", "unsuspend", "carol"]));
+    stdout(&s.cli(&["user", "deactivate", "carol", "--erase"]));
+    assert_eq!(
+        s.login("carol", "a new password").errcode(),
+        "M_USER_DEACTIVATED"
+    );
+    let dup = s.cli(&["user", "create", "carol", "--password", "whatever pw"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&dup.stderr).trim(),
+        "error: @carol:test.local: already exists"
+    );
+
+    let token = stdout(&s.cli(&["token", "create", "--uses", "2"]))
+        .trim()
+        .to_string();
+    assert!(stdout(&s.cli(&["token", "list"])).contains(&format!("{token}\tused 0 of 2\tvalid")));
+    stdout(&s.cli(&["token", "revoke", &token]));
+    assert!(!stdout(&s.cli(&["token", "list"])).contains(&token));
+    let missing = s.cli(&["token", "revoke", &token]);
+    assert_eq!(missing.status.code(), Some(1));
+});
+
+#[test]
+fn bad_configuration_is_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        ("bind = \"nowhere\"\n", "line 1"),
+        (
+            "[registration]\nmode = \"sometimes\"\n",
+            "unknown variant `sometimes`",
+        ),
+        ("databse = \"sqlite://x\"\n", "unknown field `databse`"),
+        (
+            "database = \"mysql://x\"\n",
+            "database: `mysql://x` must start with sqlite:// or postgres://",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(matrix_tests::server::binary())
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("bad.toml") && stderr.contains(expected),
+            "{text}: {stderr}"
+        );
+    }
+    let out = std::process::Command::new(matrix_tests::server::binary())
+        .args(["--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: /nonexistent.toml:"));
+}
+
+#[test]
+fn generate_config_writes_the_commented_defaults_the_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("generated.toml");
+    let out = std::process::Command::new(matrix_tests::server::binary())
+        .arg("generate-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("# ")
+            && text.contains("server_name = \"localhost\"")
+            && text.contains("sqlite://data/homeserver.db")
+    );
+    // Point the database somewhere temporary and run a command against it.
+    let text = text.replace(
+        "sqlite://data/homeserver.db",
+        &format!("sqlite://{}/db.sqlite", dir.path().display()),
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(matrix_tests::server::binary())
+        .arg("--config")
+        .arg(&path)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

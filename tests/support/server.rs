@@ -296,6 +296,18 @@ impl TestServer {
         })
     }
 
+    /// Sends a ready-made `http::Request` (built by another library) and returns
+    /// the raw response.
+    pub fn send_http(&self, req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let mut resp = self.agent.run(req).expect("request sent");
+        let mut out = http::Response::builder().status(resp.status());
+        for (k, v) in resp.headers() {
+            out = out.header(k, v);
+        }
+        let body = resp.body_mut().read_to_vec().expect("body read");
+        out.body(body).expect("valid response")
+    }
+
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.request("GET", path, token, None)
     }
