@@ -27,6 +27,7 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         },
     );
     tokio::spawn(purge_expired(server.clone()));
+    tokio::spawn(trim_hash_memory(server.clone()));
     // Tests and scripts read the actual address (the port may be 0 in the config).
     println!("listening on http://{local}");
     tracing::info!(%local, server_name = server.config.server_name, "serving");
@@ -86,6 +87,15 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
+}
+
+/// Password-hashing memory unused for two seconds goes back to the OS.
+async fn trim_hash_memory(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        server.hasher.trim(Duration::from_secs(2));
+    }
 }
 
 /// Expired sessions and tokens are already refused; this only reclaims space.

@@ -4,6 +4,7 @@
 
 mod bench;
 mod codegen;
+mod loadbench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
   cargo xtask check                               fail with a diff when generated/ differs from what api/ produces
-  cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild";
+  cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild
+  cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +23,9 @@ fn main() -> ExitCode {
         }
         Some("check") if args.len() == 1 => codegen::check(),
         Some("bench") if args.len() == 1 => bench::bench(),
+        Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
+        // The baseline process `loadbench` starts; not meant to be run by hand.
+        Some("bare-server") if args.len() == 1 => loadbench::bare_server(),
         _ => Err(USAGE.to_string()),
     };
     match result {
