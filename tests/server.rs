@@ -1020,3 +1020,48 @@ fn generate_config_writes_the_commented_defaults_the_server_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Several processes on one PostgreSQL database, as behind a load balancer: any
+/// process continues what another started, and revocations reach every process
+/// within `auth_cache_ms`.
+#[test]
+fn processes_sharing_postgres_serve_any_request() {
+    let Some(a) = TestServer::start(Db::Postgres, "auth_cache_ms = 500\n") else {
+        return;
+    };
+    let b = a.another_process();
+    let first = a.post(
+        REGISTER,
+        None,
+        json!({"username": "shared", "password": "correct horse"}),
+    );
+    let session = first.body["session"].as_str().unwrap();
+    let done = b.post(REGISTER, None, json!({"username": "shared", "password": "correct horse", "auth": {"type": "m.login.dummy", "session": session}}));
+    assert_eq!(
+        done.status, 200,
+        "UIA session started on A, completed on B: {done:?}"
+    );
+    let token = done.body["access_token"].as_str().unwrap();
+    assert_eq!(a.get(WHOAMI, Some(token)).status, 200);
+    assert_eq!(
+        b.get(WHOAMI, Some(token)).status,
+        200,
+        "B has it cached now"
+    );
+    assert_eq!(
+        a.request("POST", "/_matrix/client/v3/logout", Some(token), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        a.get(WHOAMI, Some(token)).errcode(),
+        "M_UNKNOWN_TOKEN",
+        "at once on the process that revoked it"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        b.get(WHOAMI, Some(token)).errcode(),
+        "M_UNKNOWN_TOKEN",
+        "within auth_cache_ms elsewhere"
+    );
+}

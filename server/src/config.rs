@@ -13,6 +13,10 @@ pub struct Config {
     pub server_name: String,
     pub public_baseurl: Option<String>,
     pub database: String,
+    /// How long a process may reuse what it read about an access or OpenID token.
+    /// Its own revocations apply at once; those of other processes sharing the
+    /// database within this time. 0 turns the cache off.
+    pub auth_cache_ms: u64,
     pub max_body_bytes: usize,
     pub registration: Registration,
     pub passwords: Passwords,
@@ -77,6 +81,7 @@ impl Default for Config {
             server_name: "localhost".into(),
             public_baseurl: None,
             database: "sqlite://data/homeserver.db".into(),
+            auth_cache_ms: 1000,
             max_body_bytes: 64 * 1024,
             registration: Registration::default(),
             passwords: Passwords::default(),
@@ -139,6 +144,10 @@ server_name = "localhost"
 # public_baseurl = "https://matrix.example.org/"
 # sqlite://PATH (created on first start) or postgres://USER@HOST:PORT/DB.
 database = "sqlite://data/homeserver.db"
+# Milliseconds a process may reuse what it read about a token. Its own logouts and
+# locks apply at once; with several processes on one PostgreSQL database, those
+# made by another process apply within this time. 0 turns the cache off.
+auth_cache_ms = 1000
 # Larger request bodies get 413 M_TOO_LARGE.
 max_body_bytes = 65536
 

@@ -33,7 +33,8 @@ pub struct Caller {
 
 impl Server {
     pub async fn new(config: Config) -> Result<Arc<Server>, String> {
-        let store = Store::open(&config.database).await?;
+        let auth_cache = std::time::Duration::from_millis(config.auth_cache_ms);
+        let store = Store::open(&config.database, auth_cache).await?;
         let hasher = PasswordHasherConfig::new(&config.passwords)?;
         let uia_key = store
             .secret("uia_binding_key", crypto::new_token("k"))
@@ -173,9 +174,10 @@ impl Authenticator for Server {
     type Identity = Caller;
 
     async fn authenticate(&self, credential: Credential<'_>) -> Result<Caller, MatrixError> {
+        let hash = crypto::token_hash(credential.token);
         let owner = self
             .store
-            .token_owner(&crypto::token_hash(credential.token))
+            .token_owner(&hash)
             .await
             .map_err(internal)?
             .ok_or_else(|| MatrixError::unknown_token(false))?;
@@ -222,6 +224,7 @@ impl Authenticator for Server {
             {
                 tracing::warn!(error = %e, "could not record device activity");
             }
+            self.store.forget_cached_token(&hash);
         }
         Ok(Caller {
             user_id: owner.user_id,

@@ -190,6 +190,24 @@ impl TestServer {
         Some(s)
     }
 
+    /// A second server process on the same database (another node behind the
+    /// same load balancer).
+    pub fn another_process(&self) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::copy(&self.config, &config).unwrap();
+        let mut s = TestServer {
+            child: None,
+            base: String::new(),
+            dir,
+            config,
+            agent: self.agent.clone(),
+            _pg: None,
+        };
+        s.spawn();
+        s
+    }
+
     fn spawn(&mut self) {
         let out = self.dir.path().join("stdout.log");
         let err = self.dir.path().join("stderr.log");

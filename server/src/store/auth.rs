@@ -202,14 +202,22 @@ impl Store {
 
     /// The user an unexpired OpenID token belongs to.
     pub async fn openid_token_owner(&self, hash: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT user_id FROM openid_tokens WHERE token_hash = $1 AND expires_ms > $2",
-        )
-        .bind(hash)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.0))
+        let now = now_ms();
+        if let Some(user_id) = self.cache.openid(hash, now) {
+            return Ok(Some(user_id));
+        }
+        let generation = self.cache.generation();
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT user_id, expires_ms FROM openid_tokens WHERE token_hash = $1 AND expires_ms > $2")
+                .bind(hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(user_id, expires_ms)| {
+            self.cache
+                .put_openid(generation, hash, &user_id, expires_ms);
+            user_id
+        }))
     }
 
     pub async fn create_login_token(

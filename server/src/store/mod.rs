@@ -8,6 +8,7 @@
 //! server acknowledges is on disk.
 
 mod auth;
+mod cache;
 mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,6 +57,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    cache: std::sync::Arc<cache::ReadCache>,
 }
 
 pub fn now_ms() -> i64 {
@@ -68,7 +70,10 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Connects (creating an SQLite file and its directory if needed) and applies
     /// pending migrations.
-    pub async fn open(url: &str) -> std::result::Result<Store, String> {
+    pub async fn open(
+        url: &str,
+        auth_cache: std::time::Duration,
+    ) -> std::result::Result<Store, String> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path)
@@ -104,7 +109,11 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| format!("database: migration failed: {e}"))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            cache: std::sync::Arc::new(cache::ReadCache::new(auth_cache)),
+        })
     }
 
     /// A transaction that will write: SQLite takes the write lock up front, so two

@@ -143,6 +143,7 @@ impl Store {
         .bind(user_id)
         .execute(&self.pool)
         .await?;
+        self.cache.clear();
         Ok(r.rows_affected() == 1)
     }
 
@@ -152,6 +153,7 @@ impl Store {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
+        self.cache.clear();
         Ok(r.rows_affected() == 1)
     }
 
@@ -162,6 +164,7 @@ impl Store {
                 .bind(user_id)
                 .execute(&self.pool)
                 .await?;
+        self.cache.clear();
         Ok(r.rows_affected() == 1)
     }
 
@@ -197,6 +200,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.cache.clear();
         Ok(true)
     }
 
@@ -238,11 +242,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.cache.clear();
         Ok(())
     }
 
     /// The owner of an access token: one indexed join per authenticated request.
     pub async fn token_owner(&self, access_hash: &str) -> Result<Option<TokenOwner>> {
+        if let Some(owner) = self.cache.token(access_hash) {
+            return Ok(Some(owner));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT a.user_id, a.device_id, a.expires_ms, u.is_guest, u.is_admin, u.deactivated, u.locked, \
              u.suspended, d.last_seen_ms, r.predecessor_hash, a.refresh_hash \
@@ -255,7 +264,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(TokenOwner {
+        let owner = TokenOwner {
             user_id: row.try_get(0)?,
             device_id: row.try_get(1)?,
             expires_ms: row.try_get(2)?,
@@ -267,7 +276,9 @@ impl Store {
             last_seen_ms: row.try_get(8)?,
             retires_predecessor: row.try_get::<Option<String>, _>(9)?.is_some(),
             refresh_hash: row.try_get(10)?,
-        }))
+        };
+        self.cache.put_token(generation, access_hash, &owner);
+        Ok(Some(owner))
     }
 
     /// The first use of a refreshed pair retires the pair it replaced.
@@ -275,6 +286,7 @@ impl Store {
         let mut tx = self.write().await?;
         retire_predecessor(&mut tx, refresh_hash).await?;
         tx.commit().await?;
+        self.cache.clear();
         Ok(())
     }
 
@@ -329,7 +341,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.cache.clear();
         Ok(Some((user_id, device_id)))
+    }
+
+    /// Drops one token's cached owner (after its device's activity time changed).
+    pub fn forget_cached_token(&self, access_hash: &str) {
+        self.cache.forget_token(access_hash);
     }
 
     /// Records activity on a device (for `whois`); callers throttle it.
@@ -361,6 +379,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cache.clear();
         Ok(())
     }
 
@@ -380,6 +399,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.cache.clear();
         Ok(())
     }
 
