@@ -281,19 +281,7 @@ where
     F: FnOnce(Context<()>, Req) -> Fut,
     Fut: Future<Output = Result<Res, MatrixError>>,
 {
-    match Req::from_request(&req) {
-        Ok(typed) => respond(
-            f(
-                Context {
-                    auth: (),
-                    request: req.info,
-                },
-                typed,
-            )
-            .await,
-        ),
-        Err(e) => e.into_response(),
-    }
+    parse_and_call((), req, f).await
 }
 
 /// Calls an operation that allows anonymous callers: a credential, if present,
@@ -311,24 +299,8 @@ where
     F: FnOnce(Context<Option<A::Identity>>, Req) -> Fut,
     Fut: Future<Output = Result<Res, MatrixError>>,
 {
-    let auth = match find_credential(&req, security) {
-        None => None,
-        Some((scheme, token)) => match api.authenticate(credential(scheme, token, &req)).await {
-            Ok(identity) => Some(identity),
-            Err(e) => return e.into_response(),
-        },
-    };
-    match Req::from_request(&req) {
-        Ok(typed) => respond(
-            f(
-                Context {
-                    auth,
-                    request: req.info,
-                },
-                typed,
-            )
-            .await,
-        ),
+    match authenticate(api, security, &req).await {
+        Ok(auth) => parse_and_call(auth, req, f).await,
         Err(e) => e.into_response(),
     }
 }
@@ -347,13 +319,36 @@ where
     F: FnOnce(Context<A::Identity>, Req) -> Fut,
     Fut: Future<Output = Result<Res, MatrixError>>,
 {
-    let auth = match find_credential(&req, security) {
-        None => return MatrixError::missing_token().into_response(),
-        Some((scheme, token)) => match api.authenticate(credential(scheme, token, &req)).await {
-            Ok(identity) => identity,
-            Err(e) => return e.into_response(),
-        },
-    };
+    match authenticate(api, security, &req).await {
+        Ok(Some(auth)) => parse_and_call(auth, req, f).await,
+        Ok(None) => MatrixError::missing_token().into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The caller, if the request carries a credential; an invalid one is an error.
+async fn authenticate<A: Authenticator>(
+    api: &A,
+    security: &Security,
+    req: &Incoming,
+) -> Result<Option<A::Identity>, MatrixError> {
+    match find_credential(req, security) {
+        None => Ok(None),
+        Some((scheme, token)) => api
+            .authenticate(credential(scheme, token, req))
+            .await
+            .map(Some),
+    }
+}
+
+/// Authentication passed: parse the typed request, call the operation, answer.
+async fn parse_and_call<I, Req, Res, F, Fut>(auth: I, req: Incoming, f: F) -> HttpResponse
+where
+    Req: FromRequest,
+    Res: IntoResponse,
+    F: FnOnce(Context<I>, Req) -> Fut,
+    Fut: Future<Output = Result<Res, MatrixError>>,
+{
     match Req::from_request(&req) {
         Ok(typed) => respond(
             f(

@@ -66,6 +66,23 @@ pub enum TokenCommand {
     },
 }
 
+/// The given password, or a generated one, checked against the policy and hashed:
+/// `(password, hash, generated)`.
+async fn new_password(
+    server: &Server,
+    given: Option<String>,
+) -> Result<(String, String, bool), String> {
+    let (password, generated) = match given {
+        Some(p) => (p, false),
+        None => (crypto::new_token("pw")[3..27].to_string(), true),
+    };
+    server
+        .check_password_policy(&password)
+        .map_err(|e| e.error)?;
+    let hash = server.hasher.hash(&password).await?;
+    Ok((password, hash, generated))
+}
+
 fn store_err(e: StoreError) -> String {
     format!("database: {e}")
 }
@@ -116,14 +133,7 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             admin,
         } => {
             let user_id = resolve(&user)?;
-            let (password, generated) = match password {
-                Some(p) => (p, false),
-                None => (crypto::new_token("pw")[3..27].to_string(), true),
-            };
-            server
-                .check_password_policy(&password)
-                .map_err(|e| e.error)?;
-            let hash = server.hasher.hash(&password).await?;
+            let (password, hash, generated) = new_password(server, password).await?;
             match server
                 .store
                 .create_user(&user_id, Some(&hash), false, admin, None)
@@ -140,14 +150,7 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
         }
         UserCommand::ResetPassword { user, password } => {
             let u = existing(resolve(&user)?).await?;
-            let (password, generated) = match password {
-                Some(p) => (p, false),
-                None => (crypto::new_token("pw")[3..27].to_string(), true),
-            };
-            server
-                .check_password_policy(&password)
-                .map_err(|e| e.error)?;
-            let hash = server.hasher.hash(&password).await?;
+            let (password, hash, generated) = new_password(server, password).await?;
             if !server
                 .store
                 .set_password(&u.user_id, &hash)

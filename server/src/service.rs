@@ -21,6 +21,14 @@ pub struct Server {
     pub uia_key: Vec<u8>,
 }
 
+/// A logged-in device and its tokens, as login and registration return them.
+pub struct Session {
+    pub device_id: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in_ms: Option<i64>,
+}
+
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -116,14 +124,17 @@ impl Server {
         Ok(())
     }
 
-    /// Logs a device in and returns `(access_token, refresh_token, expires_in_ms)`.
+    /// Logs a device in: the client's `device_id` (its old tokens revoked) or a new
+    /// one, with a fresh access token and, if asked, a refresh token.
     pub async fn open_session(
         &self,
         user_id: &str,
-        device_id: &str,
+        device_id: Option<&str>,
         display_name: Option<&str>,
         with_refresh: bool,
-    ) -> Result<(String, Option<String>, Option<i64>), MatrixError> {
+    ) -> Result<Session, MatrixError> {
+        let device_id = device_id.map_or_else(crypto::new_id, str::to_string);
+        let device_id = device_id.as_str();
         let access = crypto::new_token("mat");
         let refresh = with_refresh.then(|| crypto::new_token("mar"));
         let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
@@ -140,7 +151,12 @@ impl Server {
             })
             .await
             .map_err(internal)?;
-        Ok((access, refresh, expires_ms.map(|_| lifetime_ms)))
+        Ok(Session {
+            device_id: device_id.to_string(),
+            access_token: access,
+            refresh_token: refresh,
+            expires_in_ms: expires_ms.map(|_| lifetime_ms),
+        })
     }
 
     /// Rate-limits an action by the client's IP and, when known, the user.

@@ -160,16 +160,15 @@ impl LoginApi for Server {
             )
             .with("soft_logout", true));
         }
-        let device_id = body.device_id.clone().unwrap_or_else(crypto::new_id);
-        let (access, refresh, expires) = self
+        let session = self
             .open_session(
                 &user_id,
-                &device_id,
+                body.device_id.as_deref(),
                 body.initial_device_display_name.as_deref(),
                 body.refresh_token == Some(true),
             )
             .await?;
-        tracing::info!(user_id, device_id, "logged in");
+        tracing::info!(user_id, device_id = session.device_id, "logged in");
         let well_known = self
             .config
             .public_baseurl
@@ -183,11 +182,11 @@ impl LoginApi for Server {
             });
         Ok(login::Response::Ok(login::OkBody {
             user_id,
-            access_token: access,
-            refresh_token: refresh,
-            expires_in_ms: expires,
+            access_token: session.access_token,
+            refresh_token: session.refresh_token,
+            expires_in_ms: session.expires_in_ms,
             home_server: Some(self.config.server_name.clone()),
-            device_id,
+            device_id: session.device_id,
             well_known,
         }))
     }

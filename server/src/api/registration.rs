@@ -13,7 +13,7 @@ use matrix_api::runtime::{Context, MatrixError};
 
 use crate::config::RegistrationMode;
 use crate::crypto;
-use crate::service::{internal, medium_not_supported, Server};
+use crate::service::{internal, medium_not_supported, Server, Session};
 use crate::store::now_ms;
 use crate::uia::{Uia, UiaSpec, DUMMY, REGISTRATION_TOKEN};
 
@@ -46,11 +46,11 @@ impl Server {
             .create_user(&user_id, None, true, false, None)
             .await
             .map_err(internal)?;
-        let device_id = crypto::new_id();
-        let (access, _, _) = self
+        // Guests never choose their device.
+        let session = self
             .open_session(
                 &user_id,
-                &device_id,
+                None,
                 body.initial_device_display_name.as_deref(),
                 false,
             )
@@ -58,18 +58,19 @@ impl Server {
         Ok(register::Response::Ok(ok_body(
             &self.config.server_name,
             user_id,
-            Some((access, None, None, device_id)),
+            Some(session),
         )))
     }
 }
 
-fn ok_body(
-    server_name: &str,
-    user_id: String,
-    login: Option<(String, Option<String>, Option<i64>, String)>,
-) -> register::OkBody {
-    let (access_token, refresh_token, expires_in_ms, device_id) = match login {
-        Some((a, r, e, d)) => (Some(a), r, e, Some(d)),
+fn ok_body(server_name: &str, user_id: String, session: Option<Session>) -> register::OkBody {
+    let (device_id, access_token, refresh_token, expires_in_ms) = match session {
+        Some(s) => (
+            Some(s.device_id),
+            Some(s.access_token),
+            s.refresh_token,
+            s.expires_in_ms,
+        ),
         None => (None, None, None, None),
     };
     register::OkBody {
@@ -176,11 +177,10 @@ impl RegistrationApi for Server {
                 None,
             )));
         }
-        let device_id = body.device_id.clone().unwrap_or_else(crypto::new_id);
-        let (access, refresh, expires) = self
+        let session = self
             .open_session(
                 &user_id,
-                &device_id,
+                body.device_id.as_deref(),
                 body.initial_device_display_name.as_deref(),
                 body.refresh_token == Some(true),
             )
@@ -188,7 +188,7 @@ impl RegistrationApi for Server {
         Ok(register::Response::Ok(ok_body(
             &self.config.server_name,
             user_id,
-            Some((access, refresh, expires, device_id)),
+            Some(session),
         )))
     }
 
