@@ -73,6 +73,16 @@ fn request(
     b.body(Full::new(body)).expect("valid request")
 }
 
+/// One request on a connection of its own (for setting the benchmark up).
+async fn once(addr: SocketAddr, req: Request<Full<Bytes>>) -> Option<(u16, Bytes)> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    send(&mut sender, req).await
+}
+
 async fn run_load(
     addr: SocketAddr,
     scenario: Scenario,
@@ -328,19 +338,16 @@ pub fn loadbench() -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         // Prepare a user, its access token and an OpenID token through the API.
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let body = json!({"username": "bench", "password": "correct horse battery"});
-        let (_, b) = send(&mut s, request("POST", "/_matrix/client/v3/register", None, Some(body.clone()))).await.ok_or("register")?;
+        let (_, b) = once(addr, request("POST", "/_matrix/client/v3/register", None, Some(body.clone()))).await.ok_or("register")?;
         let session = serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string())?["session"].clone();
         let mut body = body;
         body["auth"] = json!({"type": "m.login.dummy", "session": session});
-        let (_, b) = send(&mut s, request("POST", "/_matrix/client/v3/register", None, Some(body))).await.ok_or("register")?;
+        let (_, b) = once(addr, request("POST", "/_matrix/client/v3/register", None, Some(body))).await.ok_or("register")?;
         let reg: Value = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
         let token = reg["access_token"].as_str().ok_or("no access token")?.to_string();
         let path = "/_matrix/client/v3/user/@bench:localhost/openid/request_token";
-        let (_, b) = send(&mut s, request("POST", path, Some(&token), Some(json!({})))).await.ok_or("openid")?;
+        let (_, b) = once(addr, request("POST", path, Some(&token), Some(json!({})))).await.ok_or("openid")?;
         let oid = serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string())?["access_token"].as_str().ok_or("no openid token")?.to_string();
 
         let t = token.clone();

@@ -9,6 +9,7 @@
 
 mod auth;
 mod cache;
+mod sqlite_reads;
 mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,6 +59,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cache: std::sync::Arc<cache::ReadCache>,
+    /// SQLite only: point reads on the calling thread (see `sqlite_reads`).
+    reads: Option<std::sync::Arc<sqlite_reads::SqliteReads>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -75,6 +78,7 @@ impl Store {
         auth_cache: std::time::Duration,
     ) -> std::result::Result<Store, String> {
         sqlx::any::install_default_drivers();
+        let sqlite_path = url.strip_prefix("sqlite://").map(str::to_string);
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path)
                 .parent()
@@ -113,6 +117,7 @@ impl Store {
             pool,
             backend,
             cache: std::sync::Arc::new(cache::ReadCache::new(auth_cache)),
+            reads: sqlite_path.map(|p| std::sync::Arc::new(sqlite_reads::SqliteReads::new(p))),
         })
     }
 

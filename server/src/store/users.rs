@@ -117,6 +117,9 @@ impl Store {
 
     pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
+        if let Some(found) = self.reads.as_ref().and_then(|r| r.user(&sql, user_id)) {
+            return Ok(found);
+        }
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
             .fetch_optional(&self.pool)
