@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
+use matrix_api::client_server::logout::{logout, logout_all};
 use matrix_api::runtime::{Authenticator, Credential, MatrixError};
 
 use crate::config::Config;
@@ -205,10 +206,10 @@ impl Authenticator for Server {
             // Expired, not revoked: the client may refresh and keep its state.
             return Err(MatrixError::unknown_token(true));
         }
-        let logging_out = matches!(
-            credential.request.operation_id,
-            "logout" | "logout_all" | "logoutAll"
-        );
+        // A locked user may still log out.
+        let op = credential.request.operation_id;
+        let logging_out =
+            op == logout::METADATA.operation_id || op == logout_all::METADATA.operation_id;
         if owner.locked && !logging_out {
             return Err(MatrixError::new(
                 StatusCode::UNAUTHORIZED,

@@ -7,7 +7,7 @@
 //! only for the endpoint and body they were created for.
 
 use http::StatusCode;
-use matrix_api::runtime::MatrixError;
+use matrix_api::runtime::{MatrixError, Metadata};
 use matrix_api::types::{AuthData, AuthResponse, FlowInformation};
 use serde_json::Value;
 
@@ -20,8 +20,8 @@ pub const PASSWORD: &str = "m.login.password";
 pub const REGISTRATION_TOKEN: &str = "m.login.registration_token";
 
 pub struct UiaSpec<'a> {
-    /// `"POST /_matrix/client/v3/register"`: the operation's metadata path.
-    pub endpoint: &'a str,
+    /// The operation the session is for (its generated `METADATA`).
+    pub operation: &'a Metadata,
     /// Request fields that must stay the same for the whole session.
     pub binding: &'a [&'a str],
     /// The signed-in user whose password the stages check.
@@ -43,6 +43,8 @@ impl Server {
         spec: &UiaSpec<'_>,
         auth: Option<&AuthData>,
     ) -> Result<Uia, MatrixError> {
+        // `"POST /_matrix/client/v3/register"`: what a session is bound to.
+        let endpoint = format!("{} {}", spec.operation.method, spec.operation.path);
         let binding = crypto::bind_hash(&self.uia_key, spec.binding);
         let session_id = auth.and_then(|a| a.session.as_deref());
         let mut session = match session_id {
@@ -60,7 +62,7 @@ impl Server {
                         )
                     })?;
                 let same_user = s.user_id.as_deref() == spec.user_id;
-                if s.endpoint != spec.endpoint || !same_user {
+                if s.endpoint != endpoint || !same_user {
                     return Err(MatrixError::forbidden(
                         "This session belongs to another request",
                     ));
@@ -75,7 +77,7 @@ impl Server {
             None => {
                 let s = UiaSession {
                     session_id: crypto::new_token("uia"),
-                    endpoint: spec.endpoint.to_string(),
+                    endpoint,
                     binding,
                     user_id: spec.user_id.map(str::to_string),
                     completed: Vec::new(),

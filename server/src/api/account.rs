@@ -26,7 +26,7 @@ impl PasswordManagementApi for Server {
         self.limit("password", &ctx.request, Some(&caller.user_id))?;
         self.check_password_policy(&body.new_password)?;
         let spec = UiaSpec {
-            endpoint: "POST /_matrix/client/v3/account/password",
+            operation: &change_password::METADATA,
             binding: &[
                 &body.new_password,
                 if body.logout_devices { "1" } else { "0" },
@@ -94,7 +94,7 @@ impl AccountDeactivationApi for Server {
         };
         let body = &request.body;
         let spec = UiaSpec {
-            endpoint: "POST /_matrix/client/v3/account/deactivate",
+            operation: &deactivate_account::METADATA,
             binding: &[if body.erase { "erase" } else { "keep" }],
             user_id: Some(&caller.user_id),
             flows: vec![vec![PASSWORD]],

@@ -7,7 +7,7 @@ use matrix_api::client_server::admin::{
 };
 use matrix_api::runtime::{Context, MatrixError};
 
-use super::registration::error;
+use super::error;
 use crate::service::{internal, Caller, Server};
 use crate::store::User;
 

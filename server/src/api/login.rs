@@ -9,7 +9,7 @@ use matrix_api::client_server::refresh::{refresh, RefreshApi};
 use matrix_api::runtime::{Context, MatrixError};
 use serde_json::Value;
 
-use super::registration::error;
+use super::error;
 use crate::crypto;
 use crate::service::{internal, Caller, Server};
 use crate::store::now_ms;
@@ -200,7 +200,7 @@ impl LoginTokenApi for Server {
     ) -> Result<generate_login_token::Response, MatrixError> {
         self.limit("login_token", &ctx.request, Some(&ctx.auth.user_id))?;
         let spec = UiaSpec {
-            endpoint: "POST /_matrix/client/v1/login/get_token",
+            operation: &generate_login_token::METADATA,
             binding: &[],
             user_id: Some(&ctx.auth.user_id),
             flows: vec![vec![PASSWORD]],

@@ -9,3 +9,11 @@ mod login;
 mod openid;
 mod registration;
 mod threepid;
+
+/// A typed error body, for the error responses an operation's spec lists.
+fn error(errcode: &str, message: &str) -> matrix_api::types::Error {
+    matrix_api::types::Error {
+        errcode: errcode.to_string(),
+        error: Some(message.to_string()),
+    }
+}

@@ -11,6 +11,7 @@ use matrix_api::client_server::registration_tokens::{
 };
 use matrix_api::runtime::{Context, MatrixError};
 
+use super::error;
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::service::{internal, medium_not_supported, Server, Session};
@@ -121,7 +122,7 @@ impl RegistrationApi for Server {
         let password = body.password.as_deref().unwrap_or("");
         let inhibit = if body.inhibit_login { "1" } else { "0" };
         let spec = UiaSpec {
-            endpoint: "POST /_matrix/client/v3/register",
+            operation: &register::METADATA,
             // A generated name is not bound: it is drawn anew per request.
             binding: &[body.username.as_deref().unwrap_or(""), password, inhibit],
             user_id: None,
@@ -248,13 +249,5 @@ impl RegistrationTokensApi for Server {
         Ok(registration_token_validity::Response::Ok(
             registration_token_validity::OkBody { valid },
         ))
-    }
-}
-
-/// A typed error body for responses the spec lists.
-pub(crate) fn error(errcode: &str, message: &str) -> matrix_api::types::Error {
-    matrix_api::types::Error {
-        errcode: errcode.to_string(),
-        error: Some(message.to_string()),
     }
 }
