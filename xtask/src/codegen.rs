@@ -37,14 +37,8 @@ fn run(spec: &Path, options: &Options) -> Result<(Output, f64), String> {
 /// Writes the generated files under `dir`, removing generated files that are no
 /// longer produced (anything under `src/` or `tests/` that is not in the output).
 fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
-    for sub in ["src", "tests"] {
-        for existing in list(&dir.join(sub)) {
-            let rel = relative(dir, &existing);
-            if !files.contains_key(&rel) {
-                std::fs::remove_file(&existing)
-                    .map_err(|e| format!("{}: {e}", existing.display()))?;
-            }
-        }
+    for (existing, _) in stale_files(dir, files) {
+        std::fs::remove_file(&existing).map_err(|e| format!("{}: {e}", existing.display()))?;
     }
     prune_empty_dirs(dir);
     for (rel, text) in files {
@@ -57,6 +51,20 @@ fn write_tree(dir: &Path, files: &BTreeMap<String, String>) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Files under the generated `src/` and `tests/` that the output no longer
+/// contains, with their paths relative to `dir`.
+fn stale_files(dir: &Path, files: &BTreeMap<String, String>) -> Vec<(PathBuf, String)> {
+    ["src", "tests"]
+        .iter()
+        .flat_map(|sub| list(&dir.join(sub)))
+        .map(|path| {
+            let rel = relative(dir, &path);
+            (path, rel)
+        })
+        .filter(|(_, rel)| !files.contains_key(rel))
+        .collect()
 }
 
 /// Removes directories left empty by removed files (deepest first).
@@ -156,13 +164,8 @@ pub fn check() -> Result<(), String> {
             Err(_) => problems.push(format!("generated/{rel} is missing")),
         }
     }
-    for sub in ["src", "tests"] {
-        for existing in list(&dir.join(sub)) {
-            let rel = relative(&dir, &existing);
-            if !output.files.contains_key(&rel) {
-                problems.push(format!("generated/{rel} is no longer generated"));
-            }
-        }
+    for (_, rel) in stale_files(&dir, &output.files) {
+        problems.push(format!("generated/{rel} is no longer generated"));
     }
     if problems.is_empty() {
         println!("generated/ matches api/ ({} files)", output.files.len());

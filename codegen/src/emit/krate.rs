@@ -225,22 +225,16 @@ fn examples(api: &Api, options: &Options, diags: &mut Diagnostics) -> String {
     };
     let mut tests = Vec::new();
     let mut names = BTreeSet::new();
-    for (id, t) in api.types.iter().enumerate() {
+    for t in &api.types {
         if t.examples.is_empty()
             || matches!(t.kind, TypeKind::StringEnum { .. })
                 && t.examples.iter().all(|v| !v.is_string())
         {
             continue;
         }
-        let path = e.ty(
-            &crate::ir::Ty::Named(id),
-            &Module::Operation(usize::MAX, usize::MAX),
-        );
-        let path: TokenStream = path
-            .to_string()
-            .replacen("crate", &krate.to_string(), 1)
-            .parse()
-            .unwrap_or(path);
+        let module = e.module_path_in(&quote!(#krate), &t.module);
+        let type_name = format_ident!("{}", t.name);
+        let path = quote!(#module::#type_name);
         let mut name = match &t.module {
             Module::Shared => format!("types_{}", t.name.to_snake_case()),
             Module::Operation(f, o) => {

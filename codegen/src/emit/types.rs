@@ -12,13 +12,19 @@ use crate::ir::{Field, Module, Ty, TypeDef, TypeKind};
 impl Emitter<'_> {
     /// The path of a module, as seen from anywhere in the crate.
     pub fn module_path(&self, module: &Module) -> TokenStream {
+        self.module_path_in(&quote!(crate), module)
+    }
+
+    /// The path of a module below `root`: `crate` inside the generated crate, the
+    /// crate's name from outside it (its tests).
+    pub fn module_path_in(&self, root: &TokenStream, module: &Module) -> TokenStream {
         match module {
-            Module::Shared => quote!(crate::types),
+            Module::Shared => quote!(#root::types),
             Module::Operation(f, o) => {
                 let file = &self.api.files[*f];
                 let segs = file.module.iter().map(|m| format_ident!("{}", m));
                 let op = format_ident!("{}", file.operations[*o].name);
-                quote!(crate #(::#segs)* ::#op)
+                quote!(#root #(::#segs)* ::#op)
             }
         }
     }

@@ -24,9 +24,11 @@ impl Lowerer {
         path: &str,
         item: &Value,
     ) {
-        let Some((at, item)) = self.loader.deref(at).or(Some((at.clone(), item.clone()))) else {
-            return;
-        };
+        // A path item may itself be a `$ref`.
+        let (at, item) = self
+            .loader
+            .deref(at)
+            .unwrap_or_else(|| (at.clone(), item.clone()));
         let shared_params: Vec<Location> = match item.get("parameters").and_then(Value::as_array) {
             Some(ps) => (0..ps.len())
                 .map(|i| at.join("parameters").join(i))
