@@ -536,11 +536,13 @@ both!(
     discovery_endpoints_describe_the_server,
     "public_baseurl = \"https://matrix.test.local/\"\n",
     |s| {
+        // Exactly the generated API's versions: from v1.1 up to the release
+        // api/upstream.yaml pins.
         let v = s.get("/_matrix/client/versions", None);
-        assert!(v.body["versions"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("v1.19")));
+        assert_eq!(v.body["versions"], json!(matrix_api::SUPPORTED_VERSIONS));
+        let versions = v.body["versions"].as_array().unwrap();
+        assert_eq!(versions.first(), Some(&json!("v1.1")));
+        assert_eq!(versions.last(), Some(&json!(matrix_api::MATRIX_VERSION)));
         let wk = s.get("/.well-known/matrix/client", None);
         assert_eq!(
             wk.body,

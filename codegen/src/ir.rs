@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Location};
+pub use crate::versions::Release;
 
 /// Index into [`Api::types`].
 pub type TypeId = usize;
@@ -17,6 +18,8 @@ pub struct Api {
     pub sources: Vec<String>,
     /// Problems in the spec that generation worked around (see [`Diagnostic`]).
     pub warnings: Vec<Diagnostic>,
+    /// The Matrix release the API describes, when known.
+    pub release: Option<Release>,
 }
 
 /// One OpenAPI document: becomes one module and one route trait.

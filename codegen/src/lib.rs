@@ -7,12 +7,16 @@
 //! contents so callers decide whether to write them or compare them.
 
 pub mod diag;
+pub mod diff;
+pub mod emit;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod manifest;
+pub mod versions;
 
 pub use diag::{Diagnostic, Error, Location};
-pub mod emit;
+pub use manifest::Manifest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,15 +71,43 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
+/// A spec lowered to the IR, with its manifest when it has one.
+pub struct Spec {
+    pub api: ir::Api,
+    pub manifest: Option<Manifest>,
+}
+
+/// Loads and lowers a spec: a directory (every API file under it, and its
+/// [`manifest`] if present) or a single API file. File names in messages are
+/// relative to the directory's parent (`api/client-server/...`). The API's
+/// release is the manifest's, or else inferred from its version annotations.
+pub fn load_spec(spec: &Path) -> Result<Spec, Error> {
+    let canon = spec.canonicalize().unwrap_or_else(|_| spec.to_path_buf());
+    let (files, dir) = if canon.is_file() {
+        let dir = canon.parent().unwrap_or(&canon).to_path_buf();
+        (vec![canon.clone()], dir)
+    } else {
+        (discover(spec)?, canon.clone())
+    };
+    let root = dir.parent().unwrap_or(&dir);
+    let mut api = lower::lower(root, &files)?;
+    let manifest = if canon.is_file() {
+        None
+    } else {
+        let display = dir.strip_prefix(root).unwrap_or(&dir).join(manifest::FILE);
+        Manifest::load(&dir, &display.to_string_lossy())?
+    };
+    api.release = match &manifest {
+        Some(m) => versions::Version::parse(&m.release).map(versions::Release::Pinned),
+        None => versions::newest_annotation(&api).map(versions::Release::Inferred),
+    };
+    Ok(Spec { api, manifest })
+}
+
 /// Generates a crate from every API file under `spec_dir`. File names in messages
 /// and headers are relative to the spec directory's parent.
 pub fn generate(spec_dir: &Path, options: &Options) -> Result<Output, Error> {
-    let files = discover(spec_dir)?;
-    let canon = spec_dir
-        .canonicalize()
-        .unwrap_or_else(|_| spec_dir.to_path_buf());
-    let root = canon.parent().unwrap_or(&canon);
-    let api = lower::lower(root, &files)?;
+    let api = load_spec(spec_dir)?.api;
     let files = emit::emit(&api, options)?;
     Ok(Output {
         files,

@@ -5,15 +5,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{fixture_names, fixtures, options};
-
-fn upstream() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/matrix-spec/v1.19/data/api");
-    dir.is_dir().then_some(dir)
-}
+use support::{fixture_names, fixtures, options, upstream};
 
 fn write_crate(dir: &Path, files: &std::collections::BTreeMap<String, String>) {
     let _ = std::fs::remove_dir_all(dir);
@@ -51,30 +46,22 @@ fn generated_crates_build_cleanly_and_examples_round_trip() {
         write_crate(&scratch.join(&name), &out.files);
         members.push(name);
     }
-    let upstream = upstream();
-    match &upstream {
-        Some(dir) => {
-            let opts = matrix_codegen::Options {
-                crate_name: "upstream-v1-19".into(),
-                standalone: false,
-                runtime_dir: None,
-            };
-            let out = matrix_codegen::generate(dir, &opts)
-                .unwrap_or_else(|e| panic!("upstream v1.19:\n{e}"));
-            assert_eq!(
-                (out.api_files, out.operations),
-                (113, 235),
-                "all of upstream v1.19"
-            );
-            write_crate(&scratch.join("upstream"), &out.files);
-            members.push("upstream".into());
-        }
-        None if std::env::var_os("CI").is_some() => {
-            panic!("CI: ../shared/matrix-spec/v1.19 is missing")
-        }
-        None => {
-            eprintln!("skipping upstream v1.19: ../shared/matrix-spec/v1.19/data/api not found")
-        }
+    let upstream = upstream("v1.19");
+    if let Some(dir) = &upstream {
+        let opts = matrix_codegen::Options {
+            crate_name: "upstream-v1-19".into(),
+            standalone: false,
+            runtime_dir: None,
+        };
+        let out =
+            matrix_codegen::generate(dir, &opts).unwrap_or_else(|e| panic!("upstream v1.19:\n{e}"));
+        assert_eq!(
+            (out.api_files, out.operations),
+            (113, 235),
+            "all of upstream v1.19"
+        );
+        write_crate(&scratch.join("upstream"), &out.files);
+        members.push("upstream".into());
     }
     let list: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
     std::fs::write(

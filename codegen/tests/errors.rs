@@ -79,3 +79,12 @@ fn a_directory_without_api_files_is_an_error() {
     let e = errors("../fixtures/all_of/defs");
     assert!(e[0].contains("no API files"), "{e:?}");
 }
+
+#[test]
+fn a_bad_manifest_names_itself_and_the_field() {
+    let e = errors("manifest");
+    assert_eq!(
+        e,
+        ["manifest/upstream.yaml#/release: error: `latest` is not a release such as `v1.19`"]
+    );
+}

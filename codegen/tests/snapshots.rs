@@ -4,11 +4,10 @@
 
 mod support;
 
-use support::{fixture_names, fixtures, options};
+use support::{fixture_names, fixtures, options, snapshot_differs};
 
 #[test]
 fn fixtures_generate_their_snapshots() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut stale = Vec::new();
     for name in fixture_names() {
         let out = matrix_codegen::generate(&fixtures().join(&name), &options(&name))
@@ -25,14 +24,8 @@ fn fixtures_generate_their_snapshots() {
         let file = fixtures()
             .join("../snapshots")
             .join(format!("{name}.rs.txt"));
-        let committed = std::fs::read_to_string(&file).unwrap_or_default();
-        if committed != snapshot {
-            if update {
-                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-                std::fs::write(&file, &snapshot).unwrap();
-            } else {
-                stale.push(name);
-            }
+        if snapshot_differs(&file, &snapshot) {
+            stale.push(name);
         }
     }
     assert!(stale.is_empty(), "snapshots differ for {stale:?}; review with UPDATE_SNAPSHOTS=1 cargo test -p matrix-codegen and git diff");

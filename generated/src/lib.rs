@@ -67,3 +67,30 @@ pub const SOURCES: &[&str] = &[
     "api/client-server/whoami.yaml",
     "api/server-server/openid.yaml",
 ];
+/// The Matrix release the API description pins (its `upstream.yaml`).
+pub const MATRIX_VERSION: &str = "v1.19";
+/// The releases whose clients a server implementing this API serves, for
+/// `/versions`: from v1.1, or the newest release that added an input
+/// clients must send, up to [`MATRIX_VERSION`].
+#[rustfmt::skip]
+pub const SUPPORTED_VERSIONS: &[&str] = &[
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+    "v1.12",
+    "v1.13",
+    "v1.14",
+    "v1.15",
+    "v1.16",
+    "v1.17",
+    "v1.18",
+    "v1.19",
+];

@@ -10,7 +10,8 @@ use quote::{format_ident, quote};
 
 use super::Emitter;
 use crate::diag::{Diagnostics, Error, Location};
-use crate::ir::{Api, Module, TypeKind};
+use crate::ir::{Api, Module, Release, TypeKind};
+use crate::versions;
 
 /// The runtime sources, copied into every generated crate.
 const RUNTIME: &[(&str, &str)] = &[
@@ -167,6 +168,32 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
         }
         None => quote! { #[rustfmt::skip] },
     };
+    let versions = api.release.map(|release| {
+        let v = release.version();
+        let pinned = v.to_string();
+        let release_doc: &[&str] = match release {
+            Release::Pinned(_) => {
+                &[" The Matrix release the API description pins (its `upstream.yaml`)."]
+            }
+            Release::Inferred(_) => &[
+                " The Matrix release the API description is at least: the newest version",
+                " its annotations name (it has no `upstream.yaml` to pin one).",
+            ],
+        };
+        let supported = versions::supported(api, v)
+            .into_iter()
+            .map(|v| v.to_string());
+        quote! {
+            #(#[doc = #release_doc])*
+            pub const MATRIX_VERSION: &str = #pinned;
+
+            /// The releases whose clients a server implementing this API serves, for
+            /// `/versions`: from v1.1, or the newest release that added an input
+            /// clients must send, up to [`MATRIX_VERSION`].
+            #[rustfmt::skip]
+            pub const SUPPORTED_VERSIONS: &[&str] = &[#(#supported),*];
+        }
+    });
     let lib = quote! {
         //! Matrix API types, route traits and a hyper router, generated from the
         //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
@@ -186,6 +213,8 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
         /// The API files this crate was generated from.
         #[rustfmt::skip]
         pub const SOURCES: &[&str] = &[#(#api_files),*];
+
+        #versions
     };
     out.insert(
         "src/lib.rs".into(),

@@ -24,3 +24,36 @@ pub fn options(name: &str) -> matrix_codegen::Options {
         runtime_dir: None,
     }
 }
+
+/// `../shared/matrix-spec/<version>/data/api`, when present. Outside CI a missing
+/// copy skips the caller (with a printed reason); in CI it is a failure.
+pub fn upstream(version: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/matrix-spec")
+        .join(version)
+        .join("data/api");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: ../shared/matrix-spec/{version} is missing"
+    );
+    eprintln!("skipping: ../shared/matrix-spec/{version}/data/api not found");
+    None
+}
+
+/// Compares `text` with the committed file; with `UPDATE_SNAPSHOTS` set, writes it
+/// instead. Returns whether they differed (and were not updated).
+pub fn snapshot_differs(file: &Path, text: &str) -> bool {
+    let committed = std::fs::read_to_string(file).unwrap_or_default();
+    if committed == text {
+        return false;
+    }
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+        return false;
+    }
+    true
+}
