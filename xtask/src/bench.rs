@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: how long regeneration takes (api/ and all of upstream
-//! v1.19), and how long the generated crate takes to rebuild alone after an edit,
+//! v1.19), how long the semantic diff takes (all of upstream v1.15 → v1.19, and
+//! the drift check's upstream → api/), and how long the generated crate takes to rebuild alone after an edit,
 //! the number that matters in an implementer's edit-compile loop. Medians of
 //! repeated runs; generation is single-threaded, so it is a one-core figure.
 
@@ -7,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use matrix_codegen::{generate, Options};
+use matrix_codegen::diff::{diff, Scope};
+use matrix_codegen::{generate, load_spec, Options};
 
 use crate::codegen::project_root;
 
@@ -36,6 +38,18 @@ fn time_generation(spec: &Path, runs: usize) -> Result<(Duration, usize, usize),
     Ok((median(samples), sizes.0, sizes.1))
 }
 
+fn time_diff(old: &Path, new: &Path, scope: Scope, runs: usize) -> Result<Duration, String> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let old = load_spec(old).map_err(|e| e.to_string())?;
+        let new = load_spec(new).map_err(|e| e.to_string())?;
+        std::hint::black_box(diff(&old.api, &new.api, scope));
+        samples.push(start.elapsed());
+    }
+    Ok(median(samples))
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -57,8 +71,16 @@ pub fn bench() -> Result<(), String> {
             "regenerate upstream v1.19:    {} (median of 7; {ops} operations, {lines} lines)",
             ms(t)
         );
+        let v15 = root.join("../shared/matrix-spec/v1.15/data/api");
+        let t = time_diff(&v15, &upstream, Scope::All, 7)?;
+        println!(
+            "diff upstream v1.15 -> v1.19: {} (median of 7; load, lower and compare both)",
+            ms(t)
+        );
+        let t = time_diff(&upstream, &root.join("api"), Scope::NewOperations, 7)?;
+        println!("drift upstream v1.19 -> api/: {} (median of 7)", ms(t));
     } else {
-        println!("regenerate upstream v1.19:    skipped (../shared/matrix-spec/v1.19 not found)");
+        println!("upstream v1.19:               skipped (../shared/matrix-spec/v1.19 not found)");
     }
 
     // Crate-only rebuild: dependencies are built once, then only generated/ is

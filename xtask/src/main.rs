@@ -1,7 +1,8 @@
 //! `cargo xtask`: regenerates `generated/` from `api/` and checks that the committed
 //! code still matches (rust-analyzer's pattern: generated code is committed, and
-//! drift is a failing check, not a surprise).
+//! drift is a failing check, not a surprise), and compares specs semantically.
 
+mod apidiff;
 mod bench;
 mod codegen;
 mod loadbench;
@@ -13,10 +14,16 @@ const USAGE: &str = "usage:
   cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
   cargo xtask check                               fail with a diff when generated/ differs from what api/ produces
   cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild
-  cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server";
+  cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server
+";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("diff") => return apidiff::diff_command(&args[1..]),
+        Some("drift") => return apidiff::drift_command(&args[1..]),
+        _ => {}
+    }
     let result = match args.first().map(String::as_str) {
         Some("regenerate") => {
             parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
@@ -26,7 +33,7 @@ fn main() -> ExitCode {
         Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
         // The baseline process `loadbench` starts; not meant to be run by hand.
         Some("bare-server") if args.len() == 1 => loadbench::bare_server(),
-        _ => Err(USAGE.to_string()),
+        _ => Err(format!("{USAGE}{}", apidiff::USAGE)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,17 +1,14 @@
 //! The `xtask` command line as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{root, xtask};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../codegen/tests")
+    root().join("codegen/tests")
 }
 
 #[test]
