@@ -92,6 +92,17 @@ impl Diagnostics {
 #[derive(Debug)]
 pub struct Error(pub Vec<Diagnostic>);
 
+impl Error {
+    /// An error of a single problem (e.g. a file that cannot be read at all).
+    pub fn at(location: Location, message: impl Into<String>) -> Error {
+        Error(vec![Diagnostic {
+            location,
+            message: message.into(),
+            warning: false,
+        }])
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {

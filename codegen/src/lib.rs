@@ -53,20 +53,15 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         Ok(())
     }
     let mut files = Vec::new();
-    walk(dir, &mut files).map_err(|e| {
-        Error(vec![Diagnostic {
-            location: Location::new(dir.display().to_string(), ""),
-            message: format!("cannot read spec directory: {e}"),
-            warning: false,
-        }])
-    })?;
+    let location = || Location::new(dir.display().to_string(), "");
+    walk(dir, &mut files)
+        .map_err(|e| Error::at(location(), format!("cannot read spec directory: {e}")))?;
     files.sort();
     if files.is_empty() {
-        return Err(Error(vec![Diagnostic {
-            location: Location::new(dir.display().to_string(), ""),
-            message: "no API files (YAML with a top-level `paths:`) found".into(),
-            warning: false,
-        }]));
+        return Err(Error::at(
+            location(),
+            "no API files (YAML with a top-level `paths:`) found",
+        ));
     }
     Ok(files)
 }
@@ -83,7 +78,8 @@ pub struct Spec {
 /// release is the manifest's, or else inferred from its version annotations.
 pub fn load_spec(spec: &Path) -> Result<Spec, Error> {
     let canon = spec.canonicalize().unwrap_or_else(|_| spec.to_path_buf());
-    let (files, dir) = if canon.is_file() {
+    let single_file = canon.is_file();
+    let (files, dir) = if single_file {
         let dir = canon.parent().unwrap_or(&canon).to_path_buf();
         (vec![canon.clone()], dir)
     } else {
@@ -91,7 +87,7 @@ pub fn load_spec(spec: &Path) -> Result<Spec, Error> {
     };
     let root = dir.parent().unwrap_or(&dir);
     let mut api = lower::lower(root, &files)?;
-    let manifest = if canon.is_file() {
+    let manifest = if single_file {
         None
     } else {
         let display = dir.strip_prefix(root).unwrap_or(&dir).join(manifest::FILE);

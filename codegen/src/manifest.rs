@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::diag::{Diagnostic, Error, Location};
+use crate::diag::{Error, Location};
 use crate::diff::ChangeKind;
 use crate::versions::Version;
 
@@ -83,9 +83,5 @@ impl Manifest {
 }
 
 fn problem(file: &str, pointer: &str, message: String) -> Error {
-    Error(vec![Diagnostic {
-        location: Location::new(file, pointer),
-        message,
-        warning: false,
-    }])
+    Error::at(Location::new(file, pointer), message)
 }

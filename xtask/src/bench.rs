@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: how long regeneration takes (api/ and all of upstream
 //! v1.19), how long the semantic diff takes (all of upstream v1.15 → v1.19, and
-//! the drift check's upstream → api/), and how long the generated crate takes to rebuild alone after an edit,
-//! the number that matters in an implementer's edit-compile loop. Medians of
+//! the drift check's upstream → api/), and how long the generated crate takes to
+//! rebuild alone after an edit, the number that matters in an implementer's
+//! edit-compile loop. Medians of
 //! repeated runs; generation is single-threaded, so it is a one-core figure.
 
 use std::path::Path;

@@ -19,12 +19,10 @@ const USAGE: &str = "usage:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
+        // These two have their own exit codes (1 changes, 2 unreadable input).
         Some("diff") => return apidiff::diff_command(&args[1..]),
         Some("drift") => return apidiff::drift_command(&args[1..]),
-        _ => {}
-    }
-    let result = match args.first().map(String::as_str) {
         Some("regenerate") => {
             parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
         }
