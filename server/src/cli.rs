@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use crate::crypto;
 use crate::service::Server;
-use crate::store::{now_ms, StoreError};
+use crate::store::{now_ms, LogoutDevices, StoreError};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -79,7 +79,11 @@ async fn new_password(
     server
         .check_password_policy(&password)
         .map_err(|e| e.error)?;
-    let hash = server.hasher.hash(&password).await?;
+    let hash = server
+        .hasher
+        .hash(&password)
+        .await
+        .map_err(|e| format!("password hashing: {e:?}"))?;
     Ok((password, hash, generated))
 }
 
@@ -153,17 +157,12 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             let (password, hash, generated) = new_password(server, password).await?;
             if !server
                 .store
-                .set_password(&u.user_id, &hash)
+                .change_password(&u.user_id, &hash, Some(LogoutDevices::All))
                 .await
                 .map_err(store_err)?
             {
                 return Err(format!("{}: deactivated", u.user_id));
             }
-            server
-                .store
-                .delete_devices_except(&u.user_id, None)
-                .await
-                .map_err(store_err)?;
             println!("password reset for {}; all devices logged out", u.user_id);
             if generated {
                 println!("password: {password}");

@@ -18,10 +18,26 @@ pub struct Config {
     /// database within this time. 0 turns the cache off.
     pub auth_cache_ms: u64,
     pub max_body_bytes: usize,
+    pub connections: Connections,
     pub registration: Registration,
     pub passwords: Passwords,
     pub tokens: Tokens,
     pub rate_limits: RateLimits,
+}
+
+/// Limits on client connections, so that slow or idle clients cannot hold the
+/// server's connections or memory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Open connections at most; beyond, new ones wait to be accepted.
+    pub max: usize,
+    /// A connection must deliver each request's head (request line and headers)
+    /// within this many seconds of opening or of its previous response. This
+    /// closes idle keep-alive connections and clients that send headers slowly.
+    pub header_timeout_secs: u64,
+    /// A request's body must arrive within this many seconds of its head.
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -52,6 +68,9 @@ pub struct Passwords {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Password checks that may wait for a free core; more are refused with
+    /// `429 M_LIMIT_EXCEEDED` rather than queue without bound.
+    pub max_queued_hashes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,16 +81,74 @@ pub struct Tokens {
     pub openid_lifetime_secs: u64,
     pub login_token_lifetime_secs: u64,
     pub uia_session_lifetime_secs: u64,
+    /// Absolute lifetime of a login session, however often it is refreshed; 0:
+    /// sessions last until logged out.
+    pub session_lifetime_secs: u64,
 }
 
+/// Rate limits, modelled on Synapse's `rc_*` settings: a token bucket per action,
+/// each with its own rate and burst, keyed by client address, account or 3PID.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
+    /// Off: nothing is limited.
     pub enabled: bool,
-    /// Sustained rate per client IP and per user on registration, login,
-    /// requestToken and password endpoints.
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` header
+    /// names the client. From anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Users never limited when they are the caller or the account acted on
+    /// (bridges, bots).
+    pub exempt_users: Vec<String>,
+    /// Server administrators are never limited.
+    pub exempt_admins: bool,
+    /// `POST /register`, per client address.
+    pub registration: Bucket,
+    /// Username availability and registration-token validity checks, per address.
+    pub availability: Bucket,
+    /// Login attempts per client address.
+    pub login_address: Bucket,
+    /// Login attempts per account.
+    pub login_account: Bucket,
+    /// Failed logins per account: only failures count, so an account's owner is
+    /// not slowed by their own successful logins.
+    pub login_failures: Bucket,
+    /// Failed password stages of interactive auth (password change, deactivation,
+    /// login tokens), per account and per address: only failures count.
+    pub password_failures: Bucket,
+    /// Password changes, login-token and 3PID requests, per account.
+    pub account_changes: Bucket,
+    /// `requestToken` calls per client address.
+    pub request_token_address: Bucket,
+    /// `requestToken` calls per email address or phone number.
+    pub request_token_threepid: Bucket,
+    /// `POST /refresh`, per client address.
+    pub refresh: Bucket,
+    /// OpenID token requests, per account.
+    pub openid: Bucket,
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
     pub per_second: f64,
     pub burst: u32,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Bucket {
+    const fn new(per_second: f64, burst: u32) -> Bucket {
+        Bucket {
+            enabled: true,
+            per_second,
+            burst,
+        }
+    }
 }
 
 impl Default for Config {
@@ -83,10 +160,21 @@ impl Default for Config {
             database: "sqlite://data/homeserver.db".into(),
             auth_cache_ms: 1000,
             max_body_bytes: 64 * 1024,
+            connections: Connections::default(),
             registration: Registration::default(),
             passwords: Passwords::default(),
             tokens: Tokens::default(),
             rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            max: 4096,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -108,6 +196,7 @@ impl Default for Passwords {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            max_queued_hashes: 64,
         }
     }
 }
@@ -119,17 +208,50 @@ impl Default for Tokens {
             openid_lifetime_secs: 3600,
             login_token_lifetime_secs: 120,
             uia_session_lifetime_secs: 900,
+            session_lifetime_secs: 0,
         }
     }
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
+        // Synapse's defaults where it has the setting.
         RateLimits {
             enabled: true,
-            per_second: 0.5,
-            burst: 10,
+            trusted_proxies: Vec::new(),
+            exempt_users: Vec::new(),
+            exempt_admins: true,
+            registration: Bucket::new(0.17, 3),
+            availability: Bucket::new(1.0, 10),
+            login_address: Bucket::new(0.003, 5),
+            login_account: Bucket::new(0.003, 5),
+            login_failures: Bucket::new(0.17, 3),
+            password_failures: Bucket::new(0.17, 3),
+            account_changes: Bucket::new(0.1, 5),
+            request_token_address: Bucket::new(0.003, 5),
+            request_token_threepid: Bucket::new(0.003, 5),
+            refresh: Bucket::new(1.0, 20),
+            openid: Bucket::new(1.0, 20),
         }
+    }
+}
+
+impl RateLimits {
+    /// Every bucket with its configuration key, for validation.
+    pub fn buckets(&self) -> [(&'static str, &Bucket); 11] {
+        [
+            ("registration", &self.registration),
+            ("availability", &self.availability),
+            ("login_address", &self.login_address),
+            ("login_account", &self.login_account),
+            ("login_failures", &self.login_failures),
+            ("password_failures", &self.password_failures),
+            ("account_changes", &self.account_changes),
+            ("request_token_address", &self.request_token_address),
+            ("request_token_threepid", &self.request_token_threepid),
+            ("refresh", &self.refresh),
+            ("openid", &self.openid),
+        ]
     }
 }
 
@@ -151,6 +273,16 @@ auth_cache_ms = 1000
 # Larger request bodies get 413 M_TOO_LARGE.
 max_body_bytes = 65536
 
+[connections]
+# Open connections at most; beyond, new ones wait to be accepted.
+max = 4096
+# Each request's head (request line and headers) must arrive within this many
+# seconds of the connection opening or of the previous response: this closes
+# idle keep-alive connections and clients that send headers slowly.
+header_timeout_secs = 10
+# A request's body must arrive within this many seconds of its head.
+body_timeout_secs = 30
+
 [registration]
 # open: anyone may register; token: only with a registration token
 # (create them with `matrix-account-server token create`); disabled.
@@ -166,6 +298,9 @@ require_mixed = false
 argon2_memory_kib = 19456
 argon2_iterations = 2
 argon2_parallelism = 1
+# Password hashes run one per core; this many more may wait for one. Beyond that
+# a request gets 429 M_LIMIT_EXCEEDED at once.
+max_queued_hashes = 64
 
 [tokens]
 # Access tokens issued with a refresh token expire after this long.
@@ -174,13 +309,77 @@ openid_lifetime_secs = 3600
 login_token_lifetime_secs = 120
 # How long a user-interactive authentication session stays usable.
 uia_session_lifetime_secs = 900
+# A login session ends this long after the login, however often it is refreshed
+# (the client must log in again). 0: sessions last until logged out.
+session_lifetime_secs = 0
 
 [rate_limits]
-# Per client IP and per user, on registration, login, requestToken and password
-# endpoints: `burst` requests at once, refilled at `per_second`.
+# Token buckets per action, as Synapse's rc_* settings: each allows `burst`
+# requests at once, refilled at `per_second`; `enabled = false` in a bucket turns
+# just that one off. Over the limit: 429 M_LIMIT_EXCEEDED with retry_after_ms and
+# Retry-After. Buckets live in each process: with several processes behind a load
+# balancer, a client gets up to the limit from each process it reaches.
 enabled = true
-per_second = 0.5
+# Proxies (addresses or CIDR blocks) whose X-Forwarded-For header is believed.
+# Clients are keyed by address, IPv6 clients by their /64.
+trusted_proxies = []
+# Users never limited, e.g. bridges: ["@bridge:example.org"].
+exempt_users = []
+exempt_admins = true
+
+# POST /register, per client address.
+[rate_limits.registration]
+per_second = 0.17
+burst = 3
+
+# Username availability and registration-token validity, per address.
+[rate_limits.availability]
+per_second = 1.0
 burst = 10
+
+# Login attempts per client address and per account.
+[rate_limits.login_address]
+per_second = 0.003
+burst = 5
+
+[rate_limits.login_account]
+per_second = 0.003
+burst = 5
+
+# Failed logins per account: only failures count.
+[rate_limits.login_failures]
+per_second = 0.17
+burst = 3
+
+# Failed password stages of interactive auth (password change, deactivation,
+# login tokens), per account and per address: only failures count.
+[rate_limits.password_failures]
+per_second = 0.17
+burst = 3
+
+# Password changes, login tokens and 3PID additions, per account.
+[rate_limits.account_changes]
+per_second = 0.1
+burst = 5
+
+# requestToken, per client address and per email address or phone number.
+[rate_limits.request_token_address]
+per_second = 0.003
+burst = 5
+
+[rate_limits.request_token_threepid]
+per_second = 0.003
+burst = 5
+
+# POST /refresh, per client address.
+[rate_limits.refresh]
+per_second = 1.0
+burst = 20
+
+# OpenID token requests, per account.
+[rate_limits.openid]
+per_second = 1.0
+burst = 20
 "#;
 
 impl Config {
@@ -224,15 +423,21 @@ impl Config {
                 self.database
             ));
         }
-        if self.rate_limits.enabled
-            && !(self.rate_limits.per_second > 0.0 && self.rate_limits.burst > 0)
-        {
-            return Err("rate_limits: per_second and burst must be positive when enabled".into());
+        for (key, b) in self.rate_limits.buckets() {
+            if b.enabled && !(b.per_second > 0.0 && b.per_second.is_finite() && b.burst > 0) {
+                return Err(format!(
+                    "rate_limits.{key}: per_second and burst must be positive when enabled"
+                ));
+            }
         }
         if self.passwords.argon2_memory_kib < 8 * self.passwords.argon2_parallelism
             || self.passwords.argon2_iterations == 0
         {
             return Err("passwords: argon2 memory must be at least 8 KiB per lane and iterations at least 1".into());
+        }
+        let c = &self.connections;
+        if c.max == 0 || c.header_timeout_secs == 0 || c.body_timeout_secs == 0 {
+            return Err("connections: max and the timeouts must be positive".into());
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());

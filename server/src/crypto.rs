@@ -1,18 +1,22 @@
 //! Secrets: random tokens (stored only as SHA-256 hashes), argon2id password
 //! hashes, and the keyed hash that binds an interactive-auth session to a request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use matrix_api::runtime::MatrixError;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Passwords;
 
@@ -57,9 +61,38 @@ pub fn bind_hash(key: &[u8], fields: &[&str]) -> String {
 pub struct PasswordHasherConfig {
     argon2: Argon2<'static>,
     /// Hashes in flight at once: one per core. More only queue for CPU, while each
-    /// holds its argon2 memory (19 MiB by default).
-    permits: Arc<tokio::sync::Semaphore>,
+    /// holds its argon2 memory (19 MiB by default). A permit belongs to the
+    /// blocking task that hashes, not to the request: a client that disconnects
+    /// does not free its slot while its hash still runs.
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a permit, and how many may wait: beyond that a
+    /// request is refused at once instead of queueing without bound.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     memory: Arc<HashMemory>,
+    /// A hash of a random password with the configured cost, checked against for
+    /// unknown users so that they take as long as known ones.
+    dummy: Arc<str>,
+}
+
+/// Why a password could not be hashed or checked.
+#[derive(Debug)]
+pub enum HashError {
+    /// Too many hashes queued: the caller should retry later.
+    Busy,
+    Failed(String),
+}
+
+impl From<HashError> for MatrixError {
+    fn from(e: HashError) -> MatrixError {
+        match e {
+            HashError::Busy => MatrixError::limit_exceeded(1000),
+            HashError::Failed(e) => {
+                tracing::error!(error = e, "password hashing failed");
+                MatrixError::unknown("Internal server error")
+            }
+        }
+    }
 }
 
 /// Working memory for argon2, reused between hashes: allocating 19 MiB afresh
@@ -97,12 +130,41 @@ impl PasswordHasherConfig {
         )
         .map_err(|e| format!("passwords: invalid argon2 parameters: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_limits(params, cores, p.max_queued_hashes)
+    }
+
+    fn with_limits(params: Params, permits: usize, max_waiting: usize) -> Result<Self, String> {
         return_large_allocations_to_the_os();
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = argon2
+            .hash_password(
+                new_token("dummy").as_bytes(),
+                &SaltString::generate(&mut OsRng),
+            )
+            .map_err(|e| format!("passwords: {e}"))?
+            .to_string();
         Ok(PasswordHasherConfig {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            argon2,
+            permits: Arc::new(Semaphore::new(permits)),
+            waiting: Arc::default(),
+            max_waiting,
             memory: Arc::default(),
+            dummy: dummy.into(),
         })
+    }
+
+    /// A permit to hash, owned so that it can move into the blocking task.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, HashError> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashError::Busy);
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit.map_err(|e| HashError::Failed(e.to_string()))
     }
 
     /// Drops working memory unused for `idle`.
@@ -115,14 +177,15 @@ impl PasswordHasherConfig {
     }
 
     /// Hashes on the blocking pool: argon2 is deliberately slow.
-    pub async fn hash(&self, password: &str) -> Result<String, String> {
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let permit = self.permit().await?;
         let (argon2, memory, password) = (
             self.argon2.clone(),
             self.memory.clone(),
             password.to_owned(),
         );
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let salt = SaltString::generate(&mut OsRng);
             let output = compute(&argon2, &memory, password.as_bytes(), salt.as_salt())?;
             let hash = PasswordHash {
@@ -135,17 +198,24 @@ impl PasswordHasherConfig {
             Ok(hash.to_string())
         })
         .await
-        .map_err(|e| format!("password hashing task failed: {e}"))?
+        .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?
+        .map_err(HashError::Failed)
     }
 
-    /// Checks a password against a stored hash (whatever parameters it was made with).
-    pub async fn verify(&self, password: &str, stored: &str) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
+    /// Checks a password against a user's stored hash (whatever parameters it was
+    /// made with). Without one (unknown user, no password) it spends the same time
+    /// on a dummy hash of the configured cost and answers `false`.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, HashError> {
+        let matches = self.check(password, stored.unwrap_or(&self.dummy)).await?;
+        Ok(matches && stored.is_some())
+    }
+
+    async fn check(&self, password: &str, stored: &str) -> Result<bool, HashError> {
+        let permit = self.permit().await?;
         let (memory, password, stored) =
             (self.memory.clone(), password.to_owned(), stored.to_owned());
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return false;
             };
@@ -166,7 +236,7 @@ impl PasswordHasherConfig {
             compute(&argon2, &memory, password.as_bytes(), salt).is_ok_and(|out| out == expected)
         })
         .await
-        .unwrap_or(false)
+        .map_err(|e| HashError::Failed(format!("password checking task failed: {e}")))
     }
 }
 
@@ -237,9 +307,13 @@ mod tests {
         let h = cfg.hash("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(!h.contains("correct horse"));
-        assert!(cfg.verify("correct horse", &h).await);
-        assert!(!cfg.verify("wrong horse", &h).await);
-        assert!(!cfg.verify("correct horse", "not a hash").await);
+        assert!(cfg.verify("correct horse", Some(&h)).await.unwrap());
+        assert!(!cfg.verify("wrong horse", Some(&h)).await.unwrap());
+        assert!(!cfg
+            .verify("correct horse", Some("not a hash"))
+            .await
+            .unwrap());
+        assert!(!cfg.verify("correct horse", None).await.unwrap());
     }
 
     #[tokio::test]
@@ -262,9 +336,88 @@ mod tests {
             .hash_password(b"pw two", &salt)
             .unwrap()
             .to_string();
-        assert!(cfg.verify("pw two", &theirs).await);
-        assert!(!cfg.verify("pw one", &theirs).await);
+        assert!(cfg.verify("pw two", Some(&theirs)).await.unwrap());
+        assert!(!cfg.verify("pw one", Some(&theirs)).await.unwrap());
         cfg.trim(Duration::ZERO);
         assert!(cfg.memory.idle.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_configured_cost() {
+        let cfg = PasswordHasherConfig::new(&Passwords {
+            argon2_memory_kib: 96,
+            argon2_iterations: 3,
+            ..Passwords::default()
+        })
+        .unwrap();
+        let dummy = PasswordHash::new(&cfg.dummy).unwrap();
+        let params = Params::try_from(&dummy).unwrap();
+        assert_eq!((params.m_cost(), params.t_cost()), (96, 3));
+    }
+
+    /// Polls `cond` until it holds, for at most ten seconds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn slow_hasher(max_waiting: usize) -> PasswordHasherConfig {
+        // Slow enough (~100 ms and more) that the test acts while a hash runs.
+        let params = Params::new(32 * 1024, 4, 1, None).unwrap();
+        PasswordHasherConfig::with_limits(params, 1, max_waiting).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_hash_keeps_its_permit_until_it_finishes() {
+        let cfg = slow_hasher(8);
+        let running = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.hash("pw").await }
+        });
+        until("the hash to start", || cfg.permits.available_permits() == 0).await;
+        // The client goes away: its request future is dropped mid-hash.
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        assert_eq!(
+            cfg.permits.available_permits(),
+            0,
+            "the argon2 run still holds its memory, so it must still hold its permit"
+        );
+        until("the hash to finish", || {
+            cfg.permits.available_permits() == 1
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_instead_of_growing() {
+        let cfg = slow_hasher(1);
+        let first = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.hash("one").await }
+        });
+        until("the first hash to run", || {
+            cfg.permits.available_permits() == 0
+        })
+        .await;
+        let second = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.hash("two").await }
+        });
+        until("the second to queue", || {
+            cfg.waiting.load(Ordering::Acquire) == 1
+        })
+        .await;
+        assert!(matches!(cfg.hash("three").await, Err(HashError::Busy)));
+        let busy: MatrixError = HashError::Busy.into();
+        assert_eq!(
+            (busy.status.as_u16(), busy.errcode.as_str()),
+            (429, "M_LIMIT_EXCEEDED")
+        );
+        assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
+        assert_eq!(cfg.waiting.load(Ordering::Acquire), 0);
     }
 }

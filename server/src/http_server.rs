@@ -1,16 +1,28 @@
 //! The HTTP listener: one hyper connection task per client, the generated router
-//! as the service, graceful shutdown on SIGINT/SIGTERM.
+//! as the service, graceful shutdown on SIGINT/SIGTERM. Connections are bounded
+//! in number and in how long a client may take to send a request's head and body
+//! (`[connections]`), so slow or idle clients cannot exhaust the server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::Request;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use matrix_api::runtime::{RemoteAddr, RouterConfig};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 use crate::service::Server;
 
@@ -32,10 +44,31 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
     println!("listening on http://{local}");
     tracing::info!(%local, server_name = server.config.server_name, "serving");
 
+    let limits = &server.config.connections;
+    let body_timeout = Duration::from_secs(limits.body_timeout_secs);
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
+    let slots = Arc::new(Semaphore::new(limits.max));
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper silently disables its header-read timeout.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
+        // At the connection limit, wait for a slot before accepting more: new
+        // clients queue in the listen backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -47,17 +80,27 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
                 };
                 let _ = stream.set_nodelay(true);
                 let router = router.clone();
-                let service = service_fn(move |mut req| {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let mut req = req.map(|body| TimedBody::new(body, body_timeout));
                     req.extensions_mut().insert(RemoteAddr(peer));
                     let router = router.clone();
                     async move { Ok::<_, Infallible>(router.handle(req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    // hyper's header timeout starts once the protocol is known, which
+                    // takes a first byte: a client that connects and stays silent
+                    // is closed here instead of holding its slot for ever.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return drop(slot),
+                    }
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, "connection closed with an error");
                     }
+                    drop(slot);
                 });
             }
             _ = &mut shutdown => break,
@@ -69,6 +112,50 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s"),
     }
     Ok(())
+}
+
+/// A request body that fails once its deadline passes, so a client trickling
+/// its body cannot hold the connection and its buffer indefinitely.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl TimedBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        TimedBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready(Some(Err("the request body was not sent in time".into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn shutdown_signal() {

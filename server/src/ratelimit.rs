@@ -1,20 +1,53 @@
-//! Rate limiting: a token bucket per (action, client IP) and (action, user).
+//! Rate limiting: token buckets per action, keyed by client address, account or
+//! third-party identifier, configured per action (`[rate_limits.*]`).
+//!
+//! Two ways to use a bucket: `check` takes a token for every attempt; the
+//! failure-only buckets are `peek`ed before the attempt (refusing when empty) and
+//! charged with `fail` after it failed, so only failures count.
 //!
 //! Buckets live in the process: behind a load balancer each process limits what
 //! it sees, which bounds abuse per process without a database write per request.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use matrix_api::runtime::MatrixError;
+use matrix_api::runtime::{MatrixError, RequestInfo};
 
-use crate::config::RateLimits;
+use crate::config::{Bucket, RateLimits};
+
+/// What is being limited; each action has its own bucket configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Registration,
+    Availability,
+    LoginAddress,
+    LoginAccount,
+    LoginFailures,
+    PasswordFailures,
+    AccountChanges,
+    RequestTokenAddress,
+    RequestTokenThreepid,
+    Refresh,
+    Openid,
+}
+
+/// Whose bucket: a client address (IPv6 by /64), an account, or a 3PID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Address(String),
+    User(String),
+    Threepid(String),
+}
 
 pub struct RateLimiter {
     config: RateLimits,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<HashMap<(Action, Key), (f64, Instant)>>,
 }
+
+/// Beyond this many buckets, full ones (which carry no information) are forgotten.
+const MAX_BUCKETS: usize = 100_000;
 
 impl RateLimiter {
     pub fn new(config: RateLimits) -> Self {
@@ -24,66 +57,274 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request from each key's bucket; `429 M_LIMIT_EXCEEDED` (with the
-    /// wait) when any bucket is empty.
-    pub fn check(&self, action: &str, keys: &[Option<&str>]) -> Result<(), MatrixError> {
-        if !self.config.enabled {
-            return Ok(());
-        }
+    /// Whether a user is never limited (configured exemptions; admins if so set).
+    pub fn exempt(&self, user_id: &str, is_admin: bool) -> bool {
+        (is_admin && self.config.exempt_admins)
+            || self.config.exempt_users.iter().any(|u| u == user_id)
+    }
+
+    /// Takes one token from each key's bucket; `429 M_LIMIT_EXCEEDED` (with the
+    /// wait) when any is empty. Nothing is taken when the request is refused.
+    pub fn check(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
+        self.take(action, keys, true)
+    }
+
+    /// Refuses when any key's bucket is empty, without taking a token.
+    pub fn peek(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
+        self.take(action, keys, false)
+    }
+
+    /// Charges a failure to each key's bucket (it may go empty; the next `peek`
+    /// refuses).
+    pub fn fail(&self, action: Action, keys: &[Key]) {
+        let Some(bucket) = self.active(action) else {
+            return;
+        };
         let now = Instant::now();
-        let burst = f64::from(self.config.burst);
-        let rate = self.config.per_second;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > 100_000 {
-            // Full buckets carry no information: forget them.
-            buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < burst);
+        let mut buckets = self.lock();
+        for key in keys {
+            let tokens = level(&mut buckets, bucket, action, key, now);
+            buckets.insert((action, key.clone()), ((tokens - 1.0).max(0.0), now));
         }
-        for key in keys.iter().flatten() {
-            let entry = buckets
-                .entry(format!("{action}:{key}"))
-                .or_insert((burst, now));
-            let tokens = (entry.0 + now.duration_since(entry.1).as_secs_f64() * rate).min(burst);
-            if tokens < 1.0 {
-                let wait_ms = ((1.0 - tokens) / rate * 1000.0).ceil() as u64;
-                *entry = (tokens, now);
+    }
+
+    fn active(&self, action: Action) -> Option<Bucket> {
+        let bucket = bucket_config(&self.config, action);
+        (self.config.enabled && bucket.enabled).then_some(bucket)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Action, Key), (f64, Instant)>> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, action: Action, keys: &[Key], consume: bool) -> Result<(), MatrixError> {
+        let Some(bucket) = self.active(action) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        if buckets.len() > MAX_BUCKETS {
+            let config = &self.config;
+            buckets.retain(|(action, _), (tokens, at)| {
+                let b = bucket_config(config, *action);
+                *tokens + at.elapsed().as_secs_f64() * b.per_second < f64::from(b.burst)
+            });
+        }
+        let levels: Vec<f64> = keys
+            .iter()
+            .map(|key| level(&mut buckets, bucket, action, key, now))
+            .collect();
+        if let Some(lowest) = levels.iter().copied().reduce(f64::min) {
+            if lowest < 1.0 {
+                let wait_ms = ((1.0 - lowest) / bucket.per_second * 1000.0).ceil() as u64;
                 return Err(MatrixError::limit_exceeded(wait_ms.max(1)));
             }
-            *entry = (tokens - 1.0, now);
+        }
+        if consume {
+            for (key, tokens) in keys.iter().zip(levels) {
+                buckets.insert((action, key.clone()), (tokens - 1.0, now));
+            }
         }
         Ok(())
     }
+}
+
+/// The configuration of an action's bucket.
+fn bucket_config(c: &RateLimits, action: Action) -> Bucket {
+    match action {
+        Action::Registration => c.registration,
+        Action::Availability => c.availability,
+        Action::LoginAddress => c.login_address,
+        Action::LoginAccount => c.login_account,
+        Action::LoginFailures => c.login_failures,
+        Action::PasswordFailures => c.password_failures,
+        Action::AccountChanges => c.account_changes,
+        Action::RequestTokenAddress => c.request_token_address,
+        Action::RequestTokenThreepid => c.request_token_threepid,
+        Action::Refresh => c.refresh,
+        Action::Openid => c.openid,
+    }
+}
+
+/// A bucket's tokens now: what it had, refilled for the time since, at most `burst`.
+fn level(
+    buckets: &mut HashMap<(Action, Key), (f64, Instant)>,
+    bucket: Bucket,
+    action: Action,
+    key: &Key,
+    now: Instant,
+) -> f64 {
+    let burst = f64::from(bucket.burst);
+    match buckets.get(&(action, key.clone())) {
+        Some((tokens, at)) => {
+            (tokens + now.duration_since(*at).as_secs_f64() * bucket.per_second).min(burst)
+        }
+        None => burst,
+    }
+}
+
+/// The client's address for rate limiting: the TCP peer, or — when the peer is a
+/// trusted proxy — the nearest untrusted address in `X-Forwarded-For` (proxies
+/// append, so the rightmost entries are the most trustworthy). IPv6 clients are
+/// keyed by their /64, the block one subscriber usually gets.
+pub fn client_address(info: &RequestInfo, trusted: &[ipnet::IpNet]) -> Option<Key> {
+    let peer = info.remote_addr?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if is_trusted(&peer) {
+        let forwarded = info
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => {
+                    client = ip;
+                    break;
+                }
+                // A garbled entry: trust nothing further left of it.
+                Err(_) => break,
+            }
+        }
+    }
+    Some(Key::Address(match client.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new(v6, 64).map_or(v6, |n| n.network());
+            format!("{net}/64")
+        }
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_burst_passes_then_the_limit_applies_per_key() {
-        let l = RateLimiter::new(RateLimits {
-            enabled: true,
-            per_second: 0.001,
-            burst: 3,
-        });
-        for _ in 0..3 {
-            l.check("login", &[Some("1.2.3.4")]).unwrap();
+    fn limits(bucket: Bucket) -> RateLimits {
+        RateLimits {
+            login_address: bucket,
+            login_failures: bucket,
+            ..RateLimits::default()
         }
-        let e = l.check("login", &[Some("1.2.3.4")]).unwrap_err();
-        assert_eq!(e.errcode, "M_LIMIT_EXCEEDED");
-        assert!(e.extra["retry_after_ms"].as_u64().unwrap() > 0);
-        l.check("login", &[Some("5.6.7.8")]).unwrap();
-        l.check("register", &[Some("1.2.3.4")]).unwrap();
+    }
+
+    fn addr(a: &str) -> Key {
+        Key::Address(a.into())
     }
 
     #[test]
-    fn disabled_limits_nothing() {
-        let l = RateLimiter::new(RateLimits {
+    fn a_burst_passes_then_the_limit_applies_per_key_and_action() {
+        let l = RateLimiter::new(limits(Bucket {
+            enabled: true,
+            per_second: 0.001,
+            burst: 3,
+        }));
+        for _ in 0..3 {
+            l.check(Action::LoginAddress, &[addr("1.2.3.4")]).unwrap();
+        }
+        let e = l
+            .check(Action::LoginAddress, &[addr("1.2.3.4")])
+            .unwrap_err();
+        assert_eq!(e.errcode, "M_LIMIT_EXCEEDED");
+        // One token at 0.001/s: 1000 s.
+        assert_eq!(e.extra["retry_after_ms"].as_u64(), Some(1_000_000));
+        l.check(Action::LoginAddress, &[addr("5.6.7.8")]).unwrap();
+        l.check(Action::LoginFailures, &[addr("1.2.3.4")]).unwrap();
+    }
+
+    #[test]
+    fn a_refused_request_takes_nothing_from_the_other_keys() {
+        let l = RateLimiter::new(limits(Bucket {
+            enabled: true,
+            per_second: 0.001,
+            burst: 1,
+        }));
+        let user = Key::User("@a:x".into());
+        l.check(Action::LoginAddress, &[addr("1.1.1.1")]).unwrap();
+        // The address is empty: the user's bucket must stay full.
+        l.check(Action::LoginAddress, &[user.clone(), addr("1.1.1.1")])
+            .unwrap_err();
+        l.check(Action::LoginAddress, &[user]).unwrap();
+    }
+
+    #[test]
+    fn failure_buckets_count_only_failures() {
+        let l = RateLimiter::new(limits(Bucket {
+            enabled: true,
+            per_second: 0.001,
+            burst: 2,
+        }));
+        let user = [Key::User("@a:x".into())];
+        for _ in 0..10 {
+            l.peek(Action::LoginFailures, &user).unwrap();
+        }
+        l.fail(Action::LoginFailures, &user);
+        l.peek(Action::LoginFailures, &user).unwrap();
+        l.fail(Action::LoginFailures, &user);
+        let e = l.peek(Action::LoginFailures, &user).unwrap_err();
+        assert_eq!(e.errcode, "M_LIMIT_EXCEEDED");
+    }
+
+    #[test]
+    fn disabled_limits_nothing_globally_or_per_bucket() {
+        let off = Bucket {
             enabled: false,
             per_second: 0.001,
             burst: 1,
+        };
+        let l = RateLimiter::new(limits(off));
+        let on = RateLimiter::new(RateLimits {
+            enabled: false,
+            ..limits(Bucket {
+                enabled: true,
+                ..off
+            })
         });
         for _ in 0..10 {
-            l.check("login", &[Some("x")]).unwrap();
+            l.check(Action::LoginAddress, &[addr("x")]).unwrap();
+            on.check(Action::LoginAddress, &[addr("x")]).unwrap();
         }
+    }
+
+    fn info(peer: &str, forwarded: &[&str]) -> RequestInfo {
+        let mut headers = http::HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        RequestInfo {
+            method: http::Method::GET,
+            path: "/".into(),
+            headers,
+            remote_addr: Some(peer.parse().unwrap()),
+            operation_id: "x",
+        }
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let key = |peer, fwd: &[&str]| client_address(&info(peer, fwd), &trusted).unwrap();
+        assert_eq!(key("10.1.2.3:5", &["203.0.113.9"]), addr("203.0.113.9"));
+        // A client cannot name itself through an untrusted peer.
+        assert_eq!(
+            key("198.51.100.1:5", &["203.0.113.9"]),
+            addr("198.51.100.1")
+        );
+        // Spoofed entries left of the real client are ignored.
+        assert_eq!(
+            key("10.1.2.3:5", &["1.1.1.1, 203.0.113.9", "10.9.9.9"]),
+            addr("203.0.113.9")
+        );
+        assert_eq!(key("10.1.2.3:5", &["garbage"]), addr("10.1.2.3"));
+        assert_eq!(
+            key("[2001:db8:1:2:3:4:5:6]:5", &[]),
+            addr("2001:db8:1:2::/64")
+        );
+        assert_eq!(key("[::ffff:192.0.2.1]:5", &[]), addr("192.0.2.1"));
     }
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use matrix_api::client_server::logout::{logout, logout_all};
-use matrix_api::runtime::{Authenticator, Credential, MatrixError};
+use matrix_api::runtime::{Authenticator, Credential, MatrixError, RequestInfo};
 
 use crate::config::Config;
 use crate::crypto::{self, PasswordHasherConfig};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{self, Action, Key, RateLimiter};
 use crate::store::{now_ms, NewSession, Store, StoreError};
 
 pub struct Server {
@@ -17,9 +17,6 @@ pub struct Server {
     pub store: Store,
     pub hasher: PasswordHasherConfig,
     pub limiter: RateLimiter,
-    /// Key for binding interactive-auth sessions to request bodies; shared by every
-    /// process through the database.
-    pub uia_key: Vec<u8>,
 }
 
 /// A logged-in device and its tokens, as login and registration return them.
@@ -45,17 +42,11 @@ impl Server {
         let auth_cache = std::time::Duration::from_millis(config.auth_cache_ms);
         let store = Store::open(&config.database, auth_cache).await?;
         let hasher = PasswordHasherConfig::new(&config.passwords)?;
-        let uia_key = store
-            .secret("uia_binding_key", crypto::new_token("k"))
-            .await
-            .map_err(|e| format!("database: {e}"))?
-            .into_bytes();
         Ok(Arc::new(Server {
             limiter: RateLimiter::new(config.rate_limits.clone()),
             config,
             store,
             hasher,
-            uia_key,
         }))
     }
 
@@ -134,12 +125,23 @@ impl Server {
         display_name: Option<&str>,
         with_refresh: bool,
     ) -> Result<Session, MatrixError> {
+        if let Some(id) = device_id {
+            check_device_id(id)?;
+        }
         let device_id = device_id.map_or_else(crypto::new_id, str::to_string);
         let device_id = device_id.as_str();
         let access = crypto::new_token("mat");
         let refresh = with_refresh.then(|| crypto::new_token("mar"));
-        let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
-        let expires_ms = with_refresh.then(|| now_ms() + lifetime_ms);
+        let now = now_ms();
+        let tokens = &self.config.tokens;
+        let session_ends_ms = (tokens.session_lifetime_secs > 0)
+            .then(|| now + tokens.session_lifetime_secs as i64 * 1000);
+        // Refreshable access tokens expire; any access token ends with its session.
+        let lifetime_ms = (tokens.access_token_lifetime_secs * 1000) as i64;
+        let expires_ms = match (with_refresh.then_some(now + lifetime_ms), session_ends_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let refresh_hash = refresh.as_deref().map(crypto::token_hash);
         self.store
             .create_session(&NewSession {
@@ -149,6 +151,7 @@ impl Server {
                 access_hash: &crypto::token_hash(&access),
                 expires_ms,
                 refresh_hash: refresh_hash.as_deref(),
+                session_ends_ms,
             })
             .await
             .map_err(internal)?;
@@ -156,20 +159,78 @@ impl Server {
             device_id: device_id.to_string(),
             access_token: access,
             refresh_token: refresh,
-            expires_in_ms: expires_ms.map(|_| lifetime_ms),
+            // Only a client that can refresh is told; the others meet the end of
+            // their session as a soft logout.
+            expires_in_ms: with_refresh.then(|| expires_ms.map_or(lifetime_ms, |e| e - now)),
         })
     }
 
-    /// Rate-limits an action by the client's IP and, when known, the user.
-    pub fn limit(
-        &self,
-        action: &str,
-        info: &matrix_api::runtime::RequestInfo,
-        user: Option<&str>,
-    ) -> Result<(), MatrixError> {
-        let ip = info.remote_addr.map(|a| a.ip().to_string());
-        self.limiter.check(action, &[ip.as_deref(), user])
+    /// The rate-limit key of the client's address (see `ratelimit::client_address`).
+    pub fn client_key(&self, info: &RequestInfo) -> Option<Key> {
+        ratelimit::client_address(info, &self.config.rate_limits.trusted_proxies)
     }
+
+    /// Rate-limits an action by the client's address.
+    pub fn limit_address(&self, action: Action, info: &RequestInfo) -> Result<(), MatrixError> {
+        let keys: Vec<Key> = self.client_key(info).into_iter().collect();
+        self.limiter.check(action, &keys)
+    }
+
+    /// Rate-limits a `requestToken` call by client address and by the email
+    /// address or phone number it would message.
+    pub fn limit_request_token(
+        &self,
+        info: &RequestInfo,
+        threepid: &str,
+    ) -> Result<(), MatrixError> {
+        self.limit_address(Action::RequestTokenAddress, info)?;
+        self.limiter.check(
+            Action::RequestTokenThreepid,
+            &[Key::Threepid(threepid.trim().to_lowercase())],
+        )
+    }
+
+    /// Rate-limits an action by the signed-in caller, unless the caller is exempt.
+    pub fn limit_caller(&self, action: Action, caller: &Caller) -> Result<(), MatrixError> {
+        if self.limiter.exempt(&caller.user_id, caller.is_admin) {
+            return Ok(());
+        }
+        self.limiter
+            .check(action, &[Key::User(caller.user_id.clone())])
+    }
+}
+
+/// A client-chosen device ID: 1–255 bytes, no control characters. (An empty ID
+/// once created a device that "log out everywhere" did not reach.)
+pub fn check_device_id(device_id: &str) -> Result<(), MatrixError> {
+    if device_id.is_empty() || device_id.len() > 255 || device_id.chars().any(char::is_control) {
+        return Err(MatrixError::invalid_param(
+            "device_id must be 1 to 255 bytes long, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The rate-limit key of a phone number as a client gives it (until numbers are
+/// normalised, digits only).
+pub fn msisdn_key(body: &matrix_api::types::RequestMsisdnValidation) -> String {
+    let digits: String = body
+        .phone_number
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("msisdn:{}:{digits}", body.country.to_ascii_uppercase())
+}
+
+/// `401 M_USER_LOCKED`: the client keeps its state (`soft_logout`) and may log in
+/// again once an administrator unlocks the account.
+pub fn locked() -> MatrixError {
+    MatrixError::new(
+        StatusCode::UNAUTHORIZED,
+        "M_USER_LOCKED",
+        "This account has been locked",
+    )
+    .with("soft_logout", true)
 }
 
 /// A storage failure: logged with detail, answered as `500 M_UNKNOWN`.
@@ -211,12 +272,7 @@ impl Authenticator for Server {
         let logging_out =
             op == logout::METADATA.operation_id || op == logout_all::METADATA.operation_id;
         if owner.locked && !logging_out {
-            return Err(MatrixError::new(
-                StatusCode::UNAUTHORIZED,
-                "M_USER_LOCKED",
-                "This account has been locked",
-            )
-            .with("soft_logout", true));
+            return Err(locked());
         }
         if owner.retires_predecessor {
             if let Some(refresh) = &owner.refresh_hash {

@@ -4,14 +4,25 @@
 //! (for a signed-in caller) whose credentials the stages must prove. The first
 //! request gets a 401 with a new session; later requests complete stages in it.
 //! Sessions live in the database (any process can continue one), expire, and work
-//! only for the endpoint and body they were created for.
+//! only for the endpoint, user and body they were created for.
+//!
+//! The database holds a session under the SHA-256 of its ID, and its binding to
+//! the request body as an HMAC keyed with the ID itself: the ID is a 256-bit
+//! secret only the client has, so a dump of the database does not allow guessing
+//! the password a pending registration or password change carries.
+//!
+//! A completed session stays until it expires: the spec says a client retrying
+//! a completed session gets the result of the call, so the same request with
+//! the same session runs again (registration answers for the account it made).
+//! A session that is unknown, expired, or was made for another request is
+//! answered with a new challenge saying so, which a client can continue.
 
-use http::StatusCode;
-use matrix_api::runtime::{MatrixError, Metadata};
+use matrix_api::runtime::{MatrixError, Metadata, RequestInfo};
 use matrix_api::types::{AuthData, AuthResponse, FlowInformation};
 use serde_json::Value;
 
 use crate::crypto;
+use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
 use crate::store::{now_ms, UiaSession};
 
@@ -27,6 +38,8 @@ pub struct UiaSpec<'a> {
     /// The signed-in user whose password the stages check.
     pub user_id: Option<&'a str>,
     pub flows: Vec<Vec<&'static str>>,
+    /// The request (its client address limits failed password stages).
+    pub request: &'a RequestInfo,
 }
 
 /// The outcome of one UIA step.
@@ -45,48 +58,39 @@ impl Server {
     ) -> Result<Uia, MatrixError> {
         // `"POST /_matrix/client/v3/register"`: what a session is bound to.
         let endpoint = format!("{} {}", spec.operation.method, spec.operation.path);
-        let binding = crypto::bind_hash(&self.uia_key, spec.binding);
-        let session_id = auth.and_then(|a| a.session.as_deref());
-        let mut session = match session_id {
-            Some(id) => {
-                let s = self
-                    .store
-                    .uia_session(id)
-                    .await
-                    .map_err(internal)?
-                    .ok_or_else(|| {
-                        MatrixError::new(
-                            StatusCode::BAD_REQUEST,
-                            "M_UNKNOWN",
-                            "Unknown or expired session",
-                        )
-                    })?;
-                let same_user = s.user_id.as_deref() == spec.user_id;
-                if s.endpoint != endpoint || !same_user {
-                    return Err(MatrixError::forbidden(
-                        "This session belongs to another request",
-                    ));
-                }
-                if !crypto::secrets_equal(&s.binding, &binding) {
-                    return Err(MatrixError::forbidden(
-                        "The request changed during the authentication session",
-                    ));
-                }
+        let given = auth.and_then(|a| a.session.as_deref());
+        let found = match given {
+            Some(id) => self
+                .store
+                .uia_session(id)
+                .await
+                .map_err(internal)?
+                .map(|s| (id, s)),
+            None => None,
+        };
+        let mut session = match found {
+            Some((id, s))
+                if s.endpoint == endpoint
+                    && s.user_id.as_deref() == spec.user_id
+                    && crypto::secrets_equal(
+                        &s.binding,
+                        &crypto::bind_hash(id.as_bytes(), spec.binding),
+                    ) =>
+            {
                 s
             }
-            None => {
-                let s = UiaSession {
-                    session_id: crypto::new_token("uia"),
-                    endpoint,
-                    binding,
-                    user_id: spec.user_id.map(str::to_string),
-                    completed: Vec::new(),
-                    registration_token: None,
-                    expires_ms: now_ms()
-                        + (self.config.tokens.uia_session_lifetime_secs * 1000) as i64,
+            // No session yet: a new one, and a stage may already be done in it.
+            None if given.is_none() => self.new_uia_session(spec, endpoint).await?,
+            other => {
+                // Nothing of the old session carries over: the client starts again.
+                let fresh = self.new_uia_session(spec, endpoint).await?;
+                let why = match other {
+                    None => "Unknown or expired session: continue with the new one",
+                    Some(_) => {
+                        "That session was made for another request: continue with the new one"
+                    }
                 };
-                self.store.create_uia_session(&s).await.map_err(internal)?;
-                s
+                return Ok(self.challenge(spec, &fresh, Some(("M_UNKNOWN", why.into()))));
             }
         };
         if let Some(stage) = auth.and_then(|a| a.type_.as_deref()) {
@@ -121,6 +125,27 @@ impl Server {
         } else {
             self.challenge(spec, &session, None)
         })
+    }
+
+    /// A new session for this request; its ID goes to the client only.
+    async fn new_uia_session(
+        &self,
+        spec: &UiaSpec<'_>,
+        endpoint: String,
+    ) -> Result<UiaSession, MatrixError> {
+        let id = crypto::new_token("uia");
+        let s = UiaSession {
+            binding: crypto::bind_hash(id.as_bytes(), spec.binding),
+            session_id: id,
+            endpoint,
+            user_id: spec.user_id.map(str::to_string),
+            completed: Vec::new(),
+            registration_token: None,
+            result_user_id: None,
+            expires_ms: now_ms() + (self.config.tokens.uia_session_lifetime_secs * 1000) as i64,
+        };
+        self.store.create_uia_session(&s).await.map_err(internal)?;
+        Ok(s)
     }
 
     /// Checks one stage: `Ok(Err(..))` is a failed stage (answered in the 401 body),
@@ -158,21 +183,27 @@ impl Server {
                         )));
                     }
                 }
+                // Failed password stages are limited like failed logins: per
+                // account and per client address, counting only failures.
+                let keys: Vec<Key> = std::iter::once(Key::User(expected.to_string()))
+                    .chain(self.client_key(spec.request))
+                    .collect();
+                self.limiter.peek(Action::PasswordFailures, &keys)?;
                 let stored = self
                     .store
                     .user(expected)
                     .await
                     .map_err(internal)?
                     .and_then(|u| u.password_hash);
-                let ok = match (field("password"), stored) {
-                    (Some(p), Some(h)) => self.hasher.verify(p, &h).await,
-                    _ => false,
+                let ok = match field("password") {
+                    Some(p) => self.hasher.verify(p, stored.as_deref()).await?,
+                    None => false,
                 };
-                Ok(if ok {
-                    Ok(())
-                } else {
-                    Err(("M_FORBIDDEN", "Invalid password".into()))
-                })
+                if ok {
+                    return Ok(Ok(()));
+                }
+                self.limiter.fail(Action::PasswordFailures, &keys);
+                Ok(Err(("M_FORBIDDEN", "Invalid password".into())))
             }
             REGISTRATION_TOKEN => {
                 let Some(token) = field("token") else {

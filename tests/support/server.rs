@@ -118,6 +118,16 @@ pub fn unique() -> u64 {
     t * 1000 + N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Polls `condition` until it holds, failing the test after `within`. For things
+/// that happen with time (expiry, caches), instead of sleeping a guessed amount.
+pub fn eventually(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub struct Reply {
     pub status: u16,
     pub body: Value,
@@ -375,6 +385,47 @@ impl TestServer {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
+
+/// A test server's PostgreSQL database, for tests that check what is stored.
+pub struct PgHandle {
+    url: String,
+}
+
+impl PgHandle {
+    pub fn execute(&self, sql: &str) {
+        let url = self.url.clone();
+        let sql = sql.to_string();
+        block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+        })
+        .expect("SQL runs");
+    }
+
+    /// The single integer a query answers (`SELECT count(*) ...`).
+    pub fn count(&self, sql: &str) -> i64 {
+        let url = self.url.clone();
+        let sql = sql.to_string();
+        block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+        })
+        .expect("SQL runs")
+    }
+}
+
+impl TestServer {
+    /// The server's database when it is PostgreSQL.
+    pub fn postgres(&self) -> Option<PgHandle> {
+        self._pg.as_ref().map(|p| PgHandle { url: p.url() })
     }
 }
 

@@ -8,7 +8,9 @@ use matrix_api::client_server::password_management::{
 use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
 use matrix_api::runtime::{Context, MatrixError};
 
-use crate::service::{internal, medium_not_supported, Caller, Server};
+use crate::ratelimit::Action;
+use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
+use crate::store::LogoutDevices;
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 
 impl PasswordManagementApi for Server {
@@ -23,7 +25,7 @@ impl PasswordManagementApi for Server {
             return Err(MatrixError::missing_token());
         };
         let body = &request.body;
-        self.limit("password", &ctx.request, Some(&caller.user_id))?;
+        self.limit_caller(Action::AccountChanges, &caller)?;
         self.check_password_policy(&body.new_password)?;
         let spec = UiaSpec {
             operation: &change_password::METADATA,
@@ -33,31 +35,21 @@ impl PasswordManagementApi for Server {
             ],
             user_id: Some(&caller.user_id),
             flows: vec![vec![PASSWORD]],
+            request: &ctx.request,
         };
-        let session = match self
+        match self
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?
         {
-            Uia::Passed(s) => s,
+            Uia::Passed(_) => {}
             Uia::Challenge(c) => return Ok(change_password::Response::Unauthorized(c)),
-        };
-        let hash = self
-            .hasher
-            .hash(&body.new_password)
-            .await
-            .map_err(MatrixError::unknown)?;
-        self.store
-            .set_password(&caller.user_id, &hash)
-            .await
-            .map_err(internal)?;
-        if body.logout_devices {
-            self.store
-                .delete_devices_except(&caller.user_id, Some(&caller.device_id))
-                .await
-                .map_err(internal)?;
         }
+        let hash = self.hasher.hash(&body.new_password).await?;
+        let logout = body
+            .logout_devices
+            .then_some(LogoutDevices::AllBut(&caller.device_id));
         self.store
-            .delete_uia_session(&session.session_id)
+            .change_password(&caller.user_id, &hash, logout)
             .await
             .map_err(internal)?;
         tracing::info!(user_id = caller.user_id, "password changed");
@@ -67,18 +59,18 @@ impl PasswordManagementApi for Server {
     async fn request_token_to_reset_password_email(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_reset_password_email::Request,
+        request: request_token_to_reset_password_email::Request,
     ) -> Result<request_token_to_reset_password_email::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_reset_password_msisdn(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_reset_password_msisdn::Request,
+        request: request_token_to_reset_password_msisdn::Request,
     ) -> Result<request_token_to_reset_password_msisdn::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 }
@@ -98,6 +90,7 @@ impl AccountDeactivationApi for Server {
             binding: &[if body.erase { "erase" } else { "keep" }],
             user_id: Some(&caller.user_id),
             flows: vec![vec![PASSWORD]],
+            request: &ctx.request,
         };
         if let Uia::Challenge(c) = self
             .user_interactive_auth(&spec, body.auth.as_ref())
@@ -111,7 +104,8 @@ impl AccountDeactivationApi for Server {
             .await
             .map_err(internal)?;
         tracing::info!(user_id = caller.user_id, erase = body.erase, "deactivated");
-        // No identifier is bound at an identity server, so none needed unbinding.
+        // The account's 3PIDs went with it. This server never binds them at an
+        // identity server, so there was nothing to unbind there: success.
         Ok(deactivate_account::Response::Ok(
             deactivate_account::OkBody {
                 id_server_unbind_result: deactivate_account::OkBodyIdServerUnbindResult::Success,

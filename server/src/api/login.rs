@@ -11,12 +11,11 @@ use serde_json::Value;
 
 use super::error;
 use crate::crypto;
+use crate::ratelimit::{Action, Key};
+use crate::service::{check_device_id, locked};
 use crate::service::{internal, Caller, Server};
-use crate::store::now_ms;
+use crate::store::{now_ms, LogoutDevices, Refreshed};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
-
-/// Spent on unknown users so a failed login takes as long either way.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2pXl0r2JtqbN9xEr1Bo5zYKq0LBu7eJWlh9SWM0aW7I";
 
 impl Server {
     /// The user a password login names: `identifier` (`m.id.user`, or a 3PID the
@@ -65,6 +64,38 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Checks a password login: the user it names, when the password is theirs.
+    /// Attempts are limited per account, and failures per account separately; an
+    /// unknown user costs the same hash as a known one.
+    async fn password_login(
+        &self,
+        body: &login::RequestBody,
+        password: &str,
+    ) -> Result<Option<String>, MatrixError> {
+        let user_id = self.login_user(body).await?;
+        let account = user_id.as_ref().map(|id| [Key::User(id.clone())]);
+        if let (Some(id), Some(key)) = (&user_id, &account) {
+            if !self.limiter.exempt(id, false) {
+                self.limiter.check(Action::LoginAccount, key)?;
+            }
+            self.limiter.peek(Action::LoginFailures, key)?;
+        }
+        let user = match &user_id {
+            Some(id) => self.store.user(id).await.map_err(internal)?,
+            None => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        if self.hasher.verify(password, stored).await? {
+            return Ok(user.map(|u| u.user_id));
+        }
+        if let Some(key) = &account {
+            self.limiter.fail(Action::LoginFailures, key);
+        }
+        Ok(None)
+    }
+}
+
 impl LoginApi for Server {
     async fn get_login_flows(
         &self,
@@ -89,35 +120,18 @@ impl LoginApi for Server {
         request: login::Request,
     ) -> Result<login::Response, MatrixError> {
         let body = &request.body;
-        self.limit("login", &ctx.request, None)?;
+        self.limit_address(Action::LoginAddress, &ctx.request)?;
+        if let Some(device_id) = &body.device_id {
+            check_device_id(device_id)?;
+        }
         let user_id = match body.type_.as_str() {
             "m.login.password" => {
                 let Some(password) = body.password.as_deref() else {
                     return Err(MatrixError::missing_param("Missing `password`"));
                 };
-                let user_id = self.login_user(body).await?;
-                if let Some(id) = &user_id {
-                    self.limit("login_user", &ctx.request, Some(id))?;
-                }
-                let user = match &user_id {
-                    Some(id) => self.store.user(id).await.map_err(internal)?,
-                    None => None,
-                };
-                let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-                let ok = self
-                    .hasher
-                    .verify(password, hash.as_deref().unwrap_or(DUMMY_HASH))
-                    .await
-                    && hash.is_some();
-                match user {
-                    Some(u) if u.deactivated => {
-                        return Ok(login::Response::Forbidden(error(
-                            "M_USER_DEACTIVATED",
-                            "This account has been deactivated",
-                        )))
-                    }
-                    Some(u) if ok => u.user_id,
-                    _ => {
+                match self.password_login(body, password).await? {
+                    Some(user_id) => user_id,
+                    None => {
                         return Ok(login::Response::Forbidden(error(
                             "M_FORBIDDEN",
                             "Invalid username or password",
@@ -152,13 +166,16 @@ impl LoginApi for Server {
             }
         };
         let user = self.store.user(&user_id).await.map_err(internal)?;
+        // Said only to whoever proved the password (or holds a login token), so
+        // it reveals nothing to someone probing for accounts.
+        if user.as_ref().is_some_and(|u| u.deactivated) {
+            return Ok(login::Response::Forbidden(error(
+                "M_USER_DEACTIVATED",
+                "This account has been deactivated",
+            )));
+        }
         if user.as_ref().is_some_and(|u| u.locked) {
-            return Err(MatrixError::new(
-                StatusCode::UNAUTHORIZED,
-                "M_USER_LOCKED",
-                "This account has been locked",
-            )
-            .with("soft_logout", true));
+            return Err(locked());
         }
         let session = self
             .open_session(
@@ -198,24 +215,20 @@ impl LoginTokenApi for Server {
         ctx: Context<Caller>,
         request: generate_login_token::Request,
     ) -> Result<generate_login_token::Response, MatrixError> {
-        self.limit("login_token", &ctx.request, Some(&ctx.auth.user_id))?;
+        self.limit_caller(Action::AccountChanges, &ctx.auth)?;
         let spec = UiaSpec {
             operation: &generate_login_token::METADATA,
             binding: &[],
             user_id: Some(&ctx.auth.user_id),
             flows: vec![vec![PASSWORD]],
+            request: &ctx.request,
         };
-        let session = match self
+        if let Uia::Challenge(c) = self
             .user_interactive_auth(&spec, request.body.auth.as_ref())
             .await?
         {
-            Uia::Passed(s) => s,
-            Uia::Challenge(c) => return Ok(generate_login_token::Response::Unauthorized(c)),
-        };
-        self.store
-            .delete_uia_session(&session.session_id)
-            .await
-            .map_err(internal)?;
+            return Ok(generate_login_token::Response::Unauthorized(c));
+        }
         let token = crypto::new_token("mlt");
         let lifetime_ms = (self.config.tokens.login_token_lifetime_secs * 1000) as i64;
         self.store
@@ -242,7 +255,7 @@ impl LogoutApi for Server {
         _request: logout::Request,
     ) -> Result<logout::Response, MatrixError> {
         self.store
-            .delete_device(&ctx.auth.user_id, &ctx.auth.device_id)
+            .logout(&ctx.auth.user_id, LogoutDevices::One(&ctx.auth.device_id))
             .await
             .map_err(internal)?;
         Ok(logout::Response::Ok(Default::default()))
@@ -254,7 +267,7 @@ impl LogoutApi for Server {
         _request: logout_all::Request,
     ) -> Result<logout_all::Response, MatrixError> {
         self.store
-            .delete_devices_except(&ctx.auth.user_id, None)
+            .logout(&ctx.auth.user_id, LogoutDevices::All)
             .await
             .map_err(internal)?;
         Ok(logout_all::Response::Ok(Default::default()))
@@ -264,32 +277,46 @@ impl LogoutApi for Server {
 impl RefreshApi for Server {
     async fn refresh(
         &self,
-        _ctx: Context<()>,
+        ctx: Context<()>,
         request: refresh::Request,
     ) -> Result<refresh::Response, MatrixError> {
+        self.limit_address(Action::Refresh, &ctx.request)?;
         let access = crypto::new_token("mat");
         let new_refresh = crypto::new_token("mar");
         let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
-        let rotated = self
+        let (outcome, expires_ms) = self
             .store
             .refresh(
                 &crypto::token_hash(&request.body.refresh_token),
                 &crypto::token_hash(&access),
                 &crypto::token_hash(&new_refresh),
-                Some(now_ms() + lifetime_ms),
+                lifetime_ms,
             )
             .await
             .map_err(internal)?;
-        if rotated.is_none() {
-            return Ok(refresh::Response::Unauthorized(error(
+        let refused = |message| {
+            Ok(refresh::Response::Unauthorized(error(
                 "M_UNKNOWN_TOKEN",
-                "Unknown or already used refresh token",
-            )));
+                message,
+            )))
+        };
+        match outcome {
+            Refreshed::Rotated { user_id, device_id } => {
+                tracing::debug!(user_id, device_id, "refreshed");
+            }
+            Refreshed::Unknown => return refused("Unknown or already used refresh token"),
+            Refreshed::SessionOver => return refused("The session has ended: log in again"),
+            Refreshed::Replayed => {
+                // Someone else holds a copy of this token.
+                tracing::warn!("a retired refresh token was replayed; its device is logged out");
+                return refused("Unknown or already used refresh token");
+            }
+            Refreshed::Locked => return Err(locked()),
         }
         Ok(refresh::Response::Ok(refresh::OkBody {
             access_token: access,
             refresh_token: Some(new_refresh),
-            expires_in_ms: Some(lifetime_ms),
+            expires_in_ms: expires_ms.map(|e| e - now_ms()),
         }))
     }
 }

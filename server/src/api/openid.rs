@@ -6,6 +6,7 @@ use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::server_server::openid::{exchange_open_id_token, ServerServerOpenidApi};
 
 use crate::crypto;
+use crate::ratelimit::Action;
 use crate::service::{internal, Caller, Server};
 use crate::store::now_ms;
 
@@ -20,6 +21,7 @@ impl ClientServerOpenidApi for Server {
                 "You can only request OpenID tokens for yourself",
             ));
         }
+        self.limit_caller(Action::Openid, &ctx.auth)?;
         let token = crypto::new_token("moi");
         let lifetime = self.config.tokens.openid_lifetime_secs as i64;
         self.store

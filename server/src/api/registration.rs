@@ -14,7 +14,10 @@ use matrix_api::runtime::{Context, MatrixError};
 use super::error;
 use crate::config::RegistrationMode;
 use crate::crypto;
-use crate::service::{internal, medium_not_supported, Server, Session};
+use crate::ratelimit::Action;
+use crate::service::{
+    check_device_id, internal, medium_not_supported, msisdn_key, Server, Session,
+};
 use crate::store::now_ms;
 use crate::uia::{Uia, UiaSpec, DUMMY, REGISTRATION_TOKEN};
 
@@ -64,6 +67,35 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The answer to a registration that created (or, retried, had created)
+    /// `user_id`: logged in on a device unless the client inhibited it.
+    async fn registered(
+        &self,
+        body: &register::RequestBody,
+        user_id: String,
+    ) -> Result<register::Response, MatrixError> {
+        let session = if body.inhibit_login {
+            None
+        } else {
+            Some(
+                self.open_session(
+                    &user_id,
+                    body.device_id.as_deref(),
+                    body.initial_device_display_name.as_deref(),
+                    body.refresh_token == Some(true),
+                )
+                .await?,
+            )
+        };
+        Ok(register::Response::Ok(ok_body(
+            &self.config.server_name,
+            user_id,
+            session,
+        )))
+    }
+}
+
 fn ok_body(server_name: &str, user_id: String, session: Option<Session>) -> register::OkBody {
     let (device_id, access_token, refresh_token, expires_in_ms) = match session {
         Some(s) => (
@@ -97,7 +129,7 @@ impl RegistrationApi for Server {
                 "Registration is disabled",
             )));
         }
-        self.limit("register", &ctx.request, None)?;
+        self.limit_address(Action::Registration, &ctx.request)?;
         if request.kind == register::Kind::Guest {
             return self.register_guest(body).await;
         }
@@ -111,7 +143,16 @@ impl RegistrationApi for Server {
             None => crypto::new_id().to_lowercase(),
         };
         let user_id = self.user_id_for(&localpart)?;
-        self.check_free(&user_id).await?;
+        if let Some(device_id) = &body.device_id {
+            check_device_id(device_id)?;
+        }
+        // A taken name is reported before the stages — unless the request continues
+        // a session, which may be a completed registration of this very name.
+        let taken = self.check_free(&user_id).await.err();
+        let continuing = body.auth.as_ref().is_some_and(|a| a.session.is_some());
+        if let Some(e) = taken.clone().filter(|_| !continuing) {
+            return Err(e);
+        }
         if let Some(p) = &body.password {
             self.check_password_policy(p)?;
         }
@@ -127,17 +168,25 @@ impl RegistrationApi for Server {
             binding: &[body.username.as_deref().unwrap_or(""), password, inhibit],
             user_id: None,
             flows,
+            request: &ctx.request,
         };
-        let session = match self
+        let uia = self
             .user_interactive_auth(&spec, body.auth.as_ref())
-            .await?
-        {
-            Uia::Passed(s) => s,
-            Uia::Challenge(c) => return Ok(register::Response::Unauthorized(c)),
+            .await?;
+        let mut session = match (uia, taken) {
+            // The spec: a client retrying a completed session gets the result of
+            // the call — here, the account that session made, logged in anew.
+            (Uia::Passed(s), _) if s.result_user_id.is_some() => {
+                let done = s.result_user_id.unwrap_or_default();
+                return self.registered(body, done).await;
+            }
+            (_, Some(taken)) => return Err(taken),
+            (Uia::Passed(s), None) => s,
+            (Uia::Challenge(c), None) => return Ok(register::Response::Unauthorized(c)),
         };
         // The password is hashed once, after authentication succeeded.
         let hash = match &body.password {
-            Some(p) => Some(self.hasher.hash(p).await.map_err(MatrixError::unknown)?),
+            Some(p) => Some(self.hasher.hash(p).await?),
             None => None,
         };
         let created = self
@@ -166,48 +215,30 @@ impl RegistrationApi for Server {
             }
             Err(e) => return Err(internal(e)),
         }
+        session.result_user_id = Some(user_id.clone());
         self.store
-            .delete_uia_session(&session.session_id)
+            .update_uia_session(&session)
             .await
             .map_err(internal)?;
         tracing::info!(user_id, "registered");
-        if body.inhibit_login {
-            return Ok(register::Response::Ok(ok_body(
-                &self.config.server_name,
-                user_id,
-                None,
-            )));
-        }
-        let session = self
-            .open_session(
-                &user_id,
-                body.device_id.as_deref(),
-                body.initial_device_display_name.as_deref(),
-                body.refresh_token == Some(true),
-            )
-            .await?;
-        Ok(register::Response::Ok(ok_body(
-            &self.config.server_name,
-            user_id,
-            Some(session),
-        )))
+        self.registered(body, user_id).await
     }
 
     async fn request_token_to_register_email(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_register_email::Request,
+        request: request_token_to_register_email::Request,
     ) -> Result<request_token_to_register_email::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_register_msisdn(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_register_msisdn::Request,
+        request: request_token_to_register_msisdn::Request,
     ) -> Result<request_token_to_register_msisdn::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 
@@ -216,7 +247,7 @@ impl RegistrationApi for Server {
         ctx: Context<()>,
         request: check_username_availability::Request,
     ) -> Result<check_username_availability::Response, MatrixError> {
-        self.limit("available", &ctx.request, None)?;
+        self.limit_address(Action::Availability, &ctx.request)?;
         let user_id = self.user_id_for(&request.username)?;
         self.check_free(&user_id).await?;
         Ok(check_username_availability::Response::Ok(
@@ -239,7 +270,7 @@ impl RegistrationTokensApi for Server {
                 "Registration is disabled",
             )));
         }
-        self.limit("token_validity", &ctx.request, None)?;
+        self.limit_address(Action::Availability, &ctx.request)?;
         let token = self
             .store
             .registration_token(&request.token)

@@ -10,7 +10,9 @@ use matrix_api::client_server::administrative_contact::{
 };
 use matrix_api::runtime::{Context, MatrixError};
 
-use crate::service::{internal, medium_not_supported, Caller, Server};
+use crate::ratelimit::Action;
+use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
+use crate::uia::{Uia, UiaSpec, PASSWORD};
 
 fn no_validated_session() -> MatrixError {
     MatrixError::new(
@@ -68,10 +70,26 @@ impl AdministrativeContactApi for Server {
     async fn add_3pid(
         &self,
         ctx: Context<Caller>,
-        _request: add_3pid::Request,
+        request: add_3pid::Request,
     ) -> Result<add_3pid::Response, MatrixError> {
         suspended_check(&ctx.auth)?;
-        self.limit("threepid", &ctx.request, Some(&ctx.auth.user_id))?;
+        self.limit_caller(Action::AccountChanges, &ctx.auth)?;
+        let body = &request.body;
+        // Interactive auth first: whether the 3PID session is validated and the
+        // caller's is not something to tell an unauthenticated request.
+        let spec = UiaSpec {
+            operation: &add_3pid::METADATA,
+            binding: &[&body.client_secret, &body.sid],
+            user_id: Some(&ctx.auth.user_id),
+            flows: vec![vec![PASSWORD]],
+            request: &ctx.request,
+        };
+        if let Uia::Challenge(c) = self
+            .user_interactive_auth(&spec, body.auth.as_ref())
+            .await?
+        {
+            return Ok(add_3pid::Response::Unauthorized(c));
+        }
         Err(no_validated_session())
     }
 
@@ -123,18 +141,18 @@ impl AdministrativeContactApi for Server {
     async fn request_token_to_3pid_email(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_3pid_email::Request,
+        request: request_token_to_3pid_email::Request,
     ) -> Result<request_token_to_3pid_email::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_3pid_msisdn(
         &self,
         ctx: Context<()>,
-        _request: request_token_to_3pid_msisdn::Request,
+        request: request_token_to_3pid_msisdn::Request,
     ) -> Result<request_token_to_3pid_msisdn::Response, MatrixError> {
-        self.limit("request_token", &ctx.request, None)?;
+        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 }

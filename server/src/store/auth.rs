@@ -2,7 +2,9 @@
 //! tokens, OpenID tokens and login tokens.
 
 use super::{now_ms, Result, Store};
+use crate::crypto::token_hash;
 
+/// An interactive-auth session. The database knows it by the SHA-256 of its ID.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UiaSession {
     pub session_id: String,
@@ -11,6 +13,8 @@ pub struct UiaSession {
     pub user_id: Option<String>,
     pub completed: Vec<String>,
     pub registration_token: Option<String>,
+    /// The account a completed registration created.
+    pub result_user_id: Option<String>,
     pub expires_ms: i64,
 }
 
@@ -35,7 +39,7 @@ impl Store {
             "INSERT INTO uia_sessions (session_id, endpoint, binding, user_id, completed, registration_token, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&s.session_id)
+        .bind(token_hash(&s.session_id))
         .bind(&s.endpoint)
         .bind(&s.binding)
         .bind(&s.user_id)
@@ -52,58 +56,54 @@ impl Store {
         type Row = (
             String,
             String,
-            String,
             Option<String>,
             String,
+            Option<String>,
             Option<String>,
             i64,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT session_id, endpoint, binding, user_id, completed, registration_token, expires_ms \
+            "SELECT endpoint, binding, user_id, completed, registration_token, result_user_id, expires_ms \
              FROM uia_sessions WHERE session_id = $1 AND expires_ms > $2",
         )
-        .bind(session_id)
+        .bind(token_hash(session_id))
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
             |(
-                session_id,
                 endpoint,
                 binding,
                 user_id,
                 completed,
                 registration_token,
+                result_user_id,
                 expires_ms,
-            )| UiaSession {
-                session_id,
-                endpoint,
-                binding,
-                user_id,
-                completed: serde_json::from_str(&completed).unwrap_or_default(),
-                registration_token,
-                expires_ms,
+            )| {
+                UiaSession {
+                    session_id: session_id.to_string(),
+                    endpoint,
+                    binding,
+                    user_id,
+                    completed: serde_json::from_str(&completed).unwrap_or_default(),
+                    registration_token,
+                    result_user_id,
+                    expires_ms,
+                }
             },
         ))
     }
 
     pub async fn update_uia_session(&self, s: &UiaSession) -> Result<()> {
         sqlx::query(
-            "UPDATE uia_sessions SET completed = $1, registration_token = $2 WHERE session_id = $3",
+            "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3 WHERE session_id = $4",
         )
         .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
         .bind(&s.registration_token)
-        .bind(&s.session_id)
+        .bind(&s.result_user_id)
+        .bind(token_hash(&s.session_id))
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    pub async fn delete_uia_session(&self, session_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uia_sessions WHERE session_id = $1")
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 
@@ -111,13 +111,19 @@ impl Store {
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = now_ms();
         let mut n = 0;
-        for sql in [
-            "DELETE FROM uia_sessions WHERE expires_ms <= $1",
-            "DELETE FROM openid_tokens WHERE expires_ms <= $1",
-            "DELETE FROM login_tokens WHERE expires_ms <= $1",
+        // A retired refresh token is kept a day, to recognise a replay of it.
+        let retired_before = now - 24 * 3600 * 1000;
+        for (sql, before) in [
+            ("DELETE FROM uia_sessions WHERE expires_ms <= $1", now),
+            ("DELETE FROM openid_tokens WHERE expires_ms <= $1", now),
+            ("DELETE FROM login_tokens WHERE expires_ms <= $1", now),
+            (
+                "DELETE FROM refresh_tokens WHERE retired_ms <= $1",
+                retired_before,
+            ),
         ] {
             n += sqlx::query(sql)
-                .bind(now)
+                .bind(before)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();

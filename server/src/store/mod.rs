@@ -19,7 +19,7 @@ use sqlx::AnyPool;
 use sqlx::{Any, Executor, Transaction};
 
 pub use auth::UiaSession;
-pub use users::{NewSession, User};
+pub use users::{LogoutDevices, NewSession, Refreshed, User};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -128,20 +128,6 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
-    }
-
-    /// A named server secret, created (randomly) by whichever process asks first.
-    pub async fn secret(&self, name: &str, fresh: String) -> Result<String> {
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(fresh)
-            .execute(&self.pool)
-            .await?;
-        let row: (String,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.0)
     }
 }
 

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{flag, now_ms, Result, Store, StoreError};
+use sqlx::{Any, Transaction};
+
+use super::{flag, now_ms, Backend, Result, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
@@ -59,6 +61,33 @@ pub struct NewSession<'a> {
     pub access_hash: &'a str,
     pub expires_ms: Option<i64>,
     pub refresh_hash: Option<&'a str>,
+    /// The absolute end of the session, if sessions have one.
+    pub session_ends_ms: Option<i64>,
+}
+
+/// Which devices a revocation logs out.
+#[derive(Clone, Copy, Debug)]
+pub enum LogoutDevices<'a> {
+    All,
+    AllBut(&'a str),
+    One(&'a str),
+}
+
+/// What a refresh did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refreshed {
+    /// A new pair was stored for this user's device.
+    Rotated { user_id: String, device_id: String },
+    /// No such refresh token (never issued, replaced unused, or its device was
+    /// logged out).
+    Unknown,
+    /// A retired token came back after its successor was used: someone else
+    /// holds a copy. The device is logged out.
+    Replayed,
+    /// The session reached its absolute end; the device is logged out.
+    SessionOver,
+    /// The account is locked; nothing changed.
+    Locked,
 }
 
 const USER_COLUMNS: &str =
@@ -138,16 +167,32 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?)
     }
 
-    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool> {
+    /// Sets a new password hash and, with `logout`, revokes every device but
+    /// `keep` — in one transaction, so a crash cannot leave the old devices logged
+    /// in under the new password. `false`: no such active user.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        logout: Option<LogoutDevices<'_>>,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE users SET password_hash = $1 WHERE user_id = $2 AND deactivated = 0",
         )
         .bind(password_hash)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(which) = logout {
+            revoke_devices(&mut tx, user_id, which).await?;
+        }
+        tx.commit().await?;
         self.cache.clear();
-        Ok(r.rows_affected() == 1)
+        Ok(true)
     }
 
     pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool> {
@@ -171,21 +216,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Deactivates for good: the row stays (the ID is never reusable), every device
-    /// and token goes; `erase` also forgets the user's personal data.
+    /// Deactivates for good: the row stays (the ID is never reusable), every device,
+    /// token and third-party identifier goes (so the addresses can be used again).
+    /// The password hash stays, so that its owner can learn the account is
+    /// deactivated (and nobody else can); `erase` forgets it with the rest of the
+    /// user's personal data.
     pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<bool> {
         let mut tx = self.write().await?;
-        let r = sqlx::query("UPDATE users SET deactivated = 1, password_hash = NULL, locked = 0, suspended = 0 WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE users SET deactivated = 1, locked = 0, suspended = 0 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         if r.rows_affected() == 0 {
             return Ok(false);
         }
+        revoke_devices(&mut tx, user_id, LogoutDevices::All).await?;
         for sql in [
-            "DELETE FROM access_tokens WHERE user_id = $1",
-            "DELETE FROM refresh_tokens WHERE user_id = $1",
-            "DELETE FROM devices WHERE user_id = $1",
+            "DELETE FROM threepids WHERE user_id = $1",
             "DELETE FROM openid_tokens WHERE user_id = $1",
             "DELETE FROM login_tokens WHERE user_id = $1",
             "DELETE FROM uia_sessions WHERE user_id = $1",
@@ -193,14 +242,12 @@ impl Store {
             sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
         }
         if erase {
-            sqlx::query("UPDATE users SET displayname = NULL WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM threepids WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE users SET displayname = NULL, password_hash = NULL WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         self.cache.clear();
@@ -212,9 +259,11 @@ impl Store {
     pub async fn create_session(&self, s: &NewSession<'_>) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write().await?;
+        // An existing device keeps its display name; the no-op update locks its
+        // row, so this login serialises with a refresh or logout of that device.
         sqlx::query(
             "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, device_id) DO NOTHING",
+             ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name",
         )
         .bind(s.user_id)
         .bind(s.device_id)
@@ -224,11 +273,12 @@ impl Store {
         .await?;
         revoke_device_tokens(&mut tx, s.user_id, s.device_id).await?;
         if let Some(refresh) = s.refresh_hash {
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5)")
                 .bind(refresh)
                 .bind(s.user_id)
                 .bind(s.device_id)
                 .bind(now)
+                .bind(s.session_ends_ms)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -287,33 +337,102 @@ impl Store {
     /// The first use of a refreshed pair retires the pair it replaced.
     pub async fn retire_predecessor(&self, refresh_hash: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        retire_predecessor(&mut tx, refresh_hash).await?;
+        let device: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(refresh_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((user_id, device_id)) = device {
+            if self.lock_device(&mut tx, &user_id, &device_id).await? {
+                retire_predecessor(&mut tx, refresh_hash).await?;
+            }
+        }
         tx.commit().await?;
         self.cache.clear();
         Ok(())
     }
 
-    /// Exchanges a refresh token for a new pair. The old pair stays valid until the
-    /// new one is used, so a client that lost the response can retry; a retry
-    /// replaces the unused pair from the earlier attempt. `None`: unknown token.
+    /// Locks a device's row until the transaction ends (PostgreSQL; SQLite's write
+    /// transactions are serialised already): every change to a device's tokens
+    /// takes this lock first, so a refresh cannot interleave with a logout of the
+    /// same device. `false`: the device is gone.
+    async fn lock_device(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<bool> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2 FOR UPDATE"
+            }
+            Backend::Sqlite => {
+                "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2"
+            }
+        };
+        let row: Option<(String,)> = sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(device_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Exchanges a refresh token for a new pair, in one transaction that holds the
+    /// device's lock. The old pair stays valid until the new one is used, so a
+    /// client that lost the response can retry; a retry replaces the unused pair
+    /// from the earlier attempt, so however many refreshes of one token race, one
+    /// successor at most stays live. New access tokens never outlive the session.
     pub async fn refresh(
         &self,
         old: &str,
         access_hash: &str,
         refresh_hash: &str,
-        expires_ms: Option<i64>,
-    ) -> Result<Option<(String, String)>> {
+        access_lifetime_ms: i64,
+    ) -> Result<(Refreshed, Option<i64>)> {
+        let now = now_ms();
         let mut tx = self.write().await?;
-        // Using this token is the first use of the pair it belongs to.
-        retire_predecessor(&mut tx, old).await?;
-        let owner: Option<(String, String)> =
+        let device: Option<(String, String)> =
             sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(old)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((user_id, device_id)) = owner else {
-            return Ok(None);
+        let Some((user_id, device_id)) = device else {
+            return Ok((Refreshed::Unknown, None));
         };
+        if !self.lock_device(&mut tx, &user_id, &device_id).await? {
+            return Ok((Refreshed::Unknown, None));
+        }
+        // Read again under the lock: a racing refresh or logout may have changed it.
+        let row: Option<(Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT r.retired_ms, r.session_ends_ms, u.locked, u.deactivated \
+             FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1",
+        )
+        .bind(old)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((retired, session_ends, locked, deactivated)) = row else {
+            return Ok((Refreshed::Unknown, None));
+        };
+        let outcome = if deactivated != 0 {
+            Some(Refreshed::Unknown)
+        } else if retired.is_some() {
+            Some(Refreshed::Replayed)
+        } else if session_ends.is_some_and(|end| end <= now) {
+            Some(Refreshed::SessionOver)
+        } else if locked != 0 {
+            return Ok((Refreshed::Locked, None));
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome {
+            revoke_devices(&mut tx, &user_id, LogoutDevices::One(&device_id)).await?;
+            tx.commit().await?;
+            self.cache.clear();
+            return Ok((outcome, None));
+        }
+        // Using this token is the first use of the pair it belongs to.
+        retire_predecessor(&mut tx, old).await?;
         // An earlier, unused answer to this refresh is replaced.
         sqlx::query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
             .bind(old)
@@ -323,15 +442,18 @@ impl Store {
             .bind(old)
             .execute(&mut *tx)
             .await?;
-        let now = now_ms();
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(refresh_hash)
             .bind(&user_id)
             .bind(&device_id)
             .bind(old)
             .bind(now)
+            .bind(session_ends)
             .execute(&mut *tx)
             .await?;
+        let expires_ms = session_ends.map_or(now + access_lifetime_ms, |end| {
+            end.min(now + access_lifetime_ms)
+        });
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -345,7 +467,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.cache.clear();
-        Ok(Some((user_id, device_id)))
+        Ok((Refreshed::Rotated { user_id, device_id }, Some(expires_ms)))
     }
 
     /// Drops one token's cached owner (after its device's activity time changed).
@@ -372,35 +494,10 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a device and every token on it.
-    pub async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<()> {
+    /// Logs devices out: deletes them and every token on them.
+    pub async fn logout(&self, user_id: &str, which: LogoutDevices<'_>) -> Result<()> {
         let mut tx = self.write().await?;
-        revoke_device_tokens(&mut tx, user_id, device_id).await?;
-        sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
-            .bind(user_id)
-            .bind(device_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.cache.clear();
-        Ok(())
-    }
-
-    /// Deletes every device of a user (and their tokens), except `keep`.
-    pub async fn delete_devices_except(&self, user_id: &str, keep: Option<&str>) -> Result<()> {
-        let keep = keep.unwrap_or("");
-        let mut tx = self.write().await?;
-        for sql in [
-            "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
-            "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
-            "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
-        ] {
-            sqlx::query(sql)
-                .bind(user_id)
-                .bind(keep)
-                .execute(&mut *tx)
-                .await?;
-        }
+        revoke_devices(&mut tx, user_id, which).await?;
         tx.commit().await?;
         self.cache.clear();
         Ok(())
@@ -481,6 +578,55 @@ async fn revoke_device_tokens(
     Ok(())
 }
 
+/// Deletes devices, then every token on them. The device rows go first: that
+/// takes their locks (see `Store::lock_device`), so a refresh holding one finishes
+/// before its tokens are deleted, and one waiting for it finds the device gone.
+async fn revoke_devices(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    which: LogoutDevices<'_>,
+) -> Result<()> {
+    // Each case has its own statements: "every device" has no exclusion filter
+    // that an odd device ID could slip through.
+    let (statements, device): ([&str; 3], Option<&str>) = match which {
+        LogoutDevices::All => (
+            [
+                "DELETE FROM devices WHERE user_id = $1",
+                "DELETE FROM access_tokens WHERE user_id = $1",
+                "DELETE FROM refresh_tokens WHERE user_id = $1",
+            ],
+            None,
+        ),
+        LogoutDevices::AllBut(keep) => (
+            [
+                "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
+                "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
+                "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
+            ],
+            Some(keep),
+        ),
+        LogoutDevices::One(device) => (
+            [
+                "DELETE FROM devices WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
+            ],
+            Some(device),
+        ),
+    };
+    for sql in statements {
+        let mut q = sqlx::query(sql).bind(user_id);
+        if let Some(d) = device {
+            q = q.bind(d);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The first use of a refreshed pair: the pair it replaced is retired — its
+/// access token deleted, its refresh token kept (marked) so that a replay is
+/// recognised.
 async fn retire_predecessor(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     refresh_hash: &str,
@@ -495,7 +641,8 @@ async fn retire_predecessor(
             .bind(&pred)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
+        sqlx::query("UPDATE refresh_tokens SET retired_ms = $1 WHERE token_hash = $2")
+            .bind(now_ms())
             .bind(&pred)
             .execute(&mut **tx)
             .await?;
