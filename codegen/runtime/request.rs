@@ -143,11 +143,16 @@ impl Incoming {
             .ok_or_else(|| MatrixError::missing_param(format!("missing header `{name}`")))
     }
 
-    /// The JSON body. An empty body counts as `{}`: clients call `POST /logout`
-    /// with no body and no content type.
+    /// The JSON body. An empty body counts as `{}` only where `{}` is a valid body
+    /// (no required fields): clients send no body to such operations. Elsewhere an
+    /// empty body is not JSON (`M_NOT_JSON`), not a request missing its fields.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return parse_json("{}");
+            return serde_json::from_str("{}").map_err(|_| {
+                MatrixError::not_json(
+                    "Content not JSON: the body is empty; this operation needs one",
+                )
+            });
         }
         parse_json(self.text()?)
     }
