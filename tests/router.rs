@@ -154,6 +154,27 @@ async fn json_of_the_wrong_shape_is_m_bad_json() {
             "{body}"
         );
     }
+    // A struct body is an object, never serde's array of fields in order: this
+    // would otherwise be a deactivation with `erase: true`.
+    for body in ["[]", "[null, null, true]"] {
+        let r = h
+            .call(
+                Method::POST,
+                "/_matrix/client/v3/account/deactivate",
+                None,
+                body,
+            )
+            .await;
+        assert_eq!(
+            (r.status, errcode(&r)),
+            (StatusCode::BAD_REQUEST, "M_BAD_JSON"),
+            "{body}"
+        );
+        assert!(
+            h.api.last_call().is_none(),
+            "the implementation is not called"
+        );
+    }
 }
 
 #[tokio::test]
