@@ -103,12 +103,10 @@ impl MatrixError {
         Value::Object(body)
     }
 
+    /// The JSON envelope with its status (a 429 with `retry_after_ms` also gets
+    /// `Retry-After`, see [`response::json`]).
     pub fn into_response(self) -> HttpResponse {
-        let mut resp = response::json(self.status, &self.to_json());
-        if let Some(ms) = self.extra.get("retry_after_ms").and_then(Value::as_u64) {
-            response::set_header(&mut resp, "retry-after", &ms.div_ceil(1000).to_string());
-        }
-        resp
+        response::json(self.status, &self.to_json())
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use serde_json::error::Category;
 
 use super::error::MatrixError;
@@ -143,11 +143,16 @@ impl Incoming {
             .ok_or_else(|| MatrixError::missing_param(format!("missing header `{name}`")))
     }
 
-    /// The JSON body. An empty body counts as `{}`: clients call `POST /logout`
-    /// with no body and no content type.
+    /// The JSON body. An empty body counts as `{}` only where `{}` is a valid body
+    /// (no required fields): clients send no body to such operations. Elsewhere an
+    /// empty body is not JSON (`M_NOT_JSON`), not a request missing its fields.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return parse_json("{}");
+            return serde_json::from_str("{}").map_err(|_| {
+                MatrixError::not_json(
+                    "Content not JSON: the body is empty; this operation needs one",
+                )
+            });
         }
         parse_json(self.text()?)
     }
@@ -183,7 +188,52 @@ impl Incoming {
 /// Not JSON at all (syntax, truncation, invalid UTF-8) is `M_NOT_JSON`; JSON of the
 /// wrong shape is `M_BAD_JSON`, or `M_MISSING_PARAM` when a required field is absent.
 fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, MatrixError> {
-    serde_json::from_str(text).map_err(|e| json_error(e, text))
+    let mut de = serde_json::Deserializer::from_str(text);
+    T::deserialize(ObjectBody(&mut de))
+        .and_then(|value| de.end().map(|()| value))
+        .map_err(|e| json_error(e, text))
+}
+
+/// serde's derived structs also accept a JSON array of their fields in order, so
+/// `[null, null, true]` would be a deactivation request. A body whose type is a
+/// struct must be an object: this deserializer reads a struct as a map and passes
+/// everything else through. (Nested structs keep serde's leniency.)
+struct ObjectBody<'a, 'de>(&'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>);
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
+            self.0.$method($($arg,)* visitor)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for ObjectBody<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    forward! {
+        deserialize_any(); deserialize_bool(); deserialize_i8(); deserialize_i16();
+        deserialize_i32(); deserialize_i64(); deserialize_i128(); deserialize_u8();
+        deserialize_u16(); deserialize_u32(); deserialize_u64(); deserialize_u128();
+        deserialize_f32(); deserialize_f64(); deserialize_char(); deserialize_str();
+        deserialize_string(); deserialize_bytes(); deserialize_byte_buf();
+        deserialize_option(); deserialize_unit(); deserialize_seq(); deserialize_map();
+        deserialize_identifier(); deserialize_ignored_any();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+    }
 }
 
 fn json_error(e: serde_json::Error, text: &str) -> MatrixError {

@@ -32,19 +32,30 @@ pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+/// A JSON response. A 429 whose body has `retry_after_ms` also gets the
+/// `Retry-After` header the spec asks for (whole seconds, rounded up), whether it
+/// is a [`MatrixError`] or an operation's documented 429 variant.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
-            *resp.status_mut() = status;
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return MatrixError::unknown(format!("response not serialisable: {e}")).into_response()
         }
-        Err(e) => MatrixError::unknown(format!("response not serialisable: {e}")).into_response(),
+    };
+    let retry_after_ms = (status == StatusCode::TOO_MANY_REQUESTS)
+        .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .flatten()
+        .and_then(|v| v.get("retry_after_ms").and_then(serde_json::Value::as_u64));
+    let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(ms) = retry_after_ms {
+        set_header(&mut resp, "retry-after", &ms.div_ceil(1000).to_string());
     }
+    resp
 }
 
 pub fn binary(status: StatusCode, body: Binary) -> HttpResponse {

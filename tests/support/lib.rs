@@ -2,3 +2,4 @@
 
 pub mod recording_api;
 pub mod server;
+pub mod skip;

@@ -1,19 +1,36 @@
 //! A test double for the router tests: implements every route trait by recording
-//! the typed request it received (as `Debug` text) and answering the
-//! operation's success variant where the test needs one, or a Matrix error saying
-//! which operation was called. Tokens are accepted when they start with `valid-`.
+//! the typed request it received (as `Debug` text) and answering what the test
+//! scripted for that operation with [`RecordingApi::reply`] (a success variant, a
+//! documented error variant or a `MatrixError`), or else a `418 M_TEST_CALLED`
+//! error naming the operation. Tokens are accepted when they start with `valid-`.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use matrix_api::runtime::{Authenticator, Context, Credential, MatrixError};
+
+/// The status of the answer to an operation the test scripted nothing for.
+pub const UNSCRIPTED: http::StatusCode = http::StatusCode::IM_A_TEAPOT;
 
 #[derive(Default)]
 pub struct RecordingApi {
     /// `(operation, caller, request)` for every call that reached the implementation.
     pub calls: Mutex<Vec<(String, String, String)>>,
+    /// Operation → its scripted `Result<Response, MatrixError>`, answered to every call.
+    replies: Mutex<HashMap<String, Box<dyn Any + Send>>>,
 }
 
 impl RecordingApi {
+    /// Answers every later call of `op` (the trait method's name) with `result`.
+    /// `R` is that operation's `Response` type.
+    pub fn reply<R: Clone + Send + 'static>(&self, op: &str, result: Result<R, MatrixError>) {
+        self.replies
+            .lock()
+            .unwrap()
+            .insert(op.to_string(), Box::new(result));
+    }
+
     fn record<A: std::fmt::Debug, R: std::fmt::Debug>(
         &self,
         op: &str,
@@ -27,14 +44,20 @@ impl RecordingApi {
         ));
     }
 
+    /// The scripted answer for `op`, or `418 M_TEST_CALLED` with the operation's name.
+    fn answer<R: Clone + 'static>(&self, op: &str) -> Result<R, MatrixError> {
+        match self.replies.lock().unwrap().get(op) {
+            Some(reply) => reply
+                .downcast_ref::<Result<R, MatrixError>>()
+                .unwrap_or_else(|| panic!("the reply scripted for {op} has the wrong type"))
+                .clone(),
+            None => Err(MatrixError::new(UNSCRIPTED, "M_TEST_CALLED", op)),
+        }
+    }
+
     pub fn last_call(&self) -> Option<(String, String, String)> {
         self.calls.lock().unwrap().last().cloned()
     }
-}
-
-/// The operation name, for answers the test does not care about.
-fn called(op: &str) -> MatrixError {
-    MatrixError::new(http::StatusCode::IM_A_TEAPOT, "M_TEST_CALLED", op)
 }
 
 impl Authenticator for RecordingApi {
@@ -58,7 +81,7 @@ impl matrix_api::client_server::account_deactivation::AccountDeactivationApi for
         MatrixError,
     > {
         self.record("deactivate_account", &ctx, &request);
-        Err(called("deactivate_account"))
+        self.answer("deactivate_account")
     }
 }
 
@@ -69,7 +92,7 @@ impl matrix_api::client_server::admin::AdminApi for RecordingApi {
         request: matrix_api::client_server::admin::get_who_is::Request,
     ) -> Result<matrix_api::client_server::admin::get_who_is::Response, MatrixError> {
         self.record("get_who_is", &ctx, &request);
-        Err(called("get_who_is"))
+        self.answer("get_who_is")
     }
 
     async fn get_admin_suspend_user(
@@ -79,7 +102,7 @@ impl matrix_api::client_server::admin::AdminApi for RecordingApi {
     ) -> Result<matrix_api::client_server::admin::get_admin_suspend_user::Response, MatrixError>
     {
         self.record("get_admin_suspend_user", &ctx, &request);
-        Err(called("get_admin_suspend_user"))
+        self.answer("get_admin_suspend_user")
     }
 
     async fn set_admin_suspend_user(
@@ -89,7 +112,7 @@ impl matrix_api::client_server::admin::AdminApi for RecordingApi {
     ) -> Result<matrix_api::client_server::admin::set_admin_suspend_user::Response, MatrixError>
     {
         self.record("set_admin_suspend_user", &ctx, &request);
-        Err(called("set_admin_suspend_user"))
+        self.answer("set_admin_suspend_user")
     }
 
     async fn get_admin_lock_user(
@@ -98,7 +121,7 @@ impl matrix_api::client_server::admin::AdminApi for RecordingApi {
         request: matrix_api::client_server::admin::get_admin_lock_user::Request,
     ) -> Result<matrix_api::client_server::admin::get_admin_lock_user::Response, MatrixError> {
         self.record("get_admin_lock_user", &ctx, &request);
-        Err(called("get_admin_lock_user"))
+        self.answer("get_admin_lock_user")
     }
 
     async fn set_admin_lock_user(
@@ -107,7 +130,7 @@ impl matrix_api::client_server::admin::AdminApi for RecordingApi {
         request: matrix_api::client_server::admin::set_admin_lock_user::Request,
     ) -> Result<matrix_api::client_server::admin::set_admin_lock_user::Response, MatrixError> {
         self.record("set_admin_lock_user", &ctx, &request);
-        Err(called("set_admin_lock_user"))
+        self.answer("set_admin_lock_user")
     }
 }
 
@@ -121,7 +144,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
         MatrixError,
     > {
         self.record("get_account_3pids", &ctx, &request);
-        Err(called("get_account_3pids"))
+        self.answer("get_account_3pids")
     }
 
     async fn post_3pids(
@@ -131,7 +154,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
     ) -> Result<matrix_api::client_server::administrative_contact::post_3pids::Response, MatrixError>
     {
         self.record("post_3pids", &ctx, &request);
-        Err(called("post_3pids"))
+        self.answer("post_3pids")
     }
 
     async fn add_3pid(
@@ -141,7 +164,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
     ) -> Result<matrix_api::client_server::administrative_contact::add_3pid::Response, MatrixError>
     {
         self.record("add_3pid", &ctx, &request);
-        Err(called("add_3pid"))
+        self.answer("add_3pid")
     }
 
     async fn bind_3pid(
@@ -151,7 +174,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
     ) -> Result<matrix_api::client_server::administrative_contact::bind_3pid::Response, MatrixError>
     {
         self.record("bind_3pid", &ctx, &request);
-        Err(called("bind_3pid"))
+        self.answer("bind_3pid")
     }
 
     async fn delete_3pid_from_account(
@@ -163,7 +186,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
         MatrixError,
     > {
         self.record("delete_3pid_from_account", &ctx, &request);
-        Err(called("delete_3pid_from_account"))
+        self.answer("delete_3pid_from_account")
     }
 
     async fn unbind_3pid_from_account(
@@ -175,7 +198,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
         MatrixError,
     > {
         self.record("unbind_3pid_from_account", &ctx, &request);
-        Err(called("unbind_3pid_from_account"))
+        self.answer("unbind_3pid_from_account")
     }
 
     async fn request_token_to_3pid_email(
@@ -187,7 +210,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
         MatrixError,
     > {
         self.record("request_token_to_3pid_email", &ctx, &request);
-        Err(called("request_token_to_3pid_email"))
+        self.answer("request_token_to_3pid_email")
     }
 
     async fn request_token_to_3pid_msisdn(
@@ -199,7 +222,7 @@ impl matrix_api::client_server::administrative_contact::AdministrativeContactApi
         MatrixError,
     > {
         self.record("request_token_to_3pid_msisdn", &ctx, &request);
-        Err(called("request_token_to_3pid_msisdn"))
+        self.answer("request_token_to_3pid_msisdn")
     }
 }
 
@@ -211,7 +234,7 @@ impl matrix_api::client_server::capabilities::CapabilitiesApi for RecordingApi {
     ) -> Result<matrix_api::client_server::capabilities::get_capabilities::Response, MatrixError>
     {
         self.record("get_capabilities", &ctx, &request);
-        Err(called("get_capabilities"))
+        self.answer("get_capabilities")
     }
 }
 
@@ -222,7 +245,7 @@ impl matrix_api::client_server::login::LoginApi for RecordingApi {
         request: matrix_api::client_server::login::get_login_flows::Request,
     ) -> Result<matrix_api::client_server::login::get_login_flows::Response, MatrixError> {
         self.record("get_login_flows", &ctx, &request);
-        Err(called("get_login_flows"))
+        self.answer("get_login_flows")
     }
 
     async fn login(
@@ -231,7 +254,7 @@ impl matrix_api::client_server::login::LoginApi for RecordingApi {
         request: matrix_api::client_server::login::login::Request,
     ) -> Result<matrix_api::client_server::login::login::Response, MatrixError> {
         self.record("login", &ctx, &request);
-        Err(called("login"))
+        self.answer("login")
     }
 }
 
@@ -243,7 +266,7 @@ impl matrix_api::client_server::login_token::LoginTokenApi for RecordingApi {
     ) -> Result<matrix_api::client_server::login_token::generate_login_token::Response, MatrixError>
     {
         self.record("generate_login_token", &ctx, &request);
-        Err(called("generate_login_token"))
+        self.answer("generate_login_token")
     }
 }
 
@@ -254,7 +277,7 @@ impl matrix_api::client_server::logout::LogoutApi for RecordingApi {
         request: matrix_api::client_server::logout::logout::Request,
     ) -> Result<matrix_api::client_server::logout::logout::Response, MatrixError> {
         self.record("logout", &ctx, &request);
-        Err(called("logout"))
+        self.answer("logout")
     }
 
     async fn logout_all(
@@ -263,7 +286,7 @@ impl matrix_api::client_server::logout::LogoutApi for RecordingApi {
         request: matrix_api::client_server::logout::logout_all::Request,
     ) -> Result<matrix_api::client_server::logout::logout_all::Response, MatrixError> {
         self.record("logout_all", &ctx, &request);
-        Err(called("logout_all"))
+        self.answer("logout_all")
     }
 }
 
@@ -275,7 +298,7 @@ impl matrix_api::client_server::openid::ClientServerOpenidApi for RecordingApi {
     ) -> Result<matrix_api::client_server::openid::request_open_id_token::Response, MatrixError>
     {
         self.record("request_open_id_token", &ctx, &request);
-        Err(called("request_open_id_token"))
+        self.answer("request_open_id_token")
     }
 }
 
@@ -289,7 +312,7 @@ impl matrix_api::client_server::password_management::PasswordManagementApi for R
         MatrixError,
     > {
         self.record("change_password", &ctx, &request);
-        Err(called("change_password"))
+        self.answer("change_password")
     }
 
     async fn request_token_to_reset_password_email(
@@ -298,7 +321,7 @@ impl matrix_api::client_server::password_management::PasswordManagementApi for R
         request: matrix_api::client_server::password_management::request_token_to_reset_password_email::Request,
     ) -> Result<matrix_api::client_server::password_management::request_token_to_reset_password_email::Response, MatrixError>{
         self.record("request_token_to_reset_password_email", &ctx, &request);
-        Err(called("request_token_to_reset_password_email"))
+        self.answer("request_token_to_reset_password_email")
     }
 
     async fn request_token_to_reset_password_msisdn(
@@ -307,7 +330,7 @@ impl matrix_api::client_server::password_management::PasswordManagementApi for R
         request: matrix_api::client_server::password_management::request_token_to_reset_password_msisdn::Request,
     ) -> Result<matrix_api::client_server::password_management::request_token_to_reset_password_msisdn::Response, MatrixError>{
         self.record("request_token_to_reset_password_msisdn", &ctx, &request);
-        Err(called("request_token_to_reset_password_msisdn"))
+        self.answer("request_token_to_reset_password_msisdn")
     }
 }
 
@@ -318,7 +341,7 @@ impl matrix_api::client_server::refresh::RefreshApi for RecordingApi {
         request: matrix_api::client_server::refresh::refresh::Request,
     ) -> Result<matrix_api::client_server::refresh::refresh::Response, MatrixError> {
         self.record("refresh", &ctx, &request);
-        Err(called("refresh"))
+        self.answer("refresh")
     }
 }
 
@@ -329,7 +352,7 @@ impl matrix_api::client_server::registration::RegistrationApi for RecordingApi {
         request: matrix_api::client_server::registration::register::Request,
     ) -> Result<matrix_api::client_server::registration::register::Response, MatrixError> {
         self.record("register", &ctx, &request);
-        Err(called("register"))
+        self.answer("register")
     }
 
     async fn request_token_to_register_email(
@@ -341,7 +364,7 @@ impl matrix_api::client_server::registration::RegistrationApi for RecordingApi {
         MatrixError,
     > {
         self.record("request_token_to_register_email", &ctx, &request);
-        Err(called("request_token_to_register_email"))
+        self.answer("request_token_to_register_email")
     }
 
     async fn request_token_to_register_msisdn(
@@ -353,7 +376,7 @@ impl matrix_api::client_server::registration::RegistrationApi for RecordingApi {
         MatrixError,
     > {
         self.record("request_token_to_register_msisdn", &ctx, &request);
-        Err(called("request_token_to_register_msisdn"))
+        self.answer("request_token_to_register_msisdn")
     }
 
     async fn check_username_availability(
@@ -365,7 +388,7 @@ impl matrix_api::client_server::registration::RegistrationApi for RecordingApi {
         MatrixError,
     > {
         self.record("check_username_availability", &ctx, &request);
-        Err(called("check_username_availability"))
+        self.answer("check_username_availability")
     }
 }
 
@@ -379,7 +402,7 @@ impl matrix_api::client_server::registration_tokens::RegistrationTokensApi for R
         MatrixError,
     > {
         self.record("registration_token_validity", &ctx, &request);
-        Err(called("registration_token_validity"))
+        self.answer("registration_token_validity")
     }
 }
 
@@ -390,7 +413,7 @@ impl matrix_api::client_server::versions::VersionsApi for RecordingApi {
         request: matrix_api::client_server::versions::get_versions::Request,
     ) -> Result<matrix_api::client_server::versions::get_versions::Response, MatrixError> {
         self.record("get_versions", &ctx, &request);
-        Err(called("get_versions"))
+        self.answer("get_versions")
     }
 }
 
@@ -401,7 +424,7 @@ impl matrix_api::client_server::wellknown::WellknownApi for RecordingApi {
         request: matrix_api::client_server::wellknown::get_wellknown::Request,
     ) -> Result<matrix_api::client_server::wellknown::get_wellknown::Response, MatrixError> {
         self.record("get_wellknown", &ctx, &request);
-        Err(called("get_wellknown"))
+        self.answer("get_wellknown")
     }
 }
 
@@ -412,7 +435,7 @@ impl matrix_api::client_server::whoami::WhoamiApi for RecordingApi {
         request: matrix_api::client_server::whoami::get_token_owner::Request,
     ) -> Result<matrix_api::client_server::whoami::get_token_owner::Response, MatrixError> {
         self.record("get_token_owner", &ctx, &request);
-        Err(called("get_token_owner"))
+        self.answer("get_token_owner")
     }
 }
 
@@ -424,6 +447,6 @@ impl matrix_api::server_server::openid::ServerServerOpenidApi for RecordingApi {
     ) -> Result<matrix_api::server_server::openid::exchange_open_id_token::Response, MatrixError>
     {
         self.record("exchange_open_id_token", &ctx, &request);
-        Err(called("exchange_open_id_token"))
+        self.answer("exchange_open_id_token")
     }
 }

@@ -1,4 +1,4 @@
-//! Regeneration and the drift check, shared by the command line and the test.
+//! Regeneration and the staleness check, shared by the command line and the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,9 +105,25 @@ fn relative(base: &Path, path: &Path) -> String {
         .join("/")
 }
 
-pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), String> {
+/// What `regenerate` and `check` work on: `api/` into `generated/` (the default),
+/// or any spec directory into a standalone crate named after its out directory.
+struct Target {
+    spec: PathBuf,
+    out: PathBuf,
+    options: Options,
+    /// How messages name the out directory and the spec (`generated/`, `api/`).
+    out_label: String,
+    spec_label: String,
+}
+
+/// `dir/` as given on the command line.
+fn dir_label(dir: &Path) -> String {
+    format!("{}/", dir.display().to_string().trim_end_matches('/'))
+}
+
+fn target(spec: Option<PathBuf>, out: Option<PathBuf>) -> Target {
     let root = project_root();
-    let (spec, out, options) = match (spec, out) {
+    match (spec, out) {
         (Some(spec), Some(out)) => {
             let name = out
                 .file_name()
@@ -118,27 +134,35 @@ pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), Str
                 })
                 .filter(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()))
                 .unwrap_or_else(|| "matrix-api".into());
-            (
+            Target {
+                out_label: dir_label(&out),
+                spec_label: dir_label(&spec),
                 spec,
                 out,
-                Options {
+                options: Options {
                     crate_name: name,
                     standalone: true,
                     runtime_dir: None,
                 },
-            )
+            }
         }
-        _ => (
-            root.join("api"),
-            root.join("generated"),
-            workspace_options(),
-        ),
-    };
-    let (output, ms) = run(&spec, &options)?;
-    write_tree(&out, &output.files)?;
+        _ => Target {
+            spec: root.join("api"),
+            out: root.join("generated"),
+            options: workspace_options(),
+            out_label: "generated/".into(),
+            spec_label: "api/".into(),
+        },
+    }
+}
+
+pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), String> {
+    let t = target(spec, out);
+    let (output, ms) = run(&t.spec, &t.options)?;
+    write_tree(&t.out, &output.files)?;
     println!(
         "regenerated {}: {} API files, {} operations, {} types, {} output files in {ms:.0} ms",
-        out.display(),
+        t.out.display(),
         output.api_files,
         output.operations,
         output.types,
@@ -147,35 +171,48 @@ pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), Str
     Ok(())
 }
 
-/// Compares the committed `generated/` with what `api/` produces; the error is a
-/// readable report of every differing file.
-pub fn check() -> Result<(), String> {
-    let root = project_root();
-    let (output, _) = run(&root.join("api"), &workspace_options())?;
-    let dir = root.join("generated");
+/// Compares the out directory (`generated/`) with what the spec (`api/`) produces.
+/// Like rust-analyzer's `ensure_file_contents`, a stale tree is then rewritten
+/// (differing and missing files written, left-over ones removed) and the check
+/// still fails, with a report of every file it changed: rerun to confirm, review
+/// and commit.
+pub fn check(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), String> {
+    let t = target(spec, out);
+    let (output, _) = run(&t.spec, &t.options)?;
+    let (dir, label) = (&t.out, &t.out_label);
     let mut problems = Vec::new();
     for (rel, expected) in &output.files {
         match std::fs::read_to_string(dir.join(rel)) {
             Ok(actual) if actual.replace("\r\n", "\n") == *expected => {}
             Ok(actual) => problems.push(format!(
-                "generated/{rel} differs:\n{}",
+                "{label}{rel} differs:\n{}",
                 diff(expected, &actual)
             )),
-            Err(_) => problems.push(format!("generated/{rel} is missing")),
+            Err(_) => problems.push(format!("{label}{rel} is missing")),
         }
     }
-    for (_, rel) in stale_files(&dir, &output.files) {
-        problems.push(format!("generated/{rel} is no longer generated"));
+    for (_, rel) in stale_files(dir, &output.files) {
+        problems.push(format!("{label}{rel} is no longer generated"));
     }
     if problems.is_empty() {
-        println!("generated/ matches api/ ({} files)", output.files.len());
-        Ok(())
-    } else {
-        Err(format!(
-            "{}\n\ngenerated/ is out of date with api/: run `cargo xtask regenerate`",
-            problems.join("\n")
-        ))
+        println!(
+            "{label} matches {} ({} files)",
+            t.spec_label,
+            output.files.len()
+        );
+        return Ok(());
     }
+    let updated = match write_tree(dir, &output.files) {
+        Ok(()) => format!(
+            "{label} was out of date with {}: it is updated now; review and commit the changes",
+            t.spec_label
+        ),
+        Err(e) => format!(
+            "{label} is out of date with {} and could not be updated ({e}): run `cargo xtask regenerate`",
+            t.spec_label
+        ),
+    };
+    Err(format!("{}\n\n{updated}", problems.join("\n")))
 }
 
 /// A short line diff: the first differing region with a little context (enough to
@@ -206,10 +243,11 @@ fn diff(expected: &str, actual: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// `cargo test` fails when generated/ has drifted from api/, like `cargo xtask check`.
+    /// `cargo test` fails when generated/ has drifted from api/, like `cargo xtask
+    /// check` (and, like it, updates generated/ for the next run).
     #[test]
     fn generated_code_matches_api() {
-        if let Err(report) = super::check() {
+        if let Err(report) = super::check(None, None) {
             panic!("{report}");
         }
     }

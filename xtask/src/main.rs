@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
-  cargo xtask check                               fail with a diff when generated/ differs from what api/ produces
+  cargo xtask check [--spec DIR --out DIR]        fail with a diff when generated/ (or DIR) differs from what api/ (or the spec) produces, and update it
   cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild
   cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server
 ";
@@ -24,9 +24,11 @@ fn main() -> ExitCode {
         Some("diff") => return apidiff::diff_command(&args[1..]),
         Some("drift") => return apidiff::drift_command(&args[1..]),
         Some("regenerate") => {
-            parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
+            parse_spec_out(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
         }
-        Some("check") if args.len() == 1 => codegen::check(),
+        Some("check") => {
+            parse_spec_out(&args[1..]).and_then(|(spec, out)| codegen::check(spec, out))
+        }
         Some("bench") if args.len() == 1 => bench::bench(),
         Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
         // The baseline process `loadbench` starts; not meant to be run by hand.
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_regenerate(args: &[String]) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+fn parse_spec_out(args: &[String]) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
     let (mut spec, mut out) = (None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {

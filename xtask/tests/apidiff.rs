@@ -128,8 +128,7 @@ fn upstream() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    assert!(std::env::var_os("CI").is_none(), "CI: ../shared is missing");
-    eprintln!("skipping: ../shared/matrix-spec/v1.19/data/api not found");
+    support::skip::skip("../shared/matrix-spec/v1.19/data/api not found beside the project");
     None
 }
 

@@ -129,12 +129,13 @@ impl Lowerer {
             Some("query") => ParamIn::Query,
             Some("header") => ParamIn::Header,
             other => {
-                self.loader.diags.push(
-                    &loc,
-                    format!(
-                        "parameter location {other:?} is not supported (path, query or header)"
-                    ),
-                );
+                let location = match other {
+                    Some(l) => format!("parameter location `{l}` is not supported"),
+                    None => "parameter has no location (`in`)".to_string(),
+                };
+                self.loader
+                    .diags
+                    .push(&loc, format!("{location}: path, query or header"));
                 return None;
             }
         };
@@ -374,9 +375,13 @@ impl Lowerer {
             }
             ("apiKey", "header") => Some(SchemeKind::Header(field("name"))),
             (t, i) => {
+                let scheme = match i {
+                    "" => format!("`{t}`"),
+                    _ => format!("`{t}` in `{i}`"),
+                };
                 self.loader.diags.push(
                     &loc,
-                    format!("security scheme type `{t}` (in `{i}`) is not supported: http or apiKey in query/header"),
+                    format!("security scheme {scheme} is not supported: http, or apiKey in query or header"),
                 );
                 None
             }

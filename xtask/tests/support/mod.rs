@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The workspace's one definition of "in CI" and of a visible skip.
+#[path = "../../../tests/support/skip.rs"]
+pub mod skip;
+
 pub fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
