@@ -653,3 +653,77 @@ async fn retire_predecessor(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store on a fresh SQLite file, removed with the returned guard.
+    async fn scratch_store() -> (Store, RemoveOnDrop) {
+        let dir = std::env::temp_dir().join(format!(
+            "mas-store-test-{}-{}",
+            std::process::id(),
+            crate::crypto::new_id()
+        ));
+        let url = format!("sqlite://{}/db.sqlite", dir.display());
+        let store = Store::open(&url, std::time::Duration::ZERO).await.unwrap();
+        (store, RemoveOnDrop(dir))
+    }
+
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_change_and_its_revocations_commit_together() {
+        let (store, _dir) = scratch_store().await;
+        store
+            .create_user("@a:x", Some("old hash"), false, false, None)
+            .await
+            .unwrap();
+        store
+            .create_session(&NewSession {
+                user_id: "@a:x",
+                device_id: "OTHER",
+                display_name: None,
+                access_hash: "other-token",
+                expires_ms: None,
+                refresh_hash: None,
+                session_ends_ms: None,
+            })
+            .await
+            .unwrap();
+        // The revocation fails half-way, as a crash would cut it short: nothing
+        // of the change may remain, least of all the new password.
+        sqlx::query(
+            "CREATE TRIGGER injected BEFORE DELETE ON access_tokens \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let logout = Some(LogoutDevices::AllBut("MINE"));
+        assert!(store
+            .change_password("@a:x", "new hash", logout)
+            .await
+            .is_err());
+        let user = store.user("@a:x").await.unwrap().unwrap();
+        assert_eq!(user.password_hash.as_deref(), Some("old hash"));
+        assert!(store.token_owner("other-token").await.unwrap().is_some());
+
+        sqlx::query("DROP TRIGGER injected")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(store
+            .change_password("@a:x", "new hash", logout)
+            .await
+            .unwrap());
+        let user = store.user("@a:x").await.unwrap().unwrap();
+        assert_eq!(user.password_hash.as_deref(), Some("new hash"));
+        assert!(store.token_owner("other-token").await.unwrap().is_none());
+    }
+}
