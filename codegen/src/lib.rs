@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod diff;
 pub mod emit;
+pub mod framework;
 pub mod ir;
 pub mod load;
 pub mod lower;
