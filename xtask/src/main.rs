@@ -6,6 +6,7 @@ mod apidiff;
 mod bench;
 mod codegen;
 mod loadbench;
+mod openapi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,11 +28,12 @@ fn main() -> ExitCode {
             parse_regenerate(&args[1..]).and_then(|(spec, out)| codegen::regenerate(spec, out))
         }
         Some("check") if args.len() == 1 => codegen::check(),
+        Some("openapi") => openapi::openapi(&args[1..]),
         Some("bench") if args.len() == 1 => bench::bench(),
         Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
         // The baseline process `loadbench` starts; not meant to be run by hand.
         Some("bare-server") if args.len() == 1 => loadbench::bare_server(),
-        _ => Err(format!("{USAGE}{}", apidiff::USAGE)),
+        _ => Err(format!("{USAGE}{}\n{}", openapi::USAGE, apidiff::USAGE)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
