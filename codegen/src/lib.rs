@@ -6,9 +6,11 @@
 //! with `quote`) → [`format`] (prettyplease) → files, returned as a map from path to
 //! contents so callers decide whether to write them or compare them.
 
+pub mod bundle;
 pub mod diag;
 pub mod diff;
 pub mod emit;
+pub mod framework;
 pub mod ir;
 pub mod load;
 pub mod lower;

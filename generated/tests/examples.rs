@@ -56,13 +56,6 @@ fn client_server_admin_get_who_is_ok_body() {
 }
 #[test]
 #[rustfmt::skip]
-fn client_server_admin_get_admin_suspend_user_ok_body() {
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::client_server::admin::get_admin_suspend_user::OkBody,
-    >("{\"suspended\":false}");
-}
-#[test]
-#[rustfmt::skip]
 fn types_error() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
@@ -73,6 +66,13 @@ fn types_error() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
     >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn client_server_admin_get_admin_suspend_user_ok_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::client_server::admin::get_admin_suspend_user::OkBody,
+    >("{\"suspended\":false}");
 }
 #[test]
 #[rustfmt::skip]

@@ -6,6 +6,7 @@ mod apidiff;
 mod bench;
 mod codegen;
 mod loadbench;
+mod openapi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask regenerate [--spec DIR --out DIR]   write generated/ from api/ (or any spec dir into a standalone crate)
   cargo xtask check [--spec DIR --out DIR]        fail with a diff when generated/ (or DIR) differs from what api/ (or the spec) produces, and update it
+  cargo xtask openapi [--spec DIR] [--out FILE]   bundle api/ into one OpenAPI 3.1 document, with the router's own answers
   cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild
   cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server
 ";
@@ -29,11 +31,12 @@ fn main() -> ExitCode {
         Some("check") => {
             parse_spec_out(&args[1..]).and_then(|(spec, out)| codegen::check(spec, out))
         }
+        Some("openapi") => openapi::openapi(&args[1..]),
         Some("bench") if args.len() == 1 => bench::bench(),
         Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
         // The baseline process `loadbench` starts; not meant to be run by hand.
         Some("bare-server") if args.len() == 1 => loadbench::bare_server(),
-        _ => Err(format!("{USAGE}{}", apidiff::USAGE)),
+        _ => Err(format!("{USAGE}{}\n{}", openapi::USAGE, apidiff::USAGE)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

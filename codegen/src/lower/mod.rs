@@ -5,7 +5,7 @@
 //! names once every type is known (collisions are resolved over the whole API, so
 //! the result does not depend on the order files are read).
 
-mod names;
+pub(crate) mod names;
 mod operation;
 mod schema;
 mod text;

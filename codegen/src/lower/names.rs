@@ -182,7 +182,7 @@ pub fn enum_variant_names(values: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn unique(taken: &mut HashSet<String>, base: String) -> String {
+pub(crate) fn unique(taken: &mut HashSet<String>, base: String) -> String {
     let mut name = base.clone();
     let mut n = 2;
     while !taken.insert(name.clone()) {
@@ -202,7 +202,7 @@ pub fn dedupe_fields(fields: &mut [Field]) {
 
 /// Qualifiers for a shared type, nearest first: the file stem (for a schema inside
 /// a file), then the directories, skipping ones that say nothing (`definitions`).
-fn qualifiers(at: &Location) -> Vec<String> {
+pub(crate) fn qualifiers(at: &Location) -> Vec<String> {
     let mut parts: Vec<&str> = at.file.split('/').collect();
     let file = parts.pop().unwrap_or_default();
     let mut out = Vec::new();

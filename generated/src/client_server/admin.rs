@@ -49,12 +49,22 @@ pub mod get_who_is {
     pub enum Response {
         /// The user's sessions.
         Ok(OkBody),
+        /// The caller may not look up this user (`M_FORBIDDEN`). Servers may allow only server administrators to look up other users.
+        Forbidden(crate::types::Error),
+        /// No such user (`M_NOT_FOUND`).
+        NotFound(crate::types::Error),
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
+                }
+                Self::NotFound(body) => {
+                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }

@@ -218,6 +218,10 @@ pub mod add_3pid {
         Ok(serde_json::Map<String, serde_json::Value>),
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
+        /// The identifier cannot be added: no validation session with this `client_secret` and
+        /// `sid` has been validated (`M_THREEPID_AUTH_FAILED`, as `POST /account/3pid` answers), or
+        /// the account is suspended (`M_USER_SUSPENDED`).
+        Forbidden(crate::types::Error),
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
@@ -229,6 +233,9 @@ pub mod add_3pid {
                 }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)
@@ -292,6 +299,9 @@ pub mod bind_3pid {
     pub enum Response {
         /// The identifier was bound.
         Ok(serde_json::Map<String, serde_json::Value>),
+        /// The homeserver does not trust the identity server named in `id_server`
+        /// (`M_SERVER_NOT_TRUSTED`), or the request is invalid in another way.
+        BadRequest(crate::types::Error),
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
@@ -300,6 +310,9 @@ pub mod bind_3pid {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
                 }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)

@@ -54,6 +54,8 @@ pub mod request_open_id_token {
         /// The token. The fields follow the OAuth 2.0 access token response (except
         /// `matrix_server_name`), so OAuth-style consumers can use it.
         Ok(crate::types::OpenidToken),
+        /// `userId` is not the caller: a user may only request OpenID tokens for themselves (`M_FORBIDDEN`).
+        Forbidden(crate::types::Error),
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
@@ -62,6 +64,9 @@ pub mod request_open_id_token {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
                 Self::TooManyRequests(body) => {
                     crate::runtime::json(crate::runtime::status(429), &body)

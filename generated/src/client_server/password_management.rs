@@ -51,6 +51,9 @@ pub mod change_password {
     pub enum Response {
         /// The password was changed.
         Ok(serde_json::Map<String, serde_json::Value>),
+        /// The server's password policy refuses the new password (`M_WEAK_PASSWORD`), or the
+        /// request is invalid in another way.
+        BadRequest(crate::types::Error),
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
         /// Rate limited. Wait `retry_after_ms` before trying again.
@@ -61,6 +64,9 @@ pub mod change_password {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::json(crate::runtime::status(400), &body)
                 }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)

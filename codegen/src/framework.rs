@@ -1,0 +1,160 @@
+//! The answers the generated router gives by itself, per operation.
+//!
+//! The runtime (`runtime/router.rs`, `request.rs`, `auth.rs`) parses, authenticates
+//! and limits requests before an implementation sees them, and answers the
+//! failures with standard Matrix errors. The client-server API lists these error
+//! codes as ones "any API endpoint" may return ("Common error codes": `M_BAD_JSON`,
+//! `M_NOT_JSON`, `M_MISSING_TOKEN`, `M_UNKNOWN_TOKEN`, `M_LIMIT_EXCEEDED`,
+//! `M_USER_LOCKED`; and `M_MISSING_PARAM`, `M_INVALID_PARAM`, `M_TOO_LARGE`), so
+//! upstream does not repeat them on each operation. Tooling that holds a server to
+//! its description (the bundled OpenAPI document of `cargo xtask openapi`, which a
+//! fuzzer reads) needs them per operation: this module is the one place that
+//! knows which operation can get which.
+//!
+//! They are documentation, not types: the generated `Response` enums do not gain
+//! variants for them (the router sends them as `MatrixError`s).
+
+use crate::ir::{Body, Content, Operation};
+
+/// One status the router may answer for an operation, with the error codes it
+/// uses for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameworkResponse {
+    pub status: u16,
+    /// The `errcode`s, in the order the router checks for them.
+    pub errcodes: Vec<&'static str>,
+    /// When the router answers this, for the response's description.
+    pub description: String,
+}
+
+/// Operations a locked account may still call (client-server API, "Account
+/// locking": every API but these answers `401 M_USER_LOCKED`).
+const LOCK_EXEMPT: &[&str] = &["logout", "logout_all"];
+
+/// The statuses the router (with the implementation's authenticator) can answer
+/// for `op` without the implementation's operation being called, in status order:
+///
+/// - `400` for operations with parameters or a JSON body: a body that is not JSON
+///   (`M_NOT_JSON`), JSON of the wrong shape (`M_BAD_JSON`), a missing required
+///   field or parameter (`M_MISSING_PARAM`), a parameter value of the wrong type
+///   (`M_INVALID_PARAM`);
+/// - `401` for operations with security: no credential where one is required
+///   (`M_MISSING_TOKEN`), a credential the authenticator does not know
+///   (`M_UNKNOWN_TOKEN`) or whose account is locked (`M_USER_LOCKED`, except on
+///   the logout operations);
+/// - `413 M_TOO_LARGE` for operations with a body;
+/// - `429 M_LIMIT_EXCEEDED` for rate-limited operations.
+pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
+    let mut out = Vec::new();
+    let json_body = matches!(
+        op.body,
+        Some(Body {
+            content: Content::Json(_),
+            ..
+        })
+    );
+    let required_param = op.params.iter().any(|p| p.required);
+    let mut bad_request = Vec::new();
+    if json_body {
+        bad_request.extend(["M_NOT_JSON", "M_BAD_JSON"]);
+    }
+    if json_body || required_param {
+        bad_request.push("M_MISSING_PARAM");
+    }
+    if !op.params.is_empty() {
+        bad_request.push("M_INVALID_PARAM");
+    }
+    if !bad_request.is_empty() {
+        let mut what = Vec::new();
+        if json_body {
+            what.push(
+                "a body that is not JSON (`M_NOT_JSON`) or JSON of the wrong shape (`M_BAD_JSON`)",
+            );
+        }
+        if bad_request.contains(&"M_MISSING_PARAM") {
+            what.push(if json_body && required_param {
+                "a missing required field or parameter (`M_MISSING_PARAM`)"
+            } else if json_body {
+                "a missing required field (`M_MISSING_PARAM`)"
+            } else {
+                "a missing required parameter (`M_MISSING_PARAM`)"
+            });
+        }
+        if !op.params.is_empty() {
+            what.push("a parameter value that is not valid for its type (`M_INVALID_PARAM`)");
+        }
+        out.push(FrameworkResponse {
+            status: 400,
+            errcodes: bad_request,
+            description: format!("The request is malformed: {}.", join_or(&what)),
+        });
+    }
+    if !op.security.schemes.is_empty() {
+        let mut codes = Vec::new();
+        let mut what = Vec::new();
+        if !op.security.optional {
+            codes.push("M_MISSING_TOKEN");
+            what.push("no access token (`M_MISSING_TOKEN`)");
+        }
+        codes.push("M_UNKNOWN_TOKEN");
+        what.push("an unknown, revoked or expired access token (`M_UNKNOWN_TOKEN`, with `soft_logout` when it expired)");
+        if !LOCK_EXEMPT.contains(&op.operation_id.as_str()) {
+            codes.push("M_USER_LOCKED");
+            what.push("the token's account is locked (`M_USER_LOCKED`, with `soft_logout: true`)");
+        }
+        out.push(FrameworkResponse {
+            status: 401,
+            errcodes: codes,
+            description: format!("The caller is not authenticated: {}.", join_or(&what)),
+        });
+    }
+    if op.body.is_some() {
+        out.push(FrameworkResponse {
+            status: 413,
+            errcodes: vec!["M_TOO_LARGE"],
+            description: "The request body is larger than the server accepts (`M_TOO_LARGE`)."
+                .into(),
+        });
+    }
+    if op.rate_limited {
+        out.push(FrameworkResponse {
+            status: 429,
+            errcodes: vec!["M_LIMIT_EXCEEDED"],
+            description: "Rate limited (`M_LIMIT_EXCEEDED`): wait `retry_after_ms` (or the `Retry-After` header's seconds) before trying again.".into(),
+        });
+    }
+    out
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{}, or {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The router's error codes are the ones the runtime constructs (the
+    /// authenticator's `M_USER_LOCKED` is the implementation's).
+    #[test]
+    fn errcodes_are_the_runtimes() {
+        let runtime = include_str!("../runtime/error.rs");
+        for code in [
+            "M_NOT_JSON",
+            "M_BAD_JSON",
+            "M_MISSING_PARAM",
+            "M_INVALID_PARAM",
+            "M_MISSING_TOKEN",
+            "M_UNKNOWN_TOKEN",
+            "M_TOO_LARGE",
+            "M_LIMIT_EXCEEDED",
+        ] {
+            assert!(
+                runtime.contains(&format!("\"{code}\"")),
+                "{code} is not in runtime/error.rs"
+            );
+        }
+    }
+}
