@@ -698,12 +698,30 @@ both!(admins_lock_suspend_and_look_up_users, |s| {
             .body,
         json!({"suspended": true})
     );
+    // Suspended users may add contact addresses but not remove them (the spec).
+    let r = s.post(
+        "/_matrix/client/v3/account/3pid/delete",
+        Some(&token),
+        json!({"medium": "email", "address": "sam@example.org"}),
+    );
+    assert_eq!((r.status, r.errcode()), (403, "M_USER_SUSPENDED"));
     let r = s.post(
         "/_matrix/client/v3/account/3pid/add",
         Some(&token),
         json!({"client_secret": "x", "sid": "y"}),
     );
-    assert_eq!(r.errcode(), "M_USER_SUSPENDED");
+    assert_eq!(r.status, 401, "adding is allowed: the UIA challenge: {r:?}");
+    assert_eq!(
+        s.put(&suspend, Some(&admin), json!({"suspended": false}))
+            .body,
+        json!({"suspended": false})
+    );
+    let r = s.post(
+        "/_matrix/client/v3/account/3pid/delete",
+        Some(&token),
+        json!({"medium": "email", "address": "sam@example.org"}),
+    );
+    assert_eq!(r.status, 200, "unsuspended: {r:?}");
     let r = s.get(
         "/_matrix/client/v1/admin/lock/@someone:elsewhere.org",
         Some(&admin),

@@ -38,8 +38,8 @@ const LOCK_EXEMPT: &[&str] = &["logout", "logout_all"];
 ///   (`M_NOT_JSON`), JSON of the wrong shape (`M_BAD_JSON`), a missing required
 ///   field or parameter (`M_MISSING_PARAM`), a parameter value of the wrong type
 ///   (`M_INVALID_PARAM`);
-/// - `401` for operations with security: no credential where one is required
-///   (`M_MISSING_TOKEN`), a credential the authenticator does not know
+/// - `401` for operations with security: no credential where one is needed
+///   (`M_MISSING_TOKEN`; with optional security, the implementation decides), a credential the authenticator does not know
 ///   (`M_UNKNOWN_TOKEN`) or whose account is locked (`M_USER_LOCKED`, except on
 ///   the logout operations);
 /// - `413 M_TOO_LARGE` for operations with a body;
@@ -92,10 +92,15 @@ pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
     if !op.security.schemes.is_empty() {
         let mut codes = Vec::new();
         let mut what = Vec::new();
-        if !op.security.optional {
-            codes.push("M_MISSING_TOKEN");
-            what.push("no access token (`M_MISSING_TOKEN`)");
-        }
+        // Where security is optional the router lets a request without a token
+        // through, but an implementation that supports no token-less flow (a
+        // password reset by email it cannot send, say) still answers this.
+        codes.push("M_MISSING_TOKEN");
+        what.push(if op.security.optional {
+            "no access token where the server needs one (`M_MISSING_TOKEN`)"
+        } else {
+            "no access token (`M_MISSING_TOKEN`)"
+        });
         codes.push("M_UNKNOWN_TOKEN");
         what.push("an unknown, revoked or expired access token (`M_UNKNOWN_TOKEN`, with `soft_logout` when it expired)");
         if !LOCK_EXEMPT.contains(&op.operation_id.as_str()) {

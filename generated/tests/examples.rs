@@ -59,7 +59,17 @@ fn client_server_admin_get_who_is_ok_body() {
 fn types_error() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
+    >(
+        "{\"errcode\":\"M_USER_SUSPENDED\",\"error\":\"You cannot remove contact addresses while suspended.\"}",
+    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
     >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >(
+        "{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\",\"soft_logout\":true}",
+    );
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
     >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");

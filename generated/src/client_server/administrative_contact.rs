@@ -219,8 +219,7 @@ pub mod add_3pid {
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
         /// The identifier cannot be added: no validation session with this `client_secret` and
-        /// `sid` has been validated (`M_THREEPID_AUTH_FAILED`, as `POST /account/3pid` answers), or
-        /// the account is suspended (`M_USER_SUSPENDED`).
+        /// `sid` has been validated (`M_THREEPID_AUTH_FAILED`, as `POST /account/3pid` answers).
         Forbidden(crate::types::Error),
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
@@ -376,12 +375,18 @@ pub mod delete_3pid_from_account {
     pub enum Response {
         /// The identifier was removed from the account.
         Ok(OkBody),
+        /// The account is suspended (`M_USER_SUSPENDED`): a suspended user may add contact
+        /// addresses but not remove them.
+        Forbidden(crate::types::Error),
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }

@@ -123,6 +123,9 @@ pub mod login {
         Ok(OkBody),
         /// The request is invalid, e.g. an unknown login type (`M_UNKNOWN`) or bad JSON.
         BadRequest(crate::types::Error),
+        /// The credentials are right, but the account is locked (`M_USER_LOCKED`, with
+        /// `soft_logout: true`).
+        Unauthorized(crate::types::Error),
         /// The login failed. Error codes include:
         ///
         /// * `M_FORBIDDEN`: wrong credentials.
@@ -139,6 +142,9 @@ pub mod login {
                 }
                 Self::BadRequest(body) => {
                     crate::runtime::json(crate::runtime::status(400), &body)
+                }
+                Self::Unauthorized(body) => {
+                    crate::runtime::json(crate::runtime::status(401), &body)
                 }
                 Self::Forbidden(body) => {
                     crate::runtime::json(crate::runtime::status(403), &body)

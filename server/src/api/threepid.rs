@@ -14,23 +14,11 @@ use crate::ratelimit::Action;
 use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 
-fn no_validated_session() -> MatrixError {
-    MatrixError::new(
-        StatusCode::BAD_REQUEST,
+fn no_validated_session() -> matrix_api::types::Error {
+    super::error(
         "M_THREEPID_AUTH_FAILED",
         "No validated session with these credentials",
     )
-}
-
-fn suspended_check(caller: &Caller) -> Result<(), MatrixError> {
-    if caller.suspended {
-        return Err(MatrixError::new(
-            StatusCode::FORBIDDEN,
-            "M_USER_SUSPENDED",
-            "This account is suspended",
-        ));
-    }
-    Ok(())
 }
 
 impl AdministrativeContactApi for Server {
@@ -60,11 +48,10 @@ impl AdministrativeContactApi for Server {
 
     async fn post_3pids(
         &self,
-        ctx: Context<Caller>,
+        _ctx: Context<Caller>,
         _request: post_3pids::Request,
     ) -> Result<post_3pids::Response, MatrixError> {
-        suspended_check(&ctx.auth)?;
-        Err(no_validated_session())
+        Ok(post_3pids::Response::Forbidden(no_validated_session()))
     }
 
     async fn add_3pid(
@@ -72,7 +59,6 @@ impl AdministrativeContactApi for Server {
         ctx: Context<Caller>,
         request: add_3pid::Request,
     ) -> Result<add_3pid::Response, MatrixError> {
-        suspended_check(&ctx.auth)?;
         self.limit_caller(Action::AccountChanges, &ctx.auth)?;
         let body = &request.body;
         // Interactive auth first: whether the 3PID session is validated and the
@@ -90,15 +76,14 @@ impl AdministrativeContactApi for Server {
         {
             return Ok(add_3pid::Response::Unauthorized(c));
         }
-        Err(no_validated_session())
+        Ok(add_3pid::Response::Forbidden(no_validated_session()))
     }
 
     async fn bind_3pid(
         &self,
-        ctx: Context<Caller>,
+        _ctx: Context<Caller>,
         _request: bind_3pid::Request,
     ) -> Result<bind_3pid::Response, MatrixError> {
-        suspended_check(&ctx.auth)?;
         Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
             "M_SERVER_NOT_TRUSTED",
@@ -111,7 +96,13 @@ impl AdministrativeContactApi for Server {
         ctx: Context<Caller>,
         request: delete_3pid_from_account::Request,
     ) -> Result<delete_3pid_from_account::Response, MatrixError> {
-        suspended_check(&ctx.auth)?;
+        // The spec: a suspended user may add contact addresses, not remove them.
+        if ctx.auth.suspended {
+            return Ok(delete_3pid_from_account::Response::Forbidden(super::error(
+                "M_USER_SUSPENDED",
+                "You cannot remove contact addresses while suspended",
+            )));
+        }
         let b = &request.body;
         self.store
             .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &b.address)
