@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use matrix_tests::both;
-use matrix_tests::server::{Reply, TestServer};
+use matrix_tests::server::{eventually, Reply, TestServer};
 use serde_json::{json, Value};
 
 const REGISTER: &str = "/_matrix/client/v3/register";
@@ -415,6 +415,78 @@ both!(
     }
 );
 
+both!(
+    a_completed_session_runs_nothing_twice_and_dies_with_the_password,
+    |s| {
+        let (_, token) = s.user("cora");
+        // A completed password change, retried: the 401 lists the completed
+        // stage, and nothing runs again.
+        let body = json!({"new_password": "a better passphrase", "logout_devices": false});
+        let first = s.post(PASSWORD, Some(&token), body.clone());
+        let mut done = body;
+        done["auth"] = json!({"type": "m.login.password", "session": first.body["session"], "user": "cora", "password": "correct horse"});
+        assert_eq!(s.post(PASSWORD, Some(&token), done.clone()).status, 200);
+        let r = with_password(
+            s,
+            PASSWORD,
+            &token,
+            json!({"new_password": "the third one!", "logout_devices": false}),
+            "cora",
+            "a better passphrase",
+        );
+        assert_eq!(r.status, 200);
+        let retry = s.post(PASSWORD, Some(&token), done);
+        assert_eq!(retry.status, 401, "{retry:?}");
+        assert_eq!(retry.body["completed"], json!(["m.login.password"]));
+        assert_eq!(
+            s.login("cora", "the third one!").status,
+            200,
+            "the retry did not undo the later change"
+        );
+
+        // A completed registration can be retried for its result only until the
+        // account logs out everywhere or changes its password.
+        let reg = json!({"username": "rita2", "password": "correct horse"});
+        let first = s.post(REGISTER, None, reg.clone());
+        let mut done = reg;
+        done["auth"] = json!({"type": "m.login.dummy", "session": first.body["session"]});
+        let ok = s.post(REGISTER, None, done.clone());
+        assert_eq!(s.post(REGISTER, None, done.clone()).status, 200);
+        let t = str_of(&ok, "access_token").to_string();
+        assert_eq!(
+            s.post("/_matrix/client/v3/logout/all", Some(&t), json!({}))
+                .status,
+            200
+        );
+        let replay = s.post(REGISTER, None, done);
+        assert_eq!(
+            (replay.status, replay.errcode()),
+            (400, "M_USER_IN_USE"),
+            "{replay:?}"
+        );
+
+        // Login tokens do not survive a password change either.
+        let first = s.post(
+            "/_matrix/client/v1/login/get_token",
+            Some(&token),
+            json!({}),
+        );
+        let lt = s.post("/_matrix/client/v1/login/get_token", Some(&token), json!({"auth": {"type": "m.login.password", "session": first.body["session"], "user": "cora", "password": "the third one!"}}));
+        let lt = str_of(&lt, "login_token").to_string();
+        let r = with_password(
+            s,
+            PASSWORD,
+            &token,
+            json!({"new_password": "number four!!", "logout_devices": false}),
+            "cora",
+            "the third one!",
+        );
+        assert_eq!(r.status, 200);
+        let r = s.post(LOGIN, None, json!({"type": "m.login.token", "token": lt}));
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    }
+);
+
 both!(adding_a_3pid_challenges_before_anything_else, |s| {
     let (_, token) = s.user("tess");
     let r = s.post(
@@ -638,6 +710,30 @@ fn the_database_holds_nothing_to_guess_uia_passwords_with() {
         0,
         "no binding key in the database"
     );
+    // The binding is an HMAC of the bound fields keyed by the session ID: with
+    // the ID it verifies a guess; with what the database holds it does not.
+    let row = "FROM uia_sessions WHERE endpoint LIKE '%password'";
+    let stored_id = db.text(&format!("SELECT session_id {row}"));
+    let binding = db.text(&format!("SELECT binding {row}"));
+    let fields = ["guess me if you can", "1"];
+    assert_eq!(
+        bind_hash(session.as_bytes(), &fields),
+        binding,
+        "the binding scheme changed"
+    );
+    assert_ne!(bind_hash(stored_id.as_bytes(), &fields), binding);
+}
+
+/// The server's binding: HMAC-SHA-256 over length-prefixed fields, base64url.
+fn bind_hash(key: &[u8], fields: &[&str]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    for f in fields {
+        mac.update(&(f.len() as u64).to_be_bytes());
+        mac.update(f.as_bytes());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 /// Reads from `stream` until the server closes it; `Err` when it is still open at
@@ -726,6 +822,30 @@ fn slow_and_idle_clients_are_disconnected_while_others_are_served() {
         .expect("an idle connection stayed open")
         .starts_with("HTTP/1.1 200"));
     assert_eq!(s.get("/_matrix/client/versions", None).status, 200);
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let Some(s) = TestServer::start(
+        matrix_tests::server::Db::Sqlite,
+        "[connections]\nmax_per_address = 2\n[rate_limits]\nenabled = false\ntrusted_proxies = []\n",
+    ) else {
+        return;
+    };
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let hold: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let mut third = TcpStream::connect(&addr).unwrap();
+    let r = closed_within(&mut third, Duration::from_secs(5), |_| true);
+    assert_eq!(
+        r.as_deref(),
+        Ok(""),
+        "the third connection from one address is closed at once"
+    );
+    drop(hold);
+    eventually("slots are given back", Duration::from_secs(5), || {
+        s.try_request("GET", "/_matrix/client/versions", None, None)
+            .is_ok_and(|r| r.status == 200)
+    });
 }
 
 #[test]

@@ -32,6 +32,9 @@ pub struct Config {
 pub struct Connections {
     /// Open connections at most; beyond, new ones wait to be accepted.
     pub max: usize,
+    /// Open connections from one client address at most (trusted proxies are
+    /// not limited); beyond, new ones are closed at once.
+    pub max_per_address: usize,
     /// A connection must deliver each request's head (request line and headers)
     /// within this many seconds of opening or of its previous response. This
     /// closes idle keep-alive connections and clients that send headers slowly.
@@ -173,6 +176,7 @@ impl Default for Connections {
     fn default() -> Self {
         Connections {
             max: 4096,
+            max_per_address: 256,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
         }
@@ -218,7 +222,11 @@ impl Default for RateLimits {
         // Synapse's defaults where it has the setting.
         RateLimits {
             enabled: true,
-            trusted_proxies: Vec::new(),
+            // A reverse proxy on the same machine is the usual deployment.
+            trusted_proxies: vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
             exempt_users: Vec::new(),
             exempt_admins: true,
             registration: Bucket::new(0.17, 3),
@@ -276,6 +284,9 @@ max_body_bytes = 65536
 [connections]
 # Open connections at most; beyond, new ones wait to be accepted.
 max = 4096
+# From one client address at most (trusted proxies are exempt); beyond, new ones
+# are closed at once.
+max_per_address = 256
 # Each request's head (request line and headers) must arrive within this many
 # seconds of the connection opening or of the previous response: this closes
 # idle keep-alive connections and clients that send headers slowly.
@@ -320,9 +331,10 @@ session_lifetime_secs = 0
 # Retry-After. Buckets live in each process: with several processes behind a load
 # balancer, a client gets up to the limit from each process it reaches.
 enabled = true
-# Proxies (addresses or CIDR blocks) whose X-Forwarded-For header is believed.
-# Clients are keyed by address, IPv6 clients by their /64.
-trusted_proxies = []
+# Proxies (addresses or CIDR blocks) whose X-Forwarded-For header is believed;
+# by default a reverse proxy on this machine. Clients are keyed by address, IPv6
+# clients by their /64.
+trusted_proxies = ["127.0.0.1/32", "::1/128"]
 # Users never limited, e.g. bridges: ["@bridge:example.org"].
 exempt_users = []
 exempt_admins = true
@@ -436,7 +448,11 @@ impl Config {
             return Err("passwords: argon2 memory must be at least 8 KiB per lane and iterations at least 1".into());
         }
         let c = &self.connections;
-        if c.max == 0 || c.header_timeout_secs == 0 || c.body_timeout_secs == 0 {
+        if c.max == 0
+            || c.max_per_address == 0
+            || c.header_timeout_secs == 0
+            || c.body_timeout_secs == 0
+        {
             return Err("connections: max and the timeouts must be positive".into());
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {

@@ -158,12 +158,14 @@ impl PasswordHasherConfig {
         if let Ok(p) = self.permits.clone().try_acquire_owned() {
             return Ok(p);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let waiter = Waiter::enter(&self.waiting);
+        if waiter.ahead >= self.max_waiting {
             return Err(HashError::Busy);
         }
+        // If the request is dropped while it waits (the client went away), the
+        // waiter leaves the count as it is dropped.
         let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(waiter);
         permit.map_err(|e| HashError::Failed(e.to_string()))
     }
 
@@ -237,6 +239,27 @@ impl PasswordHasherConfig {
         })
         .await
         .map_err(|e| HashError::Failed(format!("password checking task failed: {e}")))
+    }
+}
+
+/// One request counted among those waiting for a hashing permit, for as long as
+/// it lives.
+struct Waiter<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    ahead: usize,
+}
+
+impl<'a> Waiter<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let ahead = count.fetch_add(1, Ordering::AcqRel);
+        Waiter { count, ahead }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -419,5 +442,32 @@ mod tests {
         );
         assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
         assert_eq!(cfg.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_that_goes_away_leaves_the_queue() {
+        let cfg = slow_hasher(1);
+        let running = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.hash("one").await }
+        });
+        until("the first hash to run", || {
+            cfg.permits.available_permits() == 0
+        })
+        .await;
+        let queued = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.hash("two").await }
+        });
+        until("the second to queue", || {
+            cfg.waiting.load(Ordering::Acquire) == 1
+        })
+        .await;
+        // Its client disconnects: the queue must not stay one shorter for ever.
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        assert_eq!(cfg.waiting.load(Ordering::Acquire), 0);
+        running.await.unwrap().unwrap();
+        cfg.hash("three").await.unwrap();
     }
 }

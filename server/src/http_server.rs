@@ -1,29 +1,32 @@
 //! The HTTP listener: one hyper connection task per client, the generated router
 //! as the service, graceful shutdown on SIGINT/SIGTERM. Connections are bounded
-//! in number and in how long a client may take to send a request's head and body
-//! (`[connections]`), so slow or idle clients cannot exhaust the server.
+//! in number, in number per address, and in how long a client may take to send
+//! a request's head and body (`[connections]`), so slow or idle clients cannot
+//! exhaust the server.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
-
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use matrix_api::runtime::{RemoteAddr, RouterConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
+use crate::ratelimit::is_trusted_proxy;
 use crate::service::Server;
 
 pub async fn serve(server: Arc<Server>) -> Result<(), String> {
@@ -46,21 +49,20 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
 
     let limits = &server.config.connections;
     let body_timeout = Duration::from_secs(limits.body_timeout_secs);
-    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
     let slots = Arc::new(Semaphore::new(limits.max));
+    let per_address = PerAddress::new(limits.max_per_address);
+    let trusted = server.config.rate_limits.trusted_proxies.clone();
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Without a timer hyper silently disables its header-read timeout.
+    // HTTP/1.1 only: no Matrix client speaks cleartext HTTP/2 to a homeserver
+    // (browsers and reverse proxies use HTTP/1.1 to a backend), and hyper cannot
+    // bound an HTTP/2 connection that stays idle while answering pings. The header
+    // timeout needs the timer (without one hyper silently disables it); it runs
+    // from the connection's start and between requests, so it also closes
+    // silent and idle connections.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(100)
-        .keep_alive_interval(header_timeout)
-        .keep_alive_timeout(header_timeout);
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs));
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         // At the connection limit, wait for a slot before accepting more: new
@@ -78,6 +80,19 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
                         continue;
                     }
                 };
+                // One address may not take every slot (a proxy may: it carries
+                // many clients).
+                let address_slot = if is_trusted_proxy(peer.ip(), &trusted) {
+                    None
+                } else {
+                    match per_address.enter(peer.ip()) {
+                        Some(s) => Some(s),
+                        None => {
+                            tracing::debug!(%peer, "too many connections from one address");
+                            continue;
+                        }
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let router = router.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
@@ -86,21 +101,13 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
                     let router = router.clone();
                     async move { Ok::<_, Infallible>(router.handle(req).await) }
                 });
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    // hyper's header timeout starts once the protocol is known, which
-                    // takes a first byte: a client that connects and stays silent
-                    // is closed here instead of holding its slot for ever.
-                    let mut first = [0u8; 1];
-                    match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => return drop(slot),
-                    }
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection closed with an error");
                     }
-                    drop(slot);
+                    drop((slot, address_slot));
                 });
             }
             _ = &mut shutdown => break,
@@ -112,6 +119,54 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s"),
     }
     Ok(())
+}
+
+/// Open connections per client address, capped.
+#[derive(Clone)]
+struct PerAddress {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of an address; leaves the count when dropped.
+struct AddressSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        PerAddress {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    fn enter(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// A request body that fails once its deadline passes, so a client trickling

@@ -1,15 +1,16 @@
 //! Rate limiting: token buckets per action, keyed by client address, account or
 //! third-party identifier, configured per action (`[rate_limits.*]`).
 //!
-//! Two ways to use a bucket: `check` takes a token for every attempt; the
-//! failure-only buckets are `peek`ed before the attempt (refusing when empty) and
-//! charged with `fail` after it failed, so only failures count.
+//! Every attempt takes a token (`check`) before it is made. The failure-only
+//! buckets give it back (`refund`) when the attempt succeeded, so only failures
+//! count — and since the token is taken first, parallel attempts cannot all slip
+//! through a bucket that has room for one.
 //!
 //! Buckets live in the process: behind a load balancer each process limits what
 //! it sees, which bounds abuse per process without a database write per request.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -66,25 +67,22 @@ impl RateLimiter {
     /// Takes one token from each key's bucket; `429 M_LIMIT_EXCEEDED` (with the
     /// wait) when any is empty. Nothing is taken when the request is refused.
     pub fn check(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
-        self.take(action, keys, true)
+        self.take(action, keys)
     }
 
-    /// Refuses when any key's bucket is empty, without taking a token.
-    pub fn peek(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
-        self.take(action, keys, false)
-    }
-
-    /// Charges a failure to each key's bucket (it may go empty; the next `peek`
-    /// refuses).
-    pub fn fail(&self, action: Action, keys: &[Key]) {
+    /// Gives back the token an attempt took (it succeeded, so it does not count).
+    pub fn refund(&self, action: Action, keys: &[Key]) {
         let Some(bucket) = self.active(action) else {
             return;
         };
         let now = Instant::now();
         let mut buckets = self.lock();
         for key in keys {
-            let tokens = level(&mut buckets, bucket, action, key, now);
-            buckets.insert((action, key.clone()), ((tokens - 1.0).max(0.0), now));
+            let tokens = level(&buckets, bucket, action, key, now);
+            buckets.insert(
+                (action, key.clone()),
+                ((tokens + 1.0).min(f64::from(bucket.burst)), now),
+            );
         }
     }
 
@@ -97,22 +95,18 @@ impl RateLimiter {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self, action: Action, keys: &[Key], consume: bool) -> Result<(), MatrixError> {
+    fn take(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
         let Some(bucket) = self.active(action) else {
             return Ok(());
         };
         let now = Instant::now();
         let mut buckets = self.lock();
         if buckets.len() > MAX_BUCKETS {
-            let config = &self.config;
-            buckets.retain(|(action, _), (tokens, at)| {
-                let b = bucket_config(config, *action);
-                *tokens + at.elapsed().as_secs_f64() * b.per_second < f64::from(b.burst)
-            });
+            forget(&mut buckets, &self.config);
         }
         let levels: Vec<f64> = keys
             .iter()
-            .map(|key| level(&mut buckets, bucket, action, key, now))
+            .map(|key| level(&buckets, bucket, action, key, now))
             .collect();
         if let Some(lowest) = levels.iter().copied().reduce(f64::min) {
             if lowest < 1.0 {
@@ -120,10 +114,8 @@ impl RateLimiter {
                 return Err(MatrixError::limit_exceeded(wait_ms.max(1)));
             }
         }
-        if consume {
-            for (key, tokens) in keys.iter().zip(levels) {
-                buckets.insert((action, key.clone()), (tokens - 1.0, now));
-            }
+        for (key, tokens) in keys.iter().zip(levels) {
+            buckets.insert((action, key.clone()), (tokens - 1.0, now));
         }
         Ok(())
     }
@@ -146,9 +138,26 @@ fn bucket_config(c: &RateLimits, action: Action) -> Bucket {
     }
 }
 
+/// Makes room in a full map: full buckets carry no information and go first;
+/// if that is not enough (many clients, each with recent requests), the half
+/// least recently touched go, so memory stays bounded whatever keys arrive.
+fn forget(buckets: &mut HashMap<(Action, Key), (f64, Instant)>, config: &RateLimits) {
+    buckets.retain(|(action, _), (tokens, at)| {
+        let b = bucket_config(config, *action);
+        *tokens + at.elapsed().as_secs_f64() * b.per_second < f64::from(b.burst)
+    });
+    if buckets.len() > MAX_BUCKETS / 2 {
+        let mut times: Vec<Instant> = buckets.values().map(|(_, at)| *at).collect();
+        let cut = times.len() - MAX_BUCKETS / 2;
+        let (_, oldest_kept, _) = times.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        buckets.retain(|_, (_, at)| *at >= oldest_kept);
+    }
+}
+
 /// A bucket's tokens now: what it had, refilled for the time since, at most `burst`.
 fn level(
-    buckets: &mut HashMap<(Action, Key), (f64, Instant)>,
+    buckets: &HashMap<(Action, Key), (f64, Instant)>,
     bucket: Bucket,
     action: Action,
     key: &Key,
@@ -163,15 +172,29 @@ fn level(
     }
 }
 
+/// Whether an address is one of the trusted proxies (IPv4-mapped IPv6 addresses
+/// count as the IPv4 address they carry: a dual-stack listener sees those).
+pub fn is_trusted_proxy(ip: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), as some proxies write it.
+fn forwarded_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
 /// The client's address for rate limiting: the TCP peer, or — when the peer is a
 /// trusted proxy — the nearest untrusted address in `X-Forwarded-For` (proxies
 /// append, so the rightmost entries are the most trustworthy). IPv6 clients are
 /// keyed by their /64, the block one subscriber usually gets.
 pub fn client_address(info: &RequestInfo, trusted: &[ipnet::IpNet]) -> Option<Key> {
-    let peer = info.remote_addr?.ip();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let mut client = peer;
-    if is_trusted(&peer) {
+    let mut client = info.remote_addr?.ip().to_canonical();
+    if is_trusted_proxy(client, trusted) {
         let forwarded = info
             .headers
             .get_all("x-forwarded-for")
@@ -181,18 +204,18 @@ pub fn client_address(info: &RequestInfo, trusted: &[ipnet::IpNet]) -> Option<Ke
             .map(str::trim)
             .collect::<Vec<_>>();
         for hop in forwarded.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) if is_trusted(&ip) => client = ip,
-                Ok(ip) => {
+            match forwarded_hop(hop) {
+                Some(ip) if is_trusted_proxy(ip, trusted) => client = ip,
+                Some(ip) => {
                     client = ip;
                     break;
                 }
-                // A garbled entry: trust nothing further left of it.
-                Err(_) => break,
+                // `unknown` or garbage: trust nothing further left of it.
+                None => break,
             }
         }
     }
-    Some(Key::Address(match client.to_canonical() {
+    Some(Key::Address(match client {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let net = ipnet::Ipv6Net::new(v6, 64).map_or(v6, |n| n.network());
@@ -253,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn failure_buckets_count_only_failures() {
+    fn refunded_attempts_do_not_count() {
         let l = RateLimiter::new(limits(Bucket {
             enabled: true,
             per_second: 0.001,
@@ -261,13 +284,33 @@ mod tests {
         }));
         let user = [Key::User("@a:x".into())];
         for _ in 0..10 {
-            l.peek(Action::LoginFailures, &user).unwrap();
+            l.check(Action::LoginFailures, &user).unwrap();
+            l.refund(Action::LoginFailures, &user);
         }
-        l.fail(Action::LoginFailures, &user);
-        l.peek(Action::LoginFailures, &user).unwrap();
-        l.fail(Action::LoginFailures, &user);
-        let e = l.peek(Action::LoginFailures, &user).unwrap_err();
+        // Two attempts in flight at once take both tokens: a third waits even
+        // though neither has failed yet.
+        l.check(Action::LoginFailures, &user).unwrap();
+        l.check(Action::LoginFailures, &user).unwrap();
+        let e = l.check(Action::LoginFailures, &user).unwrap_err();
         assert_eq!(e.errcode, "M_LIMIT_EXCEEDED");
+        l.refund(Action::LoginFailures, &user);
+        l.check(Action::LoginFailures, &user).unwrap();
+    }
+
+    #[test]
+    fn the_map_stays_bounded_whatever_keys_arrive() {
+        let l = RateLimiter::new(limits(Bucket {
+            enabled: true,
+            per_second: 0.001,
+            burst: 5,
+        }));
+        for i in 0..(MAX_BUCKETS + 10) {
+            l.check(Action::LoginAddress, &[addr(&i.to_string())])
+                .unwrap();
+        }
+        // Past the limit it halved, then took the last few keys.
+        let len = l.lock().len();
+        assert!(len <= MAX_BUCKETS / 2 + 10, "{len}");
     }
 
     #[test]
@@ -326,5 +369,20 @@ mod tests {
             addr("2001:db8:1:2::/64")
         );
         assert_eq!(key("[::ffff:192.0.2.1]:5", &[]), addr("192.0.2.1"));
+        // A dual-stack listener sees IPv4 proxies as mapped addresses.
+        assert_eq!(
+            key("[::ffff:10.1.2.3]:5", &["203.0.113.9"]),
+            addr("203.0.113.9")
+        );
+        // Entries with ports.
+        assert_eq!(
+            key("10.1.2.3:5", &["203.0.113.9:4711"]),
+            addr("203.0.113.9")
+        );
+        assert_eq!(
+            key("10.1.2.3:5", &["[2001:db8:5::1]:443"]),
+            addr("2001:db8:5::/64")
+        );
+        assert_eq!(key("10.1.2.3:5", &["unknown"]), addr("10.1.2.3"));
     }
 }

@@ -117,13 +117,16 @@ impl Server {
     }
 
     /// Logs a device in: the client's `device_id` (its old tokens revoked) or a new
-    /// one, with a fresh access token and, if asked, a refresh token.
+    /// one, with a fresh access token and, if asked, a refresh token. A password
+    /// login passes the hash it checked: if the password changed (or the account
+    /// was deactivated) since, nothing is created and the answer is `403`.
     pub async fn open_session(
         &self,
         user_id: &str,
         device_id: Option<&str>,
         display_name: Option<&str>,
         with_refresh: bool,
+        checked_hash: Option<&str>,
     ) -> Result<Session, MatrixError> {
         if let Some(id) = device_id {
             check_device_id(id)?;
@@ -143,7 +146,8 @@ impl Server {
             (a, b) => a.or(b),
         };
         let refresh_hash = refresh.as_deref().map(crypto::token_hash);
-        self.store
+        let created = self
+            .store
             .create_session(&NewSession {
                 user_id,
                 device_id,
@@ -152,9 +156,15 @@ impl Server {
                 expires_ms,
                 refresh_hash: refresh_hash.as_deref(),
                 session_ends_ms,
+                checked_hash,
             })
             .await
             .map_err(internal)?;
+        if !created {
+            return Err(MatrixError::forbidden(
+                "The account's password changed, or it was deactivated, during this login",
+            ));
+        }
         Ok(Session {
             device_id: device_id.to_string(),
             access_token: access,

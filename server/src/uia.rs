@@ -11,11 +11,14 @@
 //! secret only the client has, so a dump of the database does not allow guessing
 //! the password a pending registration or password change carries.
 //!
-//! A completed session stays until it expires: the spec says a client retrying
-//! a completed session gets the result of the call, so the same request with
-//! the same session runs again (registration answers for the account it made).
-//! A session that is unknown, expired, or was made for another request is
-//! answered with a new challenge saying so, which a client can continue.
+//! A completed session stays until it expires, marked with the account it acted
+//! for. The spec lets a server answer a retry of it "with a 401 response with
+//! the completed stages, or the result of the API call": registration gives its
+//! result (the account it made, logged in anew — until the account logs out
+//! everywhere or changes its password); every other call answers the 401, so
+//! nothing runs twice. A session that is unknown, expired, or was made for
+//! another request is answered with a new challenge saying so, which a client
+//! can continue.
 
 use matrix_api::runtime::{MatrixError, Metadata, RequestInfo};
 use matrix_api::types::{AuthData, AuthResponse, FlowInformation};
@@ -93,6 +96,11 @@ impl Server {
                 return Ok(self.challenge(spec, &fresh, Some(("M_UNKNOWN", why.into()))));
             }
         };
+        // Completed: registration gives its result again (the caller sees
+        // `result_user_id`); anything else lists the completed stages, runs nothing.
+        if session.result_user_id.is_some() && spec.user_id.is_some() {
+            return Ok(self.challenge(spec, &session, None));
+        }
         if let Some(stage) = auth.and_then(|a| a.type_.as_deref()) {
             let auth = auth.expect("a stage comes with auth data");
             if !spec.flows.iter().any(|f| f.contains(&stage)) {
@@ -125,6 +133,19 @@ impl Server {
         } else {
             self.challenge(spec, &session, None)
         })
+    }
+
+    /// Marks a session completed: the call it authorised acted for `user_id`.
+    pub async fn complete_uia(
+        &self,
+        mut session: UiaSession,
+        user_id: &str,
+    ) -> Result<(), MatrixError> {
+        session.result_user_id = Some(user_id.to_string());
+        self.store
+            .update_uia_session(&session)
+            .await
+            .map_err(internal)
     }
 
     /// A new session for this request; its ID goes to the client only.
@@ -184,11 +205,11 @@ impl Server {
                     }
                 }
                 // Failed password stages are limited like failed logins: per
-                // account and per client address, counting only failures.
+                // account and per client address; a success gives its token back.
                 let keys: Vec<Key> = std::iter::once(Key::User(expected.to_string()))
                     .chain(self.client_key(spec.request))
                     .collect();
-                self.limiter.peek(Action::PasswordFailures, &keys)?;
+                self.limiter.check(Action::PasswordFailures, &keys)?;
                 let stored = self
                     .store
                     .user(expected)
@@ -200,9 +221,9 @@ impl Server {
                     None => false,
                 };
                 if ok {
+                    self.limiter.refund(Action::PasswordFailures, &keys);
                     return Ok(Ok(()));
                 }
-                self.limiter.fail(Action::PasswordFailures, &keys);
                 Ok(Err(("M_FORBIDDEN", "Invalid password".into())))
             }
             REGISTRATION_TOKEN => {

@@ -406,6 +406,20 @@ impl PgHandle {
         .expect("SQL runs");
     }
 
+    /// The single text a query answers.
+    pub fn text(&self, sql: &str) -> String {
+        let url = self.url.clone();
+        let sql = sql.to_string();
+        block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+        })
+        .expect("SQL runs")
+    }
+
     /// The single integer a query answers (`SELECT count(*) ...`).
     pub fn count(&self, sql: &str) -> i64 {
         let url = self.url.clone();

@@ -37,13 +37,13 @@ impl PasswordManagementApi for Server {
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
         };
-        match self
+        let session = match self
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?
         {
-            Uia::Passed(_) => {}
+            Uia::Passed(s) => s,
             Uia::Challenge(c) => return Ok(change_password::Response::Unauthorized(c)),
-        }
+        };
         let hash = self.hasher.hash(&body.new_password).await?;
         let logout = body
             .logout_devices
@@ -52,6 +52,7 @@ impl PasswordManagementApi for Server {
             .change_password(&caller.user_id, &hash, logout)
             .await
             .map_err(internal)?;
+        self.complete_uia(session, &caller.user_id).await?;
         tracing::info!(user_id = caller.user_id, "password changed");
         Ok(change_password::Response::Ok(Default::default()))
     }

@@ -65,34 +65,36 @@ impl Server {
 }
 
 impl Server {
-    /// Checks a password login: the user it names, when the password is theirs.
-    /// Attempts are limited per account, and failures per account separately; an
-    /// unknown user costs the same hash as a known one.
+    /// Checks a password login: the user it names and the hash that matched, when
+    /// the password is theirs.
+    /// Attempts are limited per account, and failures per account separately
+    /// (each attempt takes a token first, given back if it succeeds); an unknown
+    /// user costs the same hash as a known one.
     async fn password_login(
         &self,
         body: &login::RequestBody,
         password: &str,
-    ) -> Result<Option<String>, MatrixError> {
+    ) -> Result<Option<(String, String)>, MatrixError> {
         let user_id = self.login_user(body).await?;
         let account = user_id.as_ref().map(|id| [Key::User(id.clone())]);
         if let (Some(id), Some(key)) = (&user_id, &account) {
             if !self.limiter.exempt(id, false) {
                 self.limiter.check(Action::LoginAccount, key)?;
             }
-            self.limiter.peek(Action::LoginFailures, key)?;
+            self.limiter.check(Action::LoginFailures, key)?;
         }
         let user = match &user_id {
             Some(id) => self.store.user(id).await.map_err(internal)?,
             None => None,
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-        if self.hasher.verify(password, stored).await? {
-            return Ok(user.map(|u| u.user_id));
+        let verified = self.hasher.verify(password, stored).await?;
+        if let (true, Some(key)) = (verified, &account) {
+            self.limiter.refund(Action::LoginFailures, key);
         }
-        if let Some(key) = &account {
-            self.limiter.fail(Action::LoginFailures, key);
-        }
-        Ok(None)
+        Ok(user
+            .filter(|_| verified)
+            .and_then(|u| Some((u.user_id, u.password_hash?))))
     }
 }
 
@@ -124,13 +126,15 @@ impl LoginApi for Server {
         if let Some(device_id) = &body.device_id {
             check_device_id(device_id)?;
         }
-        let user_id = match body.type_.as_str() {
+        // The user, and for a password login the hash the password was checked
+        // against (the login fails if it changes before the device is created).
+        let (user_id, checked_hash) = match body.type_.as_str() {
             "m.login.password" => {
                 let Some(password) = body.password.as_deref() else {
                     return Err(MatrixError::missing_param("Missing `password`"));
                 };
                 match self.password_login(body, password).await? {
-                    Some(user_id) => user_id,
+                    Some((user_id, hash)) => (user_id, Some(hash)),
                     None => {
                         return Ok(login::Response::Forbidden(error(
                             "M_FORBIDDEN",
@@ -149,7 +153,7 @@ impl LoginApi for Server {
                     .await
                     .map_err(internal)?
                 {
-                    Some(user_id) => user_id,
+                    Some(user_id) => (user_id, None),
                     None => {
                         return Ok(login::Response::Forbidden(error(
                             "M_FORBIDDEN",
@@ -183,6 +187,7 @@ impl LoginApi for Server {
                 body.device_id.as_deref(),
                 body.initial_device_display_name.as_deref(),
                 body.refresh_token == Some(true),
+                checked_hash.as_deref(),
             )
             .await?;
         tracing::info!(user_id, device_id = session.device_id, "logged in");
@@ -223,12 +228,13 @@ impl LoginTokenApi for Server {
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
         };
-        if let Uia::Challenge(c) = self
+        let session = match self
             .user_interactive_auth(&spec, request.body.auth.as_ref())
             .await?
         {
-            return Ok(generate_login_token::Response::Unauthorized(c));
-        }
+            Uia::Passed(s) => s,
+            Uia::Challenge(c) => return Ok(generate_login_token::Response::Unauthorized(c)),
+        };
         let token = crypto::new_token("mlt");
         let lifetime_ms = (self.config.tokens.login_token_lifetime_secs * 1000) as i64;
         self.store
@@ -239,6 +245,7 @@ impl LoginTokenApi for Server {
             )
             .await
             .map_err(internal)?;
+        self.complete_uia(session, &ctx.auth.user_id).await?;
         Ok(generate_login_token::Response::Ok(
             generate_login_token::OkBody {
                 login_token: token,

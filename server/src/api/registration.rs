@@ -57,6 +57,7 @@ impl Server {
                 None,
                 body.initial_device_display_name.as_deref(),
                 false,
+                None,
             )
             .await?;
         Ok(register::Response::Ok(ok_body(
@@ -84,6 +85,7 @@ impl Server {
                     body.device_id.as_deref(),
                     body.initial_device_display_name.as_deref(),
                     body.refresh_token == Some(true),
+                    None,
                 )
                 .await?,
             )
@@ -173,7 +175,7 @@ impl RegistrationApi for Server {
         let uia = self
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?;
-        let mut session = match (uia, taken) {
+        let session = match (uia, taken) {
             // The spec: a client retrying a completed session gets the result of
             // the call — here, the account that session made, logged in anew.
             (Uia::Passed(s), _) if s.result_user_id.is_some() => {
@@ -215,11 +217,7 @@ impl RegistrationApi for Server {
             }
             Err(e) => return Err(internal(e)),
         }
-        session.result_user_id = Some(user_id.clone());
-        self.store
-            .update_uia_session(&session)
-            .await
-            .map_err(internal)?;
+        self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, "registered");
         self.registered(body, user_id).await
     }

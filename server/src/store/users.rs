@@ -63,6 +63,8 @@ pub struct NewSession<'a> {
     pub refresh_hash: Option<&'a str>,
     /// The absolute end of the session, if sessions have one.
     pub session_ends_ms: Option<i64>,
+    /// The password hash a password login was checked against.
+    pub checked_hash: Option<&'a str>,
 }
 
 /// Which devices a revocation logs out.
@@ -190,6 +192,8 @@ impl Store {
         if let Some(which) = logout {
             revoke_devices(&mut tx, user_id, which).await?;
         }
+        // Whatever the old password could still start a login with goes too.
+        forget_pending_logins(&mut tx, user_id).await?;
         tx.commit().await?;
         self.cache.clear();
         Ok(true)
@@ -255,10 +259,34 @@ impl Store {
     }
 
     /// Logs a device in: creates it (or keeps it, with its display name), revokes the
-    /// tokens it had, and stores the new ones.
-    pub async fn create_session(&self, s: &NewSession<'_>) -> Result<()> {
+    /// tokens it had, and stores the new ones. `false` (nothing stored): the
+    /// account is deactivated, or its password is no longer the one checked — a
+    /// login must not outlive the password change that raced it.
+    pub async fn create_session(&self, s: &NewSession<'_>) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.write().await?;
+        // The user row first, shared (PostgreSQL): a password change holds it
+        // exclusively, so the two cannot interleave; then the device, in the order
+        // every other writer takes them.
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT password_hash, deactivated FROM users WHERE user_id = $1 FOR SHARE"
+            }
+            Backend::Sqlite => "SELECT password_hash, deactivated FROM users WHERE user_id = $1",
+        };
+        let user: Option<(Option<String>, i64)> = sqlx::query_as(sql)
+            .bind(s.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = match user {
+            Some((hash, 0)) => hash,
+            _ => return Ok(false),
+        };
+        if s.checked_hash
+            .is_some_and(|checked| current.as_deref() != Some(checked))
+        {
+            return Ok(false);
+        }
         // An existing device keeps its display name; the no-op update locks its
         // row, so this login serialises with a refresh or logout of that device.
         sqlx::query(
@@ -296,7 +324,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.cache.clear();
-        Ok(())
+        Ok(true)
     }
 
     /// The owner of an access token: one indexed join per authenticated request.
@@ -621,6 +649,25 @@ async fn revoke_devices(
         }
         q.execute(&mut **tx).await?;
     }
+    if !matches!(which, LogoutDevices::One(_)) {
+        forget_pending_logins(tx, user_id).await?;
+    }
+    Ok(())
+}
+
+/// Deletes what could log the user in on a new device without their password:
+/// unused login tokens, and completed registrations, whose retry would log the
+/// account in again (see `uia`).
+async fn forget_pending_logins(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+) -> Result<()> {
+    for sql in [
+        "DELETE FROM login_tokens WHERE user_id = $1",
+        "DELETE FROM uia_sessions WHERE result_user_id = $1 AND user_id IS NULL",
+    ] {
+        sqlx::query(sql).bind(user_id).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -693,6 +740,7 @@ mod tests {
                 expires_ms: None,
                 refresh_hash: None,
                 session_ends_ms: None,
+                checked_hash: None,
             })
             .await
             .unwrap();
