@@ -119,8 +119,27 @@ both!(
                 })
                 .collect()
         };
+        // OpenID tokens vouch for the user elsewhere: they end with the rest.
+        let openid = |token: &str| {
+            let r = s.post(
+                "/_matrix/client/v3/user/@dora:test.local/openid/request_token",
+                Some(token),
+                json!({}),
+            );
+            str_of(&r, "access_token").to_string()
+        };
+        let vouches = |oid: &str| {
+            s.get(
+                &format!("/_matrix/federation/v1/openid/userinfo?access_token={oid}"),
+                None,
+            )
+            .status
+                == 200
+        };
         let all = tokens(s);
         assert!(all.iter().all(|t| works(s, t)));
+        let oid = openid(&all[1]);
+        assert!(vouches(&oid));
         assert_eq!(
             s.post("/_matrix/client/v3/logout/all", Some(&all[0]), json!({}))
                 .status,
@@ -130,9 +149,11 @@ both!(
             all.iter().all(|t| !works(s, t)),
             "logout/all left a device logged in"
         );
+        assert!(!vouches(&oid), "an OpenID token survived logout/all");
 
         let all = tokens(s);
         let keep = str_of(&login_device(s, "dora", None, false), "access_token").to_string();
+        let oid = openid(&keep);
         let r = with_password(
             s,
             PASSWORD,
@@ -147,6 +168,7 @@ both!(
             "a password change left a device logged in"
         );
         assert!(works(s, &keep));
+        assert!(!vouches(&oid), "an OpenID token survived a password change");
 
         let out = s.cli(&[
             "user",

@@ -655,15 +655,17 @@ async fn revoke_devices(
     Ok(())
 }
 
-/// Deletes what could log the user in on a new device without their password:
-/// unused login tokens, and completed registrations, whose retry would log the
-/// account in again (see `uia`).
+/// Deletes what could log the user in on a new device without their password
+/// (unused login tokens, and completed registrations, whose retry would log the
+/// account in again: see `uia`) and what vouches for them elsewhere (OpenID
+/// tokens): "log out everywhere" and a password change end these too.
 async fn forget_pending_logins(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: &str,
 ) -> Result<()> {
     for sql in [
         "DELETE FROM login_tokens WHERE user_id = $1",
+        "DELETE FROM openid_tokens WHERE user_id = $1",
         "DELETE FROM uia_sessions WHERE result_user_id = $1 AND user_id IS NULL",
     ] {
         sqlx::query(sql).bind(user_id).execute(&mut **tx).await?;
