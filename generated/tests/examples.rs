@@ -67,9 +67,7 @@ fn types_error() {
     >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}");
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
-    >(
-        "{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\",\"soft_logout\":true}",
-    );
+    >("{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\"}");
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
     >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");
