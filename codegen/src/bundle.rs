@@ -565,7 +565,7 @@ impl Bundler {
                     }
                     None => Value::Null,
                 }
-            } else if SCHEMA_KEYS.contains(&k.as_str()) {
+            } else if SCHEMA_KEYS.contains(&k.as_str()) || SCHEMA_LISTS.contains(&k.as_str()) {
                 match v {
                     Value::Array(items) => Value::Array(
                         items
@@ -574,17 +574,7 @@ impl Bundler {
                             .map(|(i, s)| self.schema(s, &here.join(i)))
                             .collect(),
                     ),
-                    s => self.schema(s, &here),
-                }
-            } else if SCHEMA_LISTS.contains(&k.as_str()) {
-                match v {
-                    Value::Array(items) => Value::Array(
-                        items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| self.schema(s, &here.join(i)))
-                            .collect(),
-                    ),
+                    s if SCHEMA_KEYS.contains(&k.as_str()) => self.schema(s, &here),
                     other => other.clone(),
                 }
             } else if SCHEMA_MAPS.contains(&k.as_str()) {

@@ -393,45 +393,45 @@ pub struct PgHandle {
 }
 
 impl PgHandle {
-    pub fn execute(&self, sql: &str) {
-        let url = self.url.clone();
-        let sql = sql.to_string();
-        block_on(async move {
+    /// Runs `f` on a fresh connection to the database.
+    fn with<T, F>(&self, f: F) -> T
+    where
+        F: for<'c> FnOnce(
+            &'c mut sqlx::PgConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + 'c>,
+        >,
+    {
+        block_on(async {
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            f(&mut conn).await
         })
-        .expect("SQL runs");
+        .expect("SQL runs")
+    }
+
+    pub fn execute(&self, sql: &str) {
+        let sql = sql.to_string();
+        self.with(|c| {
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(c)
+                    .await
+                    .map(drop)
+            })
+        });
     }
 
     /// The single text a query answers.
     pub fn text(&self, sql: &str) -> String {
-        let url = self.url.clone();
         let sql = sql.to_string();
-        block_on(async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut conn)
-                .await
-        })
-        .expect("SQL runs")
+        self.with(|c| Box::pin(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(c)))
     }
 
     /// The single integer a query answers (`SELECT count(*) ...`).
     pub fn count(&self, sql: &str) -> i64 {
-        let url = self.url.clone();
         let sql = sql.to_string();
-        block_on(async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut conn)
-                .await
-        })
-        .expect("SQL runs")
+        self.with(|c| Box::pin(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(c)))
     }
 }
 
