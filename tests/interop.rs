@@ -188,3 +188,98 @@ fn account_lifecycle_through_ruma_sqlite() {
 fn account_lifecycle_through_ruma_postgres() {
     account_lifecycle_through_ruma(Db::Postgres);
 }
+
+/// The generated layer's identifier types accept and refuse what ruma's do, on
+/// a corpus of edge cases (lengths, historical characters, IPv6 server names with
+/// ports), except where the spec's prose is stricter than ruma (listed).
+#[test]
+fn identifier_types_agree_with_ruma() {
+    use matrix_api::runtime as ours;
+    let long_local = "a".repeat(255 - "@:x.org".len());
+    let servers = [
+        "matrix.org",
+        "matrix.org:8448",
+        "matrix.org:65536",
+        "matrix.org:",
+        ":8448",
+        "1.2.3.4:1234",
+        "[1234:5678::abcd]:5678",
+        "[::ffff:1.2.3.4]",
+        "[::1",
+        "[zz::1]",
+        "under_score.org",
+        "UPPER.org",
+        "host/path",
+        "exämple.org",
+    ];
+    let mut disagree = Vec::new();
+    for s in servers {
+        if ours::ServerName::parse(s).is_ok() != ruma_common::ServerName::parse(s).is_ok() {
+            disagree.push(format!("server name {s:?}"));
+        }
+    }
+    let users = [
+        "@alice:matrix.org".to_string(),
+        "@alice:[::1]:8448".into(),
+        "@Alice:matrix.org".into(),
+        "@a!b#c:matrix.org".into(),
+        "@:matrix.org".into(),
+        "@alice".into(),
+        "alice:matrix.org".into(),
+        "@alice:bad_server".into(),
+        format!("@{long_local}:x.org"),
+        format!("@{long_local}a:x.org"),
+    ];
+    for u in &users {
+        if ours::UserId::parse(u).is_ok() != ruma_common::UserId::parse(u.as_str()).is_ok() {
+            disagree.push(format!("user ID {u:?}"));
+        }
+    }
+    for a in [
+        "#room:matrix.org",
+        "#:matrix.org",
+        "room:matrix.org",
+        "#room:bad_server",
+    ] {
+        if ours::RoomAlias::parse(a).is_ok() != ruma_common::RoomAliasId::parse(a).is_ok() {
+            disagree.push(format!("room alias {a:?}"));
+        }
+    }
+    for r in [
+        "!abc:matrix.org",
+        "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM",
+        "abc",
+    ] {
+        if ours::RoomId::parse(r).is_ok() != ruma_common::RoomId::parse(r).is_ok() {
+            disagree.push(format!("room ID {r:?}"));
+        }
+    }
+    for e in [
+        "$abc:matrix.org",
+        "$acR1l0raoZnm60CBwAVgqbZqoO/mYU81xysh1u7XcJk",
+        "abc",
+    ] {
+        if ours::EventId::parse(e).is_ok() != ruma_common::EventId::parse(e).is_ok() {
+            disagree.push(format!("event ID {e:?}"));
+        }
+    }
+    assert!(
+        disagree.is_empty(),
+        "disagreements with ruma:\n{}",
+        disagree.join("\n")
+    );
+    // The one known difference: the spec says IPv4 literals are four numbers
+    // from 0 to 255, so a dotted quad out of range is refused here; ruma reads it
+    // as a DNS name.
+    assert!(ours::ServerName::parse("1.2.3.256").is_err());
+    assert!(ruma_common::ServerName::parse("1.2.3.256").is_ok());
+    // Same wire form: what one side parsed, the other reads back unchanged.
+    let ours = ours::UserId::parse("@alice:[::1]:8448").unwrap();
+    let json = serde_json::to_string(&ours).unwrap();
+    let theirs: ruma_common::OwnedUserId = serde_json::from_str(&json).unwrap();
+    assert_eq!(theirs.as_str(), ours.as_str());
+    assert_eq!(
+        (theirs.localpart(), theirs.server_name().as_str()),
+        (ours.localpart(), ours.server_name())
+    );
+}

@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod identifiers;
 mod macros;
 mod request;
 mod response;
@@ -14,6 +15,7 @@ pub mod testing;
 
 pub use auth::{AuthScheme, Authenticator, Context, Credential, Metadata, Security};
 pub use error::MatrixError;
+pub use identifiers::{EventId, IdError, RoomAlias, RoomId, ServerName, UserId};
 #[allow(unused_imports)] // which macros a crate uses depends on its spec
 pub(crate) use macros::{default_fns, string_enum};
 pub use request::{FromParam, FromRequest, Incoming, RemoteAddr, RequestInfo};

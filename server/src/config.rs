@@ -415,16 +415,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let name_ok = !self.server_name.is_empty()
-            && self
-                .server_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !name_ok {
-            return Err(format!(
-                "server_name: `{}` is not a valid server name",
-                self.server_name
-            ));
+        if let Err(e) = matrix_api::runtime::ServerName::parse(&self.server_name) {
+            return Err(format!("server_name: `{}`: {e}", self.server_name));
         }
         if !(self.database.starts_with("sqlite://")
             || self.database.starts_with("postgres://")

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use matrix_api::client_server::logout::{logout, logout_all};
-use matrix_api::runtime::{Authenticator, Credential, MatrixError, RequestInfo};
+use matrix_api::runtime::{
+    Authenticator, Credential, MatrixError, RequestInfo, ServerName, UserId,
+};
 
 use crate::config::Config;
 use crate::crypto::{self, PasswordHasherConfig};
@@ -14,6 +16,8 @@ use crate::store::{now_ms, NewSession, Store, StoreError};
 
 pub struct Server {
     pub config: Config,
+    /// `config.server_name`, parsed (the configuration check guarantees it).
+    pub server_name: ServerName,
     pub store: Store,
     pub hasher: PasswordHasherConfig,
     pub limiter: RateLimiter,
@@ -42,7 +46,10 @@ impl Server {
         let auth_cache = std::time::Duration::from_millis(config.auth_cache_ms);
         let store = Store::open(&config.database, auth_cache).await?;
         let hasher = PasswordHasherConfig::new(&config.passwords)?;
+        let server_name =
+            ServerName::parse(&config.server_name).map_err(|e| format!("server_name: {e}"))?;
         Ok(Arc::new(Server {
+            server_name,
             limiter: RateLimiter::new(config.rate_limits.clone()),
             config,
             store,
@@ -50,43 +57,36 @@ impl Server {
         }))
     }
 
-    /// `@localpart:server_name`, or `M_INVALID_USERNAME`: the spec's localpart
-    /// grammar (lower case only) and at most 255 bytes in all.
+    /// `@localpart:server_name` of the current grammar (the runtime's `UserId`),
+    /// or `M_INVALID_USERNAME`.
     pub fn user_id_for(&self, localpart: &str) -> Result<String, MatrixError> {
-        let valid = !localpart.is_empty()
-            && localpart
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=/+-".contains(&b));
-        let user_id = format!("@{localpart}:{}", self.config.server_name);
-        if !valid || user_id.len() > 255 {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_INVALID_USERNAME",
-                "User IDs may only contain a-z, 0-9, . _ = / + - and be at most 255 bytes long",
-            ));
-        }
-        Ok(user_id)
+        UserId::new(localpart, &self.server_name)
+            .map(String::from)
+            .map_err(|e| {
+                MatrixError::new(
+                    StatusCode::BAD_REQUEST,
+                    "M_INVALID_USERNAME",
+                    format!("{e} (and at most 255 bytes in all)"),
+                )
+            })
     }
 
     /// A user ID given in full (`@alice:example.org`) or as a localpart.
     pub fn resolve_user(&self, name: &str) -> Result<String, MatrixError> {
-        match name.strip_prefix('@') {
-            Some(rest) => match rest.split_once(':') {
-                Some((local, server)) if server == self.config.server_name => {
-                    self.user_id_for(local)
-                }
-                _ => Err(MatrixError::forbidden("Unknown user")),
-            },
-            None => self.user_id_for(&name.to_lowercase()),
+        if !name.starts_with('@') {
+            return self.user_id_for(&name.to_lowercase());
+        }
+        match UserId::parse(name) {
+            Ok(id) if id.server_name() == self.server_name.as_str() => {
+                self.user_id_for(id.localpart())
+            }
+            _ => Err(MatrixError::forbidden("Unknown user")),
         }
     }
 
     /// Whether a user ID belongs to this server.
     pub fn is_local(&self, user_id: &str) -> bool {
-        user_id
-            .strip_prefix('@')
-            .and_then(|r| r.split_once(':'))
-            .is_some_and(|(_, server)| server == self.config.server_name)
+        UserId::parse(user_id).is_ok_and(|id| id.server_name() == self.server_name.as_str())
     }
 
     /// `M_WEAK_PASSWORD` for passwords the configured policy refuses.

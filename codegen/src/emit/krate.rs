@@ -18,6 +18,10 @@ const RUNTIME: &[(&str, &str)] = &[
     ("mod.rs", include_str!("../../runtime/mod.rs")),
     ("auth.rs", include_str!("../../runtime/auth.rs")),
     ("error.rs", include_str!("../../runtime/error.rs")),
+    (
+        "identifiers.rs",
+        include_str!("../../runtime/identifiers.rs"),
+    ),
     ("macros.rs", include_str!("../../runtime/macros.rs")),
     ("request.rs", include_str!("../../runtime/request.rs")),
     ("response.rs", include_str!("../../runtime/response.rs")),
