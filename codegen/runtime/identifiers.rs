@@ -196,11 +196,11 @@ fn split_server_name(s: &str) -> Result<(&str, Option<&str>), IdError> {
 
 /// `&localpart:server_name` with `sigil`: the localpart (not checked here) and a
 /// checked server name, within the length limit.
-fn split_namespaced<'a>(
-    s: &'a str,
+fn split_namespaced(
+    s: &str,
     sigil: char,
     error: fn(&'static str) -> IdError,
-) -> Result<(&'a str, &'a str), IdError> {
+) -> Result<(&str, &str), IdError> {
     if s.len() > MAX_BYTES {
         return Err(error("longer than 255 bytes"));
     }
