@@ -568,15 +568,11 @@ fn assert_cors(r: &Reply) {
 #[tokio::test]
 async fn success_variant_is_200_json_with_exactly_its_fields() {
     let h = harness();
+    let mut owner = whoami::get_token_owner::OkBody::new("@alice:example.org".into());
+    owner.device_id = Some("DEV".into());
     h.api.reply(
         "get_token_owner",
-        Ok(whoami::get_token_owner::Response::Ok(
-            whoami::get_token_owner::OkBody {
-                user_id: "@alice:example.org".into(),
-                device_id: Some("DEV".into()),
-                is_guest: None,
-            },
-        )),
+        Ok(whoami::get_token_owner::Response::Ok(owner)),
     );
     let r = h
         .call(
@@ -617,16 +613,11 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
 async fn documented_error_variants_keep_their_status_and_body() {
     let h = harness();
     // A user-interactive-auth challenge: 401 with the flows, and no errcode.
-    let challenge = types::AuthResponse {
-        flows: vec![types::FlowInformation {
-            stages: vec!["m.login.password".into()],
-        }],
-        params: Some(Default::default()),
-        session: Some("S1".into()),
-        completed: Some(vec![]),
-        errcode: None,
-        error: None,
-    };
+    let flow = types::FlowInformation::new(vec!["m.login.password".into()]);
+    let mut challenge = types::AuthResponse::new(vec![flow]);
+    challenge.params = Some(Default::default());
+    challenge.session = Some("S1".into());
+    challenge.completed = Some(vec![]);
     h.api.reply(
         "change_password",
         Ok(password_management::change_password::Response::Unauthorized(challenge)),
@@ -648,13 +639,10 @@ async fn documented_error_variants_keep_their_status_and_body() {
     );
 
     // A documented 403 with the standard error body.
-    h.api.reply(
-        "login",
-        Ok(login::login::Response::Forbidden(types::Error {
-            errcode: "M_FORBIDDEN".into(),
-            error: Some("Invalid password".into()),
-        })),
-    );
+    let mut forbidden = types::Error::new("M_FORBIDDEN".into());
+    forbidden.error = Some("Invalid password".into());
+    h.api
+        .reply("login", Ok(login::login::Response::Forbidden(forbidden)));
     let r = h
         .call(
             Method::POST,
@@ -708,15 +696,11 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
     );
 
     // The documented 429 variant of a rate-limited operation.
+    let mut limited = types::RateLimited::new("M_LIMIT_EXCEEDED".into());
+    limited.retry_after_ms = Some(1000);
     h.api.reply(
         "login",
-        Ok(login::login::Response::TooManyRequests(
-            types::RateLimited {
-                errcode: "M_LIMIT_EXCEEDED".into(),
-                error: None,
-                retry_after_ms: Some(1000),
-            },
-        )),
+        Ok(login::login::Response::TooManyRequests(limited)),
     );
     let r = h
         .call(

@@ -6,35 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::{fixture_names, fixtures, options, upstream};
-
-fn write_crate(dir: &Path, files: &std::collections::BTreeMap<String, String>) {
-    let _ = std::fs::remove_dir_all(dir);
-    for (rel, text) in files {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-}
-
-fn cargo(scratch: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO"))
-        .args(args)
-        .arg("--manifest-path")
-        .arg(scratch.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", scratch.join("target"))
-        .output()
-        .expect("cargo runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "cargo {args:?} failed:\n{text}");
-    text
-}
+use support::{cargo, fixture_names, fixtures, options, upstream, write_crate, write_workspace};
 
 #[test]
 fn generated_crates_build_cleanly_and_examples_round_trip() {
@@ -63,20 +36,7 @@ fn generated_crates_build_cleanly_and_examples_round_trip() {
         write_crate(&scratch.join("upstream"), &out.files);
         members.push("upstream".into());
     }
-    let list: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
-    std::fs::write(
-        scratch.join("Cargo.toml"),
-        format!(
-            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
-            list.join(", ")
-        ),
-    )
-    .unwrap();
-    // Resolve to the versions this repository is tested with.
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
-    if lock.exists() && !scratch.join("Cargo.lock").exists() {
-        std::fs::copy(lock, scratch.join("Cargo.lock")).unwrap();
-    }
+    write_workspace(&scratch, &members);
 
     let mut test_args = vec!["test", "--workspace", "--message-format=short"];
     if upstream.is_some() {

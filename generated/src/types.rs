@@ -17,6 +17,7 @@
 //! Schemas shared between operations (reached by `$ref`), each defined once.
 /// Authentication a client submits to user-interactive authentication.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct AuthData {
     /// The stage the client is completing. May be left out when `session` is given and the
     /// client retries a request it believes was completed out of band (e.g. by the fallback page).
@@ -29,8 +30,24 @@ pub struct AuthData {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl AuthData {
+    /// A value with every field absent or at its default.
+    pub fn new() -> Self {
+        Self {
+            type_: None,
+            session: None,
+            extra: Default::default(),
+        }
+    }
+}
+impl Default for AuthData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 /// The server's answer when a request needs (more) user-interactive authentication.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct AuthResponse {
     /// The flows the server accepts for this request.
     pub flows: Vec<FlowInformation>,
@@ -52,12 +69,33 @@ pub struct AuthResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+impl AuthResponse {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(flows: Vec<FlowInformation>) -> Self {
+        Self {
+            flows,
+            params: None,
+            session: None,
+            completed: None,
+            errcode: None,
+            error: None,
+        }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct FlowInformation {
     /// The stages of this flow, in the order to complete them.
     pub stages: Vec<String>,
 }
+impl FlowInformation {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(stages: Vec<String>) -> Self {
+        Self { stages }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct RateLimited {
     /// `M_LIMIT_EXCEEDED`.
     pub errcode: String,
@@ -68,8 +106,19 @@ pub struct RateLimited {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<i64>,
 }
+impl RateLimited {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(errcode: String) -> Self {
+        Self {
+            errcode,
+            error: None,
+            retry_after_ms: None,
+        }
+    }
+}
 /// A Matrix error.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Error {
     /// The error code, such as `M_FORBIDDEN`.
     pub errcode: String,
@@ -77,7 +126,14 @@ pub struct Error {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+impl Error {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(errcode: String) -> Self {
+        Self { errcode, error: None }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct RequestEmailValidation {
     /// A secret the client generates for this validation: 1 to 255 characters of
     /// `[0-9a-zA-Z.=_-]`. It ties the session to the client.
@@ -102,7 +158,21 @@ pub struct RequestEmailValidation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_access_token: Option<String>,
 }
+impl RequestEmailValidation {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(client_secret: String, email: String, send_attempt: i64) -> Self {
+        Self {
+            client_secret,
+            email,
+            send_attempt,
+            next_link: None,
+            id_server: None,
+            id_access_token: None,
+        }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct RequestTokenResponse {
     /// The validation session ID: 1 to 255 characters of `[0-9a-zA-Z.=_-]`.
     pub sid: String,
@@ -115,7 +185,14 @@ pub struct RequestTokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submit_url: Option<String>,
 }
+impl RequestTokenResponse {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(sid: String) -> Self {
+        Self { sid, submit_url: None }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct RequestMsisdnValidation {
     /// A secret the client generates for this validation: 1 to 255 characters of
     /// `[0-9a-zA-Z.=_-]`. It ties the session to the client.
@@ -140,13 +217,40 @@ pub struct RequestMsisdnValidation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_access_token: Option<String>,
 }
+impl RequestMsisdnValidation {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(
+        client_secret: String,
+        country: String,
+        phone_number: String,
+        send_attempt: i64,
+    ) -> Self {
+        Self {
+            client_secret,
+            country,
+            phone_number,
+            send_attempt,
+            next_link: None,
+            id_server: None,
+            id_access_token: None,
+        }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct BooleanCapability {
     /// `true` when the user may do this.
     pub enabled: bool,
 }
+impl BooleanCapability {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(enabled: bool) -> Self {
+        Self { enabled }
+    }
+}
 /// Which user is logging in.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct UserIdentifier {
     /// How the user is identified: `m.id.user`, `m.id.thirdparty` or `m.id.phone`.
     #[serde(rename = "type")]
@@ -155,8 +259,18 @@ pub struct UserIdentifier {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl UserIdentifier {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(type_: String) -> Self {
+        Self {
+            type_,
+            extra: Default::default(),
+        }
+    }
+}
 /// Where a domain's Matrix services are: the homeserver, the identity server, and more.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Full {
     /// Where the homeserver is.
     #[serde(rename = "m.homeserver")]
@@ -172,23 +286,48 @@ pub struct Full {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl Full {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(m_homeserver: Homeserver) -> Self {
+        Self {
+            m_homeserver,
+            m_identity_server: None,
+            extra: Default::default(),
+        }
+    }
+}
 /// Where the homeserver is.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Homeserver {
     /// The homeserver's base URL for the client-server API.
     ///
     /// Format: `uri`.
     pub base_url: String,
 }
+impl Homeserver {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(base_url: String) -> Self {
+        Self { base_url }
+    }
+}
 /// Where the identity server is.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct IdentityServer {
     /// The identity server's base URL.
     ///
     /// Format: `uri`.
     pub base_url: String,
 }
+impl IdentityServer {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(base_url: String) -> Self {
+        Self { base_url }
+    }
+}
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct OpenidToken {
     /// The token a third party checks at the federation `/openid/userinfo` endpoint.
     pub access_token: String,
@@ -198,4 +337,20 @@ pub struct OpenidToken {
     pub matrix_server_name: String,
     /// Seconds until the token expires.
     pub expires_in: i64,
+}
+impl OpenidToken {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(
+        access_token: String,
+        token_type: String,
+        matrix_server_name: String,
+        expires_in: i64,
+    ) -> Self {
+        Self {
+            access_token,
+            token_type,
+            matrix_server_name,
+            expires_in,
+        }
+    }
 }

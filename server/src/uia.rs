@@ -259,19 +259,16 @@ impl Server {
             Some((c, e)) => (Some(c.to_string()), Some(e)),
             None => (None, None),
         };
-        Uia::Challenge(AuthResponse {
-            flows: spec
-                .flows
-                .iter()
-                .map(|f| FlowInformation {
-                    stages: f.iter().map(|s| s.to_string()).collect(),
-                })
-                .collect(),
-            params: Some(Default::default()),
-            session: Some(session.session_id.clone()),
-            completed: Some(session.completed.clone()),
-            errcode,
-            error,
-        })
+        let flows = spec.flows.iter().map(|f| {
+            let stages = f.iter().map(|s| s.to_string()).collect();
+            FlowInformation::new(stages)
+        });
+        let mut challenge = AuthResponse::new(flows.collect());
+        challenge.params = Some(Default::default());
+        challenge.session = Some(session.session_id.clone());
+        challenge.completed = Some(session.completed.clone());
+        challenge.errcode = errcode;
+        challenge.error = error;
+        Uia::Challenge(challenge)
     }
 }

@@ -4,6 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use super::types::{Constructor, Init};
 use super::{doc_attrs, Emitter};
 use crate::ir::{ApiFile, Content, Module, Operation, ParamIn, Status, Ty};
 use crate::lower::status_variant;
@@ -122,6 +123,7 @@ impl Emitter<'_> {
     fn request(&mut self, op: &Operation, module: &Module) -> (TokenStream, TokenStream) {
         let mut fields = Vec::new();
         let mut inits = Vec::new();
+        let mut ctor = Constructor::default();
         let declared: Vec<&str> = op
             .params
             .iter()
@@ -145,17 +147,26 @@ impl Emitter<'_> {
             let base = self.ty(&p.ty, module);
             let default = (!p.required).then_some(p.default.as_ref()).flatten();
             let default = default.and_then(|v| self.default_expr(&p.ty, v, module));
-            let (ty, init) = match (&p.location, &p.ty) {
+            let param = Init::Param(base.clone());
+            let (ty, init, ctor_init) = match (&p.location, &p.ty) {
                 (ParamIn::Path, _) => {
                     let i = proc_macro2::Literal::usize_unsuffixed(path_index);
                     path_index += 1;
-                    (base, quote!(req.path(#i, #wire)?))
+                    (base, quote!(req.path(#i, #wire)?), param)
                 }
-                (ParamIn::Query, Ty::Map(_)) => (base, quote!(req.query_rest(&[#(#declared),*]))),
+                (ParamIn::Query, Ty::Map(_)) => (
+                    base,
+                    quote!(req.query_rest(&[#(#declared),*])),
+                    Init::Value(quote!(Default::default())),
+                ),
                 (ParamIn::Query, Ty::Vec(_)) if p.required => {
-                    (base, quote!(req.query_list_required(#wire)?))
+                    (base, quote!(req.query_list_required(#wire)?), param)
                 }
-                (ParamIn::Query, Ty::Vec(_)) => (base, quote!(req.query_list(#wire)?)),
+                (ParamIn::Query, Ty::Vec(_)) => (
+                    base,
+                    quote!(req.query_list(#wire)?),
+                    Init::Value(quote!(Vec::new())),
+                ),
                 (location, _) => {
                     let (get, get_required) = match location {
                         ParamIn::Query => (quote!(query), quote!(query_required)),
@@ -167,31 +178,50 @@ impl Emitter<'_> {
                         wire.clone()
                     };
                     match (p.required, default) {
-                        (true, _) => (base, quote!(req.#get_required(#wire)?)),
-                        (false, Some(d)) => (base, quote!(req.#get(#wire)?.unwrap_or_else(|| #d))),
-                        (false, None) => (quote!(Option<#base>), quote!(req.#get(#wire)?)),
+                        (true, _) => (base, quote!(req.#get_required(#wire)?), param),
+                        (false, Some(d)) => (
+                            base,
+                            quote!(req.#get(#wire)?.unwrap_or_else(|| #d)),
+                            Init::Value(d),
+                        ),
+                        (false, None) => (
+                            quote!(Option<#base>),
+                            quote!(req.#get(#wire)?),
+                            Init::Value(quote!(None)),
+                        ),
                     }
                 }
             };
             fields.push(quote!(#doc pub #name: #ty));
             inits.push(quote!(#name: #init));
+            ctor.push(name, ctor_init);
         }
         if let Some(body) = &op.body {
-            let (ty, init) = match &body.content {
+            let (ty, init, ctor_init) = match &body.content {
                 Content::Json(t) => {
                     let t = self.ty(t, module);
                     if body.required {
-                        (t, quote!(req.json()?))
+                        (t.clone(), quote!(req.json()?), Init::Param(t))
                     } else {
-                        (quote!(Option<#t>), quote!(req.json_optional()?))
+                        (
+                            quote!(Option<#t>),
+                            quote!(req.json_optional()?),
+                            Init::Value(quote!(None)),
+                        )
                     }
                 }
-                Content::Binary => (quote!(crate::runtime::Binary), quote!(req.binary())),
+                Content::Binary => {
+                    let t = quote!(crate::runtime::Binary);
+                    (t.clone(), quote!(req.binary()), Init::Param(t))
+                }
             };
             fields.push(quote!(/// The request body.
                 pub body: #ty));
             inits.push(quote!(body: #init));
+            ctor.push(format_ident!("body"), ctor_init);
         }
+        let request_ident = format_ident!("Request");
+        let ctor = ctor.emit(&request_ident);
         let req_ident = if inits.is_empty() {
             quote!(_req)
         } else {
@@ -201,7 +231,9 @@ impl Emitter<'_> {
             quote! {
                 /// The typed request: parameters and body.
                 #[derive(Clone, Debug, PartialEq)]
+                #[non_exhaustive]
                 pub struct Request { #(#fields,)* }
+                #ctor
             },
             quote! {
                 impl crate::runtime::FromRequest for Request {
@@ -217,6 +249,9 @@ impl Emitter<'_> {
     fn response(&mut self, op: &Operation, module: &Module) -> TokenStream {
         let mut variants = Vec::new();
         let mut arms = Vec::new();
+        // Body types by the variant that carries them alone (`None` for a struct
+        // variant), for the `From` conversions.
+        let mut carriers: Vec<(String, TokenStream, Option<proc_macro2::Ident>)> = Vec::new();
         for r in &op.responses {
             let v = format_ident!("{}", status_variant(r.status));
             let doc = doc_attrs(&r.doc);
@@ -237,7 +272,11 @@ impl Emitter<'_> {
                 None => quote!(crate::runtime::empty(#status)),
             };
             let code_field = matches!(r.status, Status::Class(_));
-            if r.headers.is_empty() && !code_field {
+            let plain = r.headers.is_empty() && !code_field;
+            if let Some(t) = &body_ty {
+                carriers.push((t.to_string(), t.clone(), plain.then(|| v.clone())));
+            }
+            if plain {
                 match body_ty {
                     Some(t) => {
                         variants.push(quote!(#doc #v(#t)));
@@ -290,12 +329,29 @@ impl Emitter<'_> {
         } else {
             quote!(match self { #(#arms,)* })
         };
+        // A body converts into the one variant that carries its type; a type
+        // several variants carry converts into none of them.
+        let froms = carriers.iter().filter_map(|(key, t, v)| {
+            let v = v.as_ref()?;
+            if carriers.iter().filter(|(k, _, _)| k == key).count() != 1 {
+                return None;
+            }
+            Some(quote! {
+                impl From<#t> for Response {
+                    fn from(body: #t) -> Self {
+                        Self::#v(body)
+                    }
+                }
+            })
+        });
         quote! {
             /// The typed response: one variant per documented status. Errors the spec
             /// does not list for this operation are returned as
             /// [`crate::runtime::MatrixError`] instead.
             #[derive(Clone, Debug, PartialEq)]
             pub enum Response { #(#variants,)* }
+
+            #(#froms)*
 
             impl crate::runtime::IntoResponse for Response {
                 fn into_response(self) -> crate::runtime::HttpResponse {

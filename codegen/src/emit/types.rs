@@ -118,8 +118,11 @@ impl Emitter<'_> {
             TypeKind::Struct { fields, extra } => {
                 let mut defaults = Vec::new();
                 let mut field_tokens = Vec::new();
+                let mut ctor = Constructor::default();
                 for f in fields {
-                    field_tokens.push(self.field(t, f, &mut defaults));
+                    let (tokens, init) = self.field(t, f, &mut defaults);
+                    field_tokens.push(tokens);
+                    ctor.push(format_ident!("{}", f.name), init);
                 }
                 if let Some(extra) = extra {
                     let mut fname = "extra".to_string();
@@ -139,13 +142,17 @@ impl Emitter<'_> {
                         #[serde(flatten)]
                         pub #fname: #ty
                     });
+                    ctor.push(fname, Init::Value(quote!(Default::default())));
                 }
+                let ctor = ctor.emit(&name);
                 quote! {
                     #doc
                     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+                    #[non_exhaustive]
                     pub struct #name {
                         #(#field_tokens,)*
                     }
+                    #ctor
                     #(#defaults)*
                 }
             }
@@ -202,7 +209,7 @@ impl Emitter<'_> {
         owner: &TypeDef,
         f: &Field,
         defaults: &mut Vec<TokenStream>,
-    ) -> TokenStream {
+    ) -> (TokenStream, Init) {
         let name = format_ident!("{}", f.name);
         let doc = doc_attrs(&f.doc);
         let mut serde: Vec<TokenStream> = Vec::new();
@@ -212,6 +219,8 @@ impl Emitter<'_> {
         }
         let base = self.ty(&f.ty, &owner.module);
         let default = if f.required { None } else { f.default.as_ref() };
+        // What `new` sets the field to: the same default function serde calls.
+        let mut init = Init::Value(quote!(None));
         let ty = match default {
             Some(value) => match self.default_expr(&f.ty, value, &owner.module) {
                 Some(expr) => {
@@ -225,6 +234,7 @@ impl Emitter<'_> {
                     let (ds, ns) = (d.to_string(), n.to_string());
                     serde.push(quote!(default = #ds, deserialize_with = #ns));
                     defaults.push(quote!(crate::runtime::default_fns!(#d, #n, #base, #expr);));
+                    init = Init::Value(quote!(#d()));
                     base
                 }
                 None => {
@@ -232,11 +242,14 @@ impl Emitter<'_> {
                         &owner.location.join("properties").join(&f.wire),
                         format!("default value {value} cannot be expressed for this field's type"),
                     );
+                    init = Init::Param(base.clone());
                     base
                 }
             },
             None if f.required || matches!(f.ty, Ty::Option(_)) => {
-                if !f.required {
+                if f.required {
+                    init = Init::Param(base.clone());
+                } else {
                     serde.push(quote!(default, skip_serializing_if = "Option::is_none"));
                 }
                 base
@@ -250,10 +263,69 @@ impl Emitter<'_> {
         // A deprecated field is marked in its docs only: servers must still accept
         // and send it for older clients, and an attribute would make every one of
         // them warn. (Deprecated operations carry the attribute, on the method.)
-        quote! {
+        let tokens = quote! {
             #doc
             #serde
             pub #name: #ty
+        };
+        (tokens, init)
+    }
+}
+
+/// How `new` sets a field: from a parameter of this type, or to a value.
+pub(crate) enum Init {
+    Param(TokenStream),
+    Value(TokenStream),
+}
+
+/// `new` for a generated struct: required fields are its parameters, in spec
+/// order; the rest start absent or at their spec default. A struct whose `new`
+/// takes nothing also implements `Default`. With `#[non_exhaustive]` on the
+/// struct, this is how other crates build it, so a field added as optional
+/// breaks none of them.
+#[derive(Default)]
+pub(crate) struct Constructor {
+    params: Vec<TokenStream>,
+    inits: Vec<TokenStream>,
+}
+
+impl Constructor {
+    pub fn push(&mut self, name: proc_macro2::Ident, init: Init) {
+        match init {
+            Init::Param(ty) => {
+                self.params.push(quote!(#name: #ty));
+                self.inits.push(quote!(#name));
+            }
+            Init::Value(v) => self.inits.push(quote!(#name: #v)),
+        }
+    }
+
+    pub fn emit(&self, name: &proc_macro2::Ident) -> TokenStream {
+        let (params, inits) = (&self.params, &self.inits);
+        let many = (params.len() > 7).then(|| quote!(#[allow(clippy::too_many_arguments)]));
+        let doc = if params.is_empty() {
+            " A value with every field absent or at its default."
+        } else {
+            " A value from its required fields; the others absent or at their default."
+        };
+        let default = params.is_empty().then(|| {
+            quote! {
+                impl Default for #name {
+                    fn default() -> Self {
+                        Self::new()
+                    }
+                }
+            }
+        });
+        quote! {
+            impl #name {
+                #[doc = #doc]
+                #many
+                pub fn new(#(#params),*) -> Self {
+                    Self { #(#inits,)* }
+                }
+            }
+            #default
         }
     }
 }

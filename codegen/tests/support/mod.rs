@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -58,4 +59,59 @@ pub fn snapshot_differs(file: &Path, text: &str) -> bool {
         return false;
     }
     true
+}
+
+/// Writes a generated crate's files under `dir`, replacing what was there.
+pub fn write_crate(dir: &Path, files: &std::collections::BTreeMap<String, String>) {
+    let _ = std::fs::remove_dir_all(dir);
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// Runs cargo on the scratch workspace `scratch`: success or not, and everything
+/// it printed. Every scratch workspace shares one target directory, so the
+/// generated crates' dependencies build once.
+pub fn try_cargo(scratch: &Path, args: &[&str]) -> (bool, String) {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-crates/target");
+    let out: Output = Command::new(env!("CARGO"))
+        .args(args)
+        .arg("--manifest-path")
+        .arg(scratch.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("cargo runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// [`try_cargo`] that must succeed; returns what it printed.
+pub fn cargo(scratch: &Path, args: &[&str]) -> String {
+    let (ok, text) = try_cargo(scratch, args);
+    assert!(ok, "cargo {args:?} failed:\n{text}");
+    text
+}
+
+/// Writes the workspace manifest of a scratch workspace with these members, and
+/// this repository's `Cargo.lock`, so dependencies resolve to the tested versions.
+pub fn write_workspace(scratch: &Path, members: &[String]) {
+    let list: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
+    std::fs::write(
+        scratch.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    if lock.exists() && !scratch.join("Cargo.lock").exists() {
+        std::fs::copy(lock, scratch.join("Cargo.lock")).unwrap();
+    }
 }

@@ -33,9 +33,16 @@ pub mod deactivate_account {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -56,6 +63,21 @@ pub mod deactivate_account {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::AuthResponse> for Response {
+        fn from(body: crate::types::AuthResponse) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -72,6 +94,7 @@ pub mod deactivate_account {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,15 +114,37 @@ pub mod deactivate_account {
         )]
         pub erase: bool,
     }
+    impl RequestBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {
+                auth: None,
+                id_server: None,
+                erase: default_request_body_erase(),
+            }
+        }
+    }
+    impl Default for RequestBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     crate::runtime::default_fns!(
         default_request_body_erase, null_or_default_request_body_erase, bool, false
     );
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Whether the third-party identifiers were unbound from the identity server: `success`
         /// when every unbind succeeded (or there was nothing to unbind), `no-support` when the server
         /// could not unbind them.
         pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+            Self { id_server_unbind_result }
+        }
     }
     crate::runtime::string_enum! {
         #[doc =

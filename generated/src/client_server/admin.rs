@@ -29,9 +29,16 @@ pub mod get_who_is {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to look up.
         pub user_id: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String) -> Self {
+            Self { user_id }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -54,6 +61,11 @@ pub mod get_who_is {
         /// No such user (`M_NOT_FOUND`).
         NotFound(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -70,6 +82,7 @@ pub mod get_who_is {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The user's Matrix ID.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,19 +91,58 @@ pub mod get_who_is {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub devices: Option<std::collections::BTreeMap<String, DeviceInfo>>,
     }
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {
+                user_id: None,
+                devices: None,
+            }
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct DeviceInfo {
         /// The device's sessions: periods of use, each with its connections.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub sessions: Option<Vec<SessionInfo>>,
     }
+    impl DeviceInfo {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { sessions: None }
+        }
+    }
+    impl Default for DeviceInfo {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct SessionInfo {
         /// The connections made during this session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub connections: Option<Vec<ConnectionInfo>>,
     }
+    impl SessionInfo {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { connections: None }
+        }
+    }
+    impl Default for SessionInfo {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct ConnectionInfo {
         /// The client's IP address.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +155,21 @@ pub mod get_who_is {
         /// The client's user agent string.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub user_agent: Option<String>,
+    }
+    impl ConnectionInfo {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {
+                ip: None,
+                last_seen: None,
+                user_agent: None,
+            }
+        }
+    }
+    impl Default for ConnectionInfo {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 }
 /// Get whether a user is suspended.
@@ -132,12 +199,19 @@ pub mod get_admin_suspend_user {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to look up.
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
         pub user_id: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String) -> Self {
+            Self { user_id }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -162,6 +236,11 @@ pub mod get_admin_suspend_user {
         /// No such user, or the user is deactivated (`M_NOT_FOUND`).
         NotFound(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -181,9 +260,16 @@ pub mod get_admin_suspend_user {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Whether the account is suspended.
         pub suspended: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(suspended: bool) -> Self {
+            Self { suspended }
+        }
     }
 }
 /// Set whether a user is suspended.
@@ -213,6 +299,7 @@ pub mod set_admin_suspend_user {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to change.
         ///
@@ -221,6 +308,12 @@ pub mod set_admin_suspend_user {
         pub user_id: String,
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String, body: RequestBody) -> Self {
+            Self { user_id, body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -246,6 +339,11 @@ pub mod set_admin_suspend_user {
         /// No such user, or the user is deactivated (`M_NOT_FOUND`).
         NotFound(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -265,14 +363,28 @@ pub mod set_admin_suspend_user {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// `true` to suspend the account, `false` to lift it.
         pub suspended: bool,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(suspended: bool) -> Self {
+            Self { suspended }
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Whether the account is suspended.
         pub suspended: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(suspended: bool) -> Self {
+            Self { suspended }
+        }
     }
 }
 /// Get whether a user is locked.
@@ -302,12 +414,19 @@ pub mod get_admin_lock_user {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to look up.
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
         pub user_id: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String) -> Self {
+            Self { user_id }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -332,6 +451,11 @@ pub mod get_admin_lock_user {
         /// No such user, or the user is deactivated (`M_NOT_FOUND`).
         NotFound(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -351,9 +475,16 @@ pub mod get_admin_lock_user {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Whether the account is locked.
         pub locked: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(locked: bool) -> Self {
+            Self { locked }
+        }
     }
 }
 /// Set whether a user is locked.
@@ -383,6 +514,7 @@ pub mod set_admin_lock_user {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to change.
         ///
@@ -391,6 +523,12 @@ pub mod set_admin_lock_user {
         pub user_id: String,
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String, body: RequestBody) -> Self {
+            Self { user_id, body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -416,6 +554,11 @@ pub mod set_admin_lock_user {
         /// No such user, or the user is deactivated (`M_NOT_FOUND`).
         NotFound(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -435,14 +578,28 @@ pub mod set_admin_lock_user {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// `true` to lock the account, `false` to lift it.
         pub locked: bool,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(locked: bool) -> Self {
+            Self { locked }
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Whether the account is locked.
         pub locked: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(locked: bool) -> Self {
+            Self { locked }
+        }
     }
 }
 /// The operations of `api/client-server/admin.yaml`, served under `/_matrix/client`.

@@ -30,7 +30,19 @@ pub mod get_account_3pids {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -46,6 +58,11 @@ pub mod get_account_3pids {
         /// The account's third-party identifiers.
         Ok(OkBody),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -56,11 +73,24 @@ pub mod get_account_3pids {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub threepids: Option<Vec<ThirdPartyIdentifier>>,
     }
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { threepids: None }
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct ThirdPartyIdentifier {
         /// The kind of identifier.
         pub medium: OkBodyThreepidsItemMedium,
@@ -74,6 +104,22 @@ pub mod get_account_3pids {
         ///
         /// Format: `int64`.
         pub added_at: i64,
+    }
+    impl ThirdPartyIdentifier {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(
+            medium: OkBodyThreepidsItemMedium,
+            address: String,
+            validated_at: i64,
+            added_at: i64,
+        ) -> Self {
+            Self {
+                medium,
+                address,
+                validated_at,
+                added_at,
+            }
+        }
     }
     crate::runtime::string_enum! {
         #[doc = " The kind of identifier."] OkBodyThreepidsItemMedium { Email = "email",
@@ -110,9 +156,16 @@ pub mod post_3pids {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -131,6 +184,16 @@ pub mod post_3pids {
         /// The identity server could not confirm the credentials.
         Forbidden(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Forbidden(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -144,12 +207,20 @@ pub mod post_3pids {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The validation session whose identifier to add.
         pub three_pid_creds: ThreePidCredentials,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(three_pid_creds: ThreePidCredentials) -> Self {
+            Self { three_pid_creds }
+        }
+    }
     /// The validation session whose identifier to add.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct ThreePidCredentials {
         /// The client secret of the validation session.
         pub client_secret: String,
@@ -160,7 +231,24 @@ pub mod post_3pids {
         /// The validation session's ID.
         pub sid: String,
     }
+    impl ThreePidCredentials {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(
+            client_secret: String,
+            id_server: String,
+            id_access_token: String,
+            sid: String,
+        ) -> Self {
+            Self {
+                client_secret,
+                id_server,
+                id_access_token,
+                sid,
+            }
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Where the client must submit the validation token, with the parameters of the identity
         /// service's `submitToken` endpoint. When absent, the user validates by following the link
@@ -169,6 +257,17 @@ pub mod post_3pids {
         /// Format: `uri`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub submit_url: Option<String>,
+    }
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { submit_url: None }
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 }
 /// Add a validated third-party identifier to the caller's account.
@@ -198,9 +297,16 @@ pub mod add_3pid {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -224,6 +330,26 @@ pub mod add_3pid {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::AuthResponse> for Response {
+        fn from(body: crate::types::AuthResponse) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Forbidden(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -243,6 +369,7 @@ pub mod add_3pid {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +378,16 @@ pub mod add_3pid {
         pub client_secret: String,
         /// The validation session's ID, as the homeserver returned it.
         pub sid: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(client_secret: String, sid: String) -> Self {
+            Self {
+                auth: None,
+                client_secret,
+                sid,
+            }
+        }
     }
 }
 /// Bind a third-party identifier to the caller's user ID at an identity server.
@@ -280,9 +417,16 @@ pub mod bind_3pid {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -304,6 +448,21 @@ pub mod bind_3pid {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::BadRequest(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -320,6 +479,7 @@ pub mod bind_3pid {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The client secret of the validation session.
         pub client_secret: String,
@@ -329,6 +489,22 @@ pub mod bind_3pid {
         pub id_access_token: String,
         /// The validation session's ID, as the identity server returned it.
         pub sid: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(
+            client_secret: String,
+            id_server: String,
+            id_access_token: String,
+            sid: String,
+        ) -> Self {
+            Self {
+                client_secret,
+                id_server,
+                id_access_token,
+                sid,
+            }
+        }
     }
 }
 /// Remove a third-party identifier from the caller's account.
@@ -357,9 +533,16 @@ pub mod delete_3pid_from_account {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -379,6 +562,16 @@ pub mod delete_3pid_from_account {
         /// addresses but not remove them.
         Forbidden(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Forbidden(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -392,6 +585,7 @@ pub mod delete_3pid_from_account {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The identity server to unbind from. When absent the homeserver uses the one the
         /// identifier was bound through, and answers `no-support` if it knows none.
@@ -402,14 +596,31 @@ pub mod delete_3pid_from_account {
         /// The identifier.
         pub address: String,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(medium: RequestBodyMedium, address: String) -> Self {
+            Self {
+                id_server: None,
+                medium,
+                address,
+            }
+        }
+    }
     crate::runtime::string_enum! {
         #[doc = " The kind of identifier."] RequestBodyMedium { Email = "email", Msisdn =
         "msisdn", }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it.
         pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+            Self { id_server_unbind_result }
+        }
     }
     crate::runtime::string_enum! {
         #[doc =
@@ -443,9 +654,16 @@ pub mod unbind_3pid_from_account {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -462,6 +680,11 @@ pub mod unbind_3pid_from_account {
         /// The identity server unbound the identifier.
         Ok(OkBody),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -472,6 +695,7 @@ pub mod unbind_3pid_from_account {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The identity server to unbind from. When absent the homeserver uses the one the
         /// identifier was bound through, and answers `no-support` if it knows none.
@@ -482,14 +706,31 @@ pub mod unbind_3pid_from_account {
         /// The identifier.
         pub address: String,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(medium: RequestBodyMedium, address: String) -> Self {
+            Self {
+                id_server: None,
+                medium,
+                address,
+            }
+        }
+    }
     crate::runtime::string_enum! {
         #[doc = " The kind of identifier."] RequestBodyMedium { Email = "email", Msisdn =
         "msisdn", }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it.
         pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+            Self { id_server_unbind_result }
+        }
     }
     crate::runtime::string_enum! {
         #[doc =
@@ -520,9 +761,16 @@ pub mod request_token_to_3pid_email {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestEmailValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestEmailValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -542,6 +790,11 @@ pub mod request_token_to_3pid_email {
         BadRequest(crate::types::Error),
         /// The server does not accept this email address as a contact (`M_THREEPID_DENIED`).
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -582,9 +835,16 @@ pub mod request_token_to_3pid_msisdn {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestMsisdnValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestMsisdnValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -604,6 +864,11 @@ pub mod request_token_to_3pid_msisdn {
         BadRequest(crate::types::Error),
         /// The server does not accept this phone number as a contact (`M_THREEPID_DENIED`).
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {

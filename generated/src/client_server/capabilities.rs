@@ -28,7 +28,19 @@ pub mod get_capabilities {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -46,6 +58,16 @@ pub mod get_capabilities {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -59,12 +81,20 @@ pub mod get_capabilities {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Capabilities by name. Names outside the spec use reverse domain notation.
         pub capabilities: Capabilities,
     }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(capabilities: Capabilities) -> Self {
+            Self { capabilities }
+        }
+    }
     /// Capabilities by name. Names outside the spec use reverse domain notation.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct Capabilities {
         /// Whether the user may change their password.
         #[serde(
@@ -143,13 +173,45 @@ pub mod get_capabilities {
         #[serde(flatten)]
         pub extra: serde_json::Map<String, serde_json::Value>,
     }
+    impl Capabilities {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {
+                m_change_password: None,
+                m_forget_forced_upon_leave: None,
+                m_room_versions: None,
+                m_set_displayname: None,
+                m_set_avatar_url: None,
+                m_3pid_changes: None,
+                m_get_login_token: None,
+                m_profile_fields: None,
+                m_account_moderation: None,
+                extra: Default::default(),
+            }
+        }
+    }
+    impl Default for Capabilities {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     /// Which room versions the server supports.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RoomVersionsCapability {
         /// The version the server uses for new rooms.
         pub default: String,
         /// Every supported room version, with its stability.
         pub available: std::collections::BTreeMap<String, RoomVersionStability>,
+    }
+    impl RoomVersionsCapability {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(
+            default: String,
+            available: std::collections::BTreeMap<String, RoomVersionStability>,
+        ) -> Self {
+            Self { default, available }
+        }
     }
     crate::runtime::string_enum! {
         #[doc = " The stability of the version."] RoomVersionStability { Stable =
@@ -159,6 +221,7 @@ pub mod get_capabilities {
     ///
     /// Added in Matrix v1.16.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct ProfileFieldsCapability {
         /// When present, only these fields may be set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,10 +232,21 @@ pub mod get_capabilities {
         /// `true` when the user may set profile fields at all.
         pub enabled: bool,
     }
+    impl ProfileFieldsCapability {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(enabled: bool) -> Self {
+            Self {
+                allowed: None,
+                disallowed: None,
+                enabled,
+            }
+        }
+    }
     /// Which account moderation endpoints the caller may use.
     ///
     /// Added in Matrix v1.18.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct AccountModerationCapability {
         /// `true` when the caller may suspend and unsuspend accounts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +254,17 @@ pub mod get_capabilities {
         /// `true` when the caller may lock and unlock accounts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub lock: Option<bool>,
+    }
+    impl AccountModerationCapability {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { suspend: None, lock: None }
+        }
+    }
+    impl Default for AccountModerationCapability {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 }
 /// The operations of `api/client-server/capabilities.yaml`, served under `/_matrix/client/v3`.

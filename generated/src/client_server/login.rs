@@ -22,7 +22,19 @@ pub mod get_login_flows {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -42,6 +54,21 @@ pub mod get_login_flows {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::NotFound(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -58,12 +85,25 @@ pub mod get_login_flows {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The login types, in no particular order.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub flows: Option<Vec<LoginFlow>>,
     }
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { flows: None }
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct LoginFlow {
         /// A login type, such as `m.login.password`: the value of `type` in `POST /login`.
         #[serde(rename = "type")]
@@ -74,6 +114,15 @@ pub mod get_login_flows {
         /// Added in Matrix v1.7.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub get_login_token: Option<bool>,
+    }
+    impl LoginFlow {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(type_: String) -> Self {
+            Self {
+                type_,
+                get_login_token: None,
+            }
+        }
     }
 }
 /// Log in and get an access token.
@@ -103,9 +152,16 @@ pub mod login {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -134,6 +190,16 @@ pub mod login {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -156,6 +222,7 @@ pub mod login {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The login type: one of those `GET /login` lists.
         #[serde(rename = "type")]
@@ -196,7 +263,25 @@ pub mod login {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub refresh_token: Option<bool>,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(type_: String) -> Self {
+            Self {
+                type_,
+                identifier: None,
+                user: None,
+                medium: None,
+                address: None,
+                password: None,
+                token: None,
+                device_id: None,
+                initial_device_display_name: None,
+                refresh_token: None,
+            }
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The full Matrix user ID of the account.
         ///
@@ -227,6 +312,20 @@ pub mod login {
         /// would `/.well-known/matrix/client`, e.g. to switch to another base URL.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub well_known: Option<crate::types::Full>,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String, access_token: String, device_id: String) -> Self {
+            Self {
+                user_id,
+                access_token,
+                refresh_token: None,
+                expires_in_ms: None,
+                home_server: None,
+                device_id,
+                well_known: None,
+            }
+        }
     }
 }
 /// The operations of `api/client-server/login.yaml`, served under `/_matrix/client/v3`.

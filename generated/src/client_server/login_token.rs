@@ -33,9 +33,16 @@ pub mod generate_login_token {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -58,6 +65,26 @@ pub mod generate_login_token {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::BadRequest(body)
+        }
+    }
+    impl From<crate::types::AuthResponse> for Response {
+        fn from(body: crate::types::AuthResponse) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -77,17 +104,36 @@ pub mod generate_login_token {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub auth: Option<crate::types::AuthData>,
     }
+    impl RequestBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { auth: None }
+        }
+    }
+    impl Default for RequestBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The token, for `m.login.token`.
         pub login_token: String,
         /// Milliseconds until the token expires unused.
         pub expires_in_ms: i64,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(login_token: String, expires_in_ms: i64) -> Self {
+            Self { login_token, expires_in_ms }
+        }
     }
 }
 /// The operations of `api/client-server/login_token.yaml`, served under `/_matrix/client/v1`.

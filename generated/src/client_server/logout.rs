@@ -29,7 +29,19 @@ pub mod logout {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -44,6 +56,11 @@ pub mod logout {
     pub enum Response {
         /// The token is revoked.
         Ok(serde_json::Map<String, serde_json::Value>),
+    }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -80,7 +97,19 @@ pub mod logout_all {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -95,6 +124,11 @@ pub mod logout_all {
     pub enum Response {
         /// All the user's tokens are revoked.
         Ok(serde_json::Map<String, serde_json::Value>),
+    }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {

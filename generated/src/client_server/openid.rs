@@ -30,11 +30,21 @@ pub mod request_open_id_token {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The user to issue the token for: the authenticated caller.
         pub user_id: String,
         /// The request body.
         pub body: serde_json::Map<String, serde_json::Value>,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(
+            user_id: String,
+            body: serde_json::Map<String, serde_json::Value>,
+        ) -> Self {
+            Self { user_id, body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -58,6 +68,21 @@ pub mod request_open_id_token {
         Forbidden(crate::types::Error),
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
+    }
+    impl From<crate::types::OpenidToken> for Response {
+        fn from(body: crate::types::OpenidToken) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Forbidden(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {

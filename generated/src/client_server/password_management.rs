@@ -33,9 +33,16 @@ pub mod change_password {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -59,6 +66,26 @@ pub mod change_password {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::BadRequest(body)
+        }
+    }
+    impl From<crate::types::AuthResponse> for Response {
+        fn from(body: crate::types::AuthResponse) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -78,6 +105,7 @@ pub mod change_password {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The new password.
         pub new_password: String,
@@ -91,6 +119,16 @@ pub mod change_password {
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub auth: Option<crate::types::AuthData>,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(new_password: String) -> Self {
+            Self {
+                new_password,
+                logout_devices: default_request_body_logout_devices(),
+                auth: None,
+            }
+        }
     }
     crate::runtime::default_fns!(
         default_request_body_logout_devices, null_or_default_request_body_logout_devices,
@@ -120,9 +158,16 @@ pub mod request_token_to_reset_password_email {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestEmailValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestEmailValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -143,6 +188,11 @@ pub mod request_token_to_reset_password_email {
         BadRequest(crate::types::Error),
         /// The server does not accept this email address as a contact (`M_THREEPID_DENIED`).
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -183,9 +233,16 @@ pub mod request_token_to_reset_password_msisdn {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestMsisdnValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestMsisdnValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -206,6 +263,11 @@ pub mod request_token_to_reset_password_msisdn {
         BadRequest(crate::types::Error),
         /// The server does not accept this phone number as a contact (`M_THREEPID_DENIED`).
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {

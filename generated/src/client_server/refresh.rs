@@ -28,9 +28,16 @@ pub mod refresh {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -51,6 +58,21 @@ pub mod refresh {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -67,11 +89,19 @@ pub mod refresh {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// The refresh token.
         pub refresh_token: String,
     }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(refresh_token: String) -> Self {
+            Self { refresh_token }
+        }
+    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The new access token.
         pub access_token: String,
@@ -81,6 +111,16 @@ pub mod refresh {
         /// Milliseconds until the new access token expires. Absent: it does not expire.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub expires_in_ms: Option<i64>,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(access_token: String) -> Self {
+            Self {
+                access_token,
+                refresh_token: None,
+                expires_in_ms: None,
+            }
+        }
     }
 }
 /// The operations of `api/client-server/refresh.yaml`, served under `/_matrix/client/v3`.

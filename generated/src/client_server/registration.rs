@@ -41,11 +41,21 @@ pub mod register {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// Which kind of account to create. `user` when absent.
         pub kind: Kind,
         /// The request body.
         pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self {
+                kind: Kind::from("user"),
+                body,
+            }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -82,6 +92,21 @@ pub mod register {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::AuthResponse> for Response {
+        fn from(body: crate::types::AuthResponse) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -107,6 +132,7 @@ pub mod register {
         Kind { Guest = "guest", User = "user", }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct RequestBody {
         /// User-interactive authentication for this request. It proves the caller may do this; it does not set any credential of the account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,11 +161,31 @@ pub mod register {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub refresh_token: Option<bool>,
     }
+    impl RequestBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {
+                auth: None,
+                username: None,
+                password: None,
+                device_id: None,
+                initial_device_display_name: None,
+                inhibit_login: default_request_body_inhibit_login(),
+                refresh_token: None,
+            }
+        }
+    }
+    impl Default for RequestBody {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     crate::runtime::default_fns!(
         default_request_body_inhibit_login, null_or_default_request_body_inhibit_login,
         bool, false
     );
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The full Matrix user ID of the new account. It follows the user ID grammar.
         ///
@@ -169,6 +215,19 @@ pub mod register {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub device_id: Option<String>,
     }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String) -> Self {
+            Self {
+                user_id,
+                access_token: None,
+                refresh_token: None,
+                expires_in_ms: None,
+                home_server: None,
+                device_id: None,
+            }
+        }
+    }
 }
 /// Start validating an email address to be used at registration.
 ///
@@ -189,9 +248,16 @@ pub mod request_token_to_register_email {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestEmailValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestEmailValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -216,6 +282,11 @@ pub mod request_token_to_register_email {
         BadRequest(crate::types::Error),
         /// The server does not allow this email address to be bound.
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -252,9 +323,16 @@ pub mod request_token_to_register_msisdn {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The request body.
         pub body: crate::types::RequestMsisdnValidation,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: crate::types::RequestMsisdnValidation) -> Self {
+            Self { body }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -279,6 +357,11 @@ pub mod request_token_to_register_msisdn {
         BadRequest(crate::types::Error),
         /// The server does not allow this phone number to be bound.
         Forbidden(crate::types::Error),
+    }
+    impl From<crate::types::RequestTokenResponse> for Response {
+        fn from(body: crate::types::RequestTokenResponse) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -318,9 +401,16 @@ pub mod check_username_availability {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The username to check.
         pub username: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(username: String) -> Self {
+            Self { username }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -347,6 +437,21 @@ pub mod check_username_availability {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::BadRequest(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -363,10 +468,22 @@ pub mod check_username_availability {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// Always `true` in a 200 response.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub available: Option<bool>,
+    }
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { available: None }
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 }
 /// The operations of `api/client-server/registration.yaml`, served under `/_matrix/client/v3`.

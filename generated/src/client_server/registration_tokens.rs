@@ -26,9 +26,16 @@ pub mod registration_token_validity {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The registration token to check.
         pub token: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(token: String) -> Self {
+            Self { token }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -51,6 +58,21 @@ pub mod registration_token_validity {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Forbidden(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -67,9 +89,16 @@ pub mod registration_token_validity {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// `true` when the token can still be used to register.
         pub valid: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(valid: bool) -> Self {
+            Self { valid }
+        }
     }
 }
 /// The operations of `api/client-server/registration_tokens.yaml`, served under `/_matrix/client/v1`.

@@ -34,7 +34,19 @@ pub mod get_versions {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -50,6 +62,11 @@ pub mod get_versions {
         /// The supported versions.
         Ok(OkBody),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -60,12 +77,22 @@ pub mod get_versions {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The versions.
         pub versions: Vec<String>,
         /// Unstable features (named like MSC numbers or reverse domain names) mapped to whether the server enables them. Unlisted features are off.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub unstable_features: Option<std::collections::BTreeMap<String, bool>>,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(versions: Vec<String>) -> Self {
+            Self {
+                versions,
+                unstable_features: None,
+            }
+        }
     }
 }
 /// The operations of `api/client-server/versions.yaml`, served under `/_matrix/client`.

@@ -24,7 +24,19 @@ pub mod get_wellknown {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -41,6 +53,11 @@ pub mod get_wellknown {
         Ok(crate::types::Full),
         /// This domain publishes no discovery information.
         NotFound,
+    }
+    impl From<crate::types::Full> for Response {
+        fn from(body: crate::types::Full) -> Self {
+            Self::Ok(body)
+        }
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {

@@ -29,7 +29,19 @@ pub mod get_token_owner {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {}
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
             _req: &crate::runtime::Incoming,
@@ -51,6 +63,16 @@ pub mod get_token_owner {
         /// Rate limited. Wait `retry_after_ms` before trying again.
         TooManyRequests(crate::types::RateLimited),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::RateLimited> for Response {
+        fn from(body: crate::types::RateLimited) -> Self {
+            Self::TooManyRequests(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -70,6 +92,7 @@ pub mod get_token_owner {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The user the token belongs to.
         ///
@@ -86,6 +109,16 @@ pub mod get_token_owner {
         /// Added in Matrix v1.2.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub is_guest: Option<bool>,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String) -> Self {
+            Self {
+                user_id,
+                device_id: None,
+                is_guest: None,
+            }
+        }
     }
 }
 /// The operations of `api/client-server/whoami.yaml`, served under `/_matrix/client/v3`.

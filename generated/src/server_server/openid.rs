@@ -24,9 +24,16 @@ pub mod exchange_open_id_token {
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct Request {
         /// The OpenID token.
         pub access_token: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(access_token: String) -> Self {
+            Self { access_token }
+        }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
@@ -47,6 +54,16 @@ pub mod exchange_open_id_token {
         /// The token is unknown or expired (`M_UNKNOWN_TOKEN`).
         Unauthorized(crate::types::Error),
     }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl From<crate::types::Error> for Response {
+        fn from(body: crate::types::Error) -> Self {
+            Self::Unauthorized(body)
+        }
+    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -60,10 +77,17 @@ pub mod exchange_open_id_token {
         }
     }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
     pub struct OkBody {
         /// The Matrix user ID that requested the token. Callers must check that its server name is
         /// the server they asked.
         pub sub: String,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(sub: String) -> Self {
+            Self { sub }
+        }
     }
 }
 /// The operations of `api/server-server/openid.yaml`, served under `/_matrix/federation/v1`.

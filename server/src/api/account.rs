@@ -107,11 +107,8 @@ impl AccountDeactivationApi for Server {
         tracing::info!(user_id = caller.user_id, erase = body.erase, "deactivated");
         // The account's 3PIDs went with it. This server never binds them at an
         // identity server, so there was nothing to unbind there: success.
-        Ok(deactivate_account::Response::Ok(
-            deactivate_account::OkBody {
-                id_server_unbind_result: deactivate_account::OkBodyIdServerUnbindResult::Success,
-            },
-        ))
+        let unbind = deactivate_account::OkBodyIdServerUnbindResult::Success;
+        Ok(deactivate_account::OkBody::new(unbind).into())
     }
 }
 
@@ -121,10 +118,9 @@ impl WhoamiApi for Server {
         ctx: Context<Caller>,
         _request: get_token_owner::Request,
     ) -> Result<get_token_owner::Response, MatrixError> {
-        Ok(get_token_owner::Response::Ok(get_token_owner::OkBody {
-            user_id: ctx.auth.user_id,
-            device_id: Some(ctx.auth.device_id),
-            is_guest: Some(ctx.auth.is_guest),
-        }))
+        let mut body = get_token_owner::OkBody::new(ctx.auth.user_id);
+        body.device_id = Some(ctx.auth.device_id);
+        body.is_guest = Some(ctx.auth.is_guest);
+        Ok(body.into())
     }
 }

@@ -94,26 +94,21 @@ impl AdminApi for Server {
         let devices = devices
             .into_iter()
             .map(|d| {
-                let connection = get_who_is::ConnectionInfo {
-                    ip: d.last_seen_ip,
-                    last_seen: d.last_seen_ms,
-                    user_agent: d.user_agent,
-                };
-                let session = get_who_is::SessionInfo {
-                    connections: Some(vec![connection]),
-                };
-                (
-                    d.device_id,
-                    get_who_is::DeviceInfo {
-                        sessions: Some(vec![session]),
-                    },
-                )
+                let mut connection = get_who_is::ConnectionInfo::new();
+                connection.ip = d.last_seen_ip;
+                connection.last_seen = d.last_seen_ms;
+                connection.user_agent = d.user_agent;
+                let mut session = get_who_is::SessionInfo::new();
+                session.connections = Some(vec![connection]);
+                let mut device = get_who_is::DeviceInfo::new();
+                device.sessions = Some(vec![session]);
+                (d.device_id, device)
             })
             .collect();
-        Ok(get_who_is::Response::Ok(get_who_is::OkBody {
-            user_id: Some(request.user_id),
-            devices: Some(devices),
-        }))
+        let mut body = get_who_is::OkBody::new();
+        body.user_id = Some(request.user_id);
+        body.devices = Some(devices);
+        Ok(body.into())
     }
 
     async fn get_admin_suspend_user(
@@ -125,11 +120,7 @@ impl AdminApi for Server {
             .admin_target(&ctx.auth, &request.user_id, false)
             .await?
         {
-            Ok(u) => Ok(get_admin_suspend_user::Response::Ok(
-                get_admin_suspend_user::OkBody {
-                    suspended: u.suspended,
-                },
-            )),
+            Ok(u) => Ok(get_admin_suspend_user::OkBody::new(u.suspended).into()),
             Err(r) => refuse!(get_admin_suspend_user, r),
         }
     }
@@ -152,9 +143,7 @@ impl AdminApi for Server {
                     suspended,
                     "suspension changed"
                 );
-                Ok(set_admin_suspend_user::Response::Ok(
-                    set_admin_suspend_user::OkBody { suspended },
-                ))
+                Ok(set_admin_suspend_user::OkBody::new(suspended).into())
             }
             Err(r) => refuse!(set_admin_suspend_user, r),
         }
@@ -169,9 +158,7 @@ impl AdminApi for Server {
             .admin_target(&ctx.auth, &request.user_id, false)
             .await?
         {
-            Ok(u) => Ok(get_admin_lock_user::Response::Ok(
-                get_admin_lock_user::OkBody { locked: u.locked },
-            )),
+            Ok(u) => Ok(get_admin_lock_user::OkBody::new(u.locked).into()),
             Err(r) => refuse!(get_admin_lock_user, r),
         }
     }
@@ -194,9 +181,7 @@ impl AdminApi for Server {
                     locked,
                     "lock changed"
                 );
-                Ok(set_admin_lock_user::Response::Ok(
-                    set_admin_lock_user::OkBody { locked },
-                ))
+                Ok(set_admin_lock_user::OkBody::new(locked).into())
             }
             Err(r) => refuse!(set_admin_lock_user, r),
         }

@@ -6,6 +6,7 @@ use matrix_api::client_server::wellknown::{get_wellknown, WellknownApi};
 use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types::BooleanCapability;
 
+use super::well_known;
 use crate::service::{Caller, Server};
 
 impl VersionsApi for Server {
@@ -16,13 +17,10 @@ impl VersionsApi for Server {
     ) -> Result<get_versions::Response, MatrixError> {
         // Exactly what the generated API supports: derived from the release
         // api/ pins and its version annotations (see `matrix_api::SUPPORTED_VERSIONS`).
-        Ok(get_versions::Response::Ok(get_versions::OkBody {
-            versions: matrix_api::SUPPORTED_VERSIONS
-                .iter()
-                .map(|v| v.to_string())
-                .collect(),
-            unstable_features: Some(Default::default()),
-        }))
+        let versions = matrix_api::SUPPORTED_VERSIONS.iter().map(|v| v.to_string());
+        let mut body = get_versions::OkBody::new(versions.collect());
+        body.unstable_features = Some(Default::default());
+        Ok(body.into())
     }
 }
 
@@ -32,26 +30,18 @@ impl CapabilitiesApi for Server {
         ctx: Context<Caller>,
         _request: get_capabilities::Request,
     ) -> Result<get_capabilities::Response, MatrixError> {
-        let enabled = |enabled| Some(BooleanCapability { enabled });
+        let enabled = |enabled| Some(BooleanCapability::new(enabled));
         let admin = ctx.auth.is_admin;
-        Ok(get_capabilities::Response::Ok(get_capabilities::OkBody {
-            capabilities: get_capabilities::Capabilities {
-                m_change_password: enabled(!ctx.auth.is_guest),
-                m_forget_forced_upon_leave: None,
-                m_room_versions: None,
-                m_set_displayname: None,
-                m_set_avatar_url: None,
-                // No email or SMS delivery is configured, so no 3PID can be added.
-                m_3pid_changes: enabled(false),
-                m_get_login_token: enabled(!ctx.auth.is_guest),
-                m_profile_fields: None,
-                m_account_moderation: Some(get_capabilities::AccountModerationCapability {
-                    suspend: Some(admin),
-                    lock: Some(admin),
-                }),
-                extra: Default::default(),
-            },
-        }))
+        let mut moderation = get_capabilities::AccountModerationCapability::new();
+        moderation.suspend = Some(admin);
+        moderation.lock = Some(admin);
+        let mut capabilities = get_capabilities::Capabilities::new();
+        capabilities.m_change_password = enabled(!ctx.auth.is_guest);
+        // No email or SMS delivery is configured, so no 3PID can be added.
+        capabilities.m_3pid_changes = enabled(false);
+        capabilities.m_get_login_token = enabled(!ctx.auth.is_guest);
+        capabilities.m_account_moderation = Some(moderation);
+        Ok(get_capabilities::OkBody::new(capabilities).into())
     }
 }
 
@@ -62,13 +52,7 @@ impl WellknownApi for Server {
         _request: get_wellknown::Request,
     ) -> Result<get_wellknown::Response, MatrixError> {
         match &self.config.public_baseurl {
-            Some(base) => Ok(get_wellknown::Response::Ok(matrix_api::types::Full {
-                m_homeserver: matrix_api::types::Homeserver {
-                    base_url: base.clone(),
-                },
-                m_identity_server: None,
-                extra: Default::default(),
-            })),
+            Some(base) => Ok(well_known(base).into()),
             None => Err(MatrixError::not_found(
                 "No discovery information is configured",
             )),

@@ -9,7 +9,7 @@ use matrix_api::client_server::refresh::{refresh, RefreshApi};
 use matrix_api::runtime::{Context, MatrixError};
 use serde_json::Value;
 
-use super::error;
+use super::{error, well_known};
 use crate::crypto;
 use crate::ratelimit::{Action, Key};
 use crate::service::{check_device_id, locked};
@@ -104,16 +104,12 @@ impl LoginApi for Server {
         _ctx: Context<()>,
         _request: get_login_flows::Request,
     ) -> Result<get_login_flows::Response, MatrixError> {
-        let flow = |t: &str, token: Option<bool>| get_login_flows::LoginFlow {
-            type_: t.to_string(),
-            get_login_token: token,
-        };
-        Ok(get_login_flows::Response::Ok(get_login_flows::OkBody {
-            flows: Some(vec![
-                flow("m.login.password", None),
-                flow("m.login.token", Some(true)),
-            ]),
-        }))
+        let password = get_login_flows::LoginFlow::new("m.login.password".to_string());
+        let mut token = get_login_flows::LoginFlow::new("m.login.token".to_string());
+        token.get_login_token = Some(true);
+        let mut body = get_login_flows::OkBody::new();
+        body.flows = Some(vec![password, token]);
+        Ok(body.into())
     }
 
     async fn login(
@@ -191,26 +187,12 @@ impl LoginApi for Server {
             )
             .await?;
         tracing::info!(user_id, device_id = session.device_id, "logged in");
-        let well_known = self
-            .config
-            .public_baseurl
-            .as_ref()
-            .map(|base| matrix_api::types::Full {
-                m_homeserver: matrix_api::types::Homeserver {
-                    base_url: base.clone(),
-                },
-                m_identity_server: None,
-                extra: Default::default(),
-            });
-        Ok(login::Response::Ok(login::OkBody {
-            user_id,
-            access_token: session.access_token,
-            refresh_token: session.refresh_token,
-            expires_in_ms: session.expires_in_ms,
-            home_server: Some(self.config.server_name.clone()),
-            device_id: session.device_id,
-            well_known,
-        }))
+        let mut body = login::OkBody::new(user_id, session.access_token, session.device_id);
+        body.refresh_token = session.refresh_token;
+        body.expires_in_ms = session.expires_in_ms;
+        body.home_server = Some(self.config.server_name.clone());
+        body.well_known = self.config.public_baseurl.as_deref().map(well_known);
+        Ok(body.into())
     }
 }
 
@@ -246,12 +228,7 @@ impl LoginTokenApi for Server {
             .await
             .map_err(internal)?;
         self.complete_uia(session, &ctx.auth.user_id).await?;
-        Ok(generate_login_token::Response::Ok(
-            generate_login_token::OkBody {
-                login_token: token,
-                expires_in_ms: lifetime_ms,
-            },
-        ))
+        Ok(generate_login_token::OkBody::new(token, lifetime_ms).into())
     }
 }
 
@@ -320,10 +297,9 @@ impl RefreshApi for Server {
             }
             Refreshed::Locked => return Err(locked()),
         }
-        Ok(refresh::Response::Ok(refresh::OkBody {
-            access_token: access,
-            refresh_token: Some(new_refresh),
-            expires_in_ms: expires_ms.map(|e| e - now_ms()),
-        }))
+        let mut body = refresh::OkBody::new(access);
+        body.refresh_token = Some(new_refresh);
+        body.expires_in_ms = expires_ms.map(|e| e - now_ms());
+        Ok(body.into())
     }
 }

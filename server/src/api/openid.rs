@@ -4,6 +4,7 @@
 use matrix_api::client_server::openid::{request_open_id_token, ClientServerOpenidApi};
 use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::server_server::openid::{exchange_open_id_token, ServerServerOpenidApi};
+use matrix_api::types::OpenidToken;
 
 use crate::crypto;
 use crate::ratelimit::Action;
@@ -32,14 +33,9 @@ impl ClientServerOpenidApi for Server {
             )
             .await
             .map_err(internal)?;
-        Ok(request_open_id_token::Response::Ok(
-            matrix_api::types::OpenidToken {
-                access_token: token,
-                token_type: "Bearer".into(),
-                matrix_server_name: self.config.server_name.clone(),
-                expires_in: lifetime,
-            },
-        ))
+        let server_name = self.config.server_name.clone();
+        let body = OpenidToken::new(token, "Bearer".into(), server_name, lifetime);
+        Ok(body.into())
     }
 }
 
@@ -55,9 +51,7 @@ impl ServerServerOpenidApi for Server {
             .await
             .map_err(internal)?
         {
-            Some(sub) => Ok(exchange_open_id_token::Response::Ok(
-                exchange_open_id_token::OkBody { sub },
-            )),
+            Some(sub) => Ok(exchange_open_id_token::OkBody::new(sub).into()),
             None => Err(MatrixError::unknown_token(false)),
         }
     }

@@ -108,14 +108,13 @@ fn ok_body(server_name: &str, user_id: String, session: Option<Session>) -> regi
         ),
         None => (None, None, None, None),
     };
-    register::OkBody {
-        user_id,
-        access_token,
-        refresh_token,
-        expires_in_ms,
-        home_server: Some(server_name.to_string()),
-        device_id,
-    }
+    let mut body = register::OkBody::new(user_id);
+    body.access_token = access_token;
+    body.refresh_token = refresh_token;
+    body.expires_in_ms = expires_in_ms;
+    body.home_server = Some(server_name.to_string());
+    body.device_id = device_id;
+    body
 }
 
 impl RegistrationApi for Server {
@@ -248,11 +247,9 @@ impl RegistrationApi for Server {
         self.limit_address(Action::Availability, &ctx.request)?;
         let user_id = self.user_id_for(&request.username)?;
         self.check_free(&user_id).await?;
-        Ok(check_username_availability::Response::Ok(
-            check_username_availability::OkBody {
-                available: Some(true),
-            },
-        ))
+        let mut body = check_username_availability::OkBody::new();
+        body.available = Some(true);
+        Ok(body.into())
     }
 }
 
@@ -275,8 +272,6 @@ impl RegistrationTokensApi for Server {
             .await
             .map_err(internal)?;
         let valid = token.is_some_and(|t| t.usable(now_ms()));
-        Ok(registration_token_validity::Response::Ok(
-            registration_token_validity::OkBody { valid },
-        ))
+        Ok(registration_token_validity::OkBody::new(valid).into())
     }
 }

@@ -34,16 +34,18 @@ impl AdministrativeContactApi for Server {
             .map_err(internal)?;
         let threepids = threepids
             .into_iter()
-            .map(|t| get_account_3pids::ThirdPartyIdentifier {
-                medium: get_account_3pids::OkBodyThreepidsItemMedium::from(t.medium.as_str()),
-                address: t.address,
-                validated_at: t.validated_ms,
-                added_at: t.added_ms,
+            .map(|t| {
+                get_account_3pids::ThirdPartyIdentifier::new(
+                    get_account_3pids::OkBodyThreepidsItemMedium::from(t.medium.as_str()),
+                    t.address,
+                    t.validated_ms,
+                    t.added_ms,
+                )
             })
             .collect();
-        Ok(get_account_3pids::Response::Ok(get_account_3pids::OkBody {
-            threepids: Some(threepids),
-        }))
+        let mut body = get_account_3pids::OkBody::new();
+        body.threepids = Some(threepids);
+        Ok(body.into())
     }
 
     async fn post_3pids(
@@ -108,12 +110,8 @@ impl AdministrativeContactApi for Server {
             .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &b.address)
             .await
             .map_err(internal)?;
-        Ok(delete_3pid_from_account::Response::Ok(
-            delete_3pid_from_account::OkBody {
-                id_server_unbind_result:
-                    delete_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport,
-            },
-        ))
+        let unbind = delete_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport;
+        Ok(delete_3pid_from_account::OkBody::new(unbind).into())
     }
 
     async fn unbind_3pid_from_account(
@@ -121,12 +119,8 @@ impl AdministrativeContactApi for Server {
         _ctx: Context<Caller>,
         _request: unbind_3pid_from_account::Request,
     ) -> Result<unbind_3pid_from_account::Response, MatrixError> {
-        Ok(unbind_3pid_from_account::Response::Ok(
-            unbind_3pid_from_account::OkBody {
-                id_server_unbind_result:
-                    unbind_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport,
-            },
-        ))
+        let unbind = unbind_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport;
+        Ok(unbind_3pid_from_account::OkBody::new(unbind).into())
     }
 
     async fn request_token_to_3pid_email(
