@@ -10,7 +10,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use matrix_api::client_server::{login, logout, password_management, wellknown, whoami};
 use matrix_api::router::Dispatcher;
-use matrix_api::runtime::{MatrixError, Router, RouterConfig};
+use matrix_api::runtime::{MatrixError, Router, RouterConfig, UserId};
 use matrix_api::types;
 use matrix_tests::recording_api::{RecordingApi, UNSCRIPTED};
 use serde_json::{json, Value};
@@ -568,7 +568,8 @@ fn assert_cors(r: &Reply) {
 #[tokio::test]
 async fn success_variant_is_200_json_with_exactly_its_fields() {
     let h = harness();
-    let mut owner = whoami::get_token_owner::OkBody::new("@alice:example.org".into());
+    let mut owner =
+        whoami::get_token_owner::OkBody::new(UserId::parse("@alice:example.org").unwrap());
     owner.device_id = Some("DEV".into());
     h.api.reply(
         "get_token_owner",
@@ -812,7 +813,8 @@ mod oracle {
             if !present && p.required {
                 return Err((StatusCode::BAD_REQUEST, "M_MISSING_PARAM"));
             }
-            // The values sent (`\u{fffd}`, ``, `valid-q`, `%`) are only valid text.
+            // The values sent (`\u{fffd}`, ``, `valid-q`, `%`) are only valid text,
+            // none of them a valid identifier.
             if present && !text_like(api, &p.ty) {
                 return Err((StatusCode::BAD_REQUEST, "M_INVALID_PARAM"));
             }
@@ -1010,6 +1012,7 @@ async fn malformed_requests_get_their_documented_errors() {
         seen.into_iter().collect::<Vec<_>>(),
         [
             "M_BAD_JSON",
+            "M_INVALID_PARAM",
             "M_MISSING_PARAM",
             "M_MISSING_TOKEN",
             "M_NOT_JSON",

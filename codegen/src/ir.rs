@@ -154,6 +154,9 @@ pub enum Ty {
     /// A JSON object with arbitrary keys.
     Object,
     String,
+    /// A string of a Matrix identifier format (`format: mx-user-id` and friends):
+    /// the runtime's type for it, which validates when parsed.
+    Id(IdKind),
     Integer,
     Number,
     Boolean,
@@ -164,6 +167,54 @@ pub enum Ty {
     Vec(Box<Ty>),
     Map(Box<Ty>),
 }
+
+/// The Matrix identifier formats the runtime has a validating type for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    UserId,
+    ServerName,
+    RoomId,
+    RoomAlias,
+    EventId,
+}
+
+impl IdKind {
+    /// The kind a schema's `format` names, if it is an identifier format.
+    pub fn from_format(format: &str) -> Option<IdKind> {
+        Some(match format {
+            "mx-user-id" => IdKind::UserId,
+            "mx-server-name" => IdKind::ServerName,
+            "mx-room-id" => IdKind::RoomId,
+            "mx-room-alias" => IdKind::RoomAlias,
+            "mx-event-id" => IdKind::EventId,
+            _ => return None,
+        })
+    }
+
+    /// The runtime type's name.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            IdKind::UserId => "UserId",
+            IdKind::ServerName => "ServerName",
+            IdKind::RoomId => "RoomId",
+            IdKind::RoomAlias => "RoomAlias",
+            IdKind::EventId => "EventId",
+        }
+    }
+}
+
+/// String formats the generator knows and keeps as `String` (the format is an
+/// annotation in the docs): number formats, URIs, email addresses, MXC URIs and
+/// base64 text. Any other format is a warning.
+pub const PLAIN_STRING_FORMATS: &[&str] = &[
+    "int64",
+    "float",
+    "uri",
+    "email",
+    "mx-mxc-uri",
+    "mx-unpadded-base64",
+    "mx-urlsafe-unpadded-base64",
+];
 
 /// Where a type's definition is emitted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -109,7 +109,7 @@ fn every_unsupported_construct_is_an_error_at_its_pointer() {
         format!("{paths}/~1no_id/get: error: operation has no `operationId`"),
         format!("{paths}/~1no_in/get/parameters/0: error: parameter has no location (`in`): path, query or header"),
         format!("{paths}/~1no_responses/get: error: operation has no `responses`"),
-        format!("{paths}/~1object_param/get/parameters/0/schema: error: parameter type not supported: parameters must be strings, numbers, booleans, string enums or arrays of those"),
+        format!("{paths}/~1object_param/get/parameters/0/schema: error: parameter type not supported: parameters must be strings (identifiers too), numbers, booleans, string enums or arrays of those"),
         format!("{props}/all_of_string/allOf/1: error: `allOf` can only merge object schemas (or wrap a single `$ref`)"),
         format!("{props}/anchor_ref: error: `$ref: #anchor`: only JSON-pointer fragments (`#/...`) are supported"),
         keyword("$dynamicRef"),
@@ -169,6 +169,26 @@ fn an_undefined_security_scheme_is_a_warning_and_generation_goes_on() {
         operation.contains("(\"signedRequest\", crate::runtime::AuthScheme::Authorization(\"\"))"),
         "authenticated with the whole header:\n{operation}"
     );
+}
+
+#[test]
+fn an_unknown_string_format_is_a_warning_and_a_plain_string() {
+    let options = matrix_codegen::Options {
+        crate_name: "bad".into(),
+        standalone: false,
+        runtime_dir: None,
+    };
+    let out = matrix_codegen::generate(&bad().join("unknown_format"), &options)
+        .expect("a warning does not stop generation");
+    let warnings: Vec<String> = out.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["unknown_format/api.yaml#/paths/~1a/get/responses/200/content/application~1json/schema/properties/colour/format: warning: string format `css-colour` is not known: generated as a plain `String`"]
+    );
+    assert!(out
+        .files
+        .values()
+        .any(|t| t.contains("pub colour: Option<String>")));
 }
 
 #[test]

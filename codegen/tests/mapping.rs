@@ -2,7 +2,7 @@
 
 mod support;
 
-use matrix_codegen::ir::{Api, Module, SchemeKind, Status, Ty, TypeKind};
+use matrix_codegen::ir::{Api, IdKind, Module, SchemeKind, Status, Ty, TypeKind};
 use support::fixtures;
 
 fn lower(name: &str) -> Api {
@@ -242,4 +242,29 @@ fn operations_keep_parameters_bodies_statuses_and_security() {
         signed.security.schemes[0].kind,
         SchemeKind::Authorization(String::new())
     );
+}
+
+#[test]
+fn identifier_formats_are_identifier_types() {
+    let api = lower("identifiers");
+    let op = &api.files[0].operations[0];
+    let params: Vec<(&str, &Ty)> = op.params.iter().map(|p| (p.wire.as_str(), &p.ty)).collect();
+    assert_eq!(
+        params,
+        [
+            ("roomId", &Ty::Id(IdKind::RoomId)),
+            ("userId", &Ty::Id(IdKind::UserId)),
+            ("via", &Ty::Vec(Box::new(Ty::Id(IdKind::ServerName)))),
+        ]
+    );
+    let body = |wire: &str| field(&api, "OkBody", wire).ty.clone();
+    assert_eq!(body("user_id"), Ty::Id(IdKind::UserId));
+    assert_eq!(body("server"), Ty::Id(IdKind::ServerName));
+    assert_eq!(body("alias"), Ty::Id(IdKind::RoomAlias));
+    assert_eq!(body("last_event"), Ty::Id(IdKind::EventId));
+    // Known formats without a type of their own, and strings that differ only
+    // in format, stay strings.
+    assert_eq!(body("avatar"), Ty::String);
+    assert_eq!(body("homepage"), Ty::String);
+    assert_eq!(body("room"), Ty::String);
 }

@@ -232,6 +232,15 @@ pub fn msisdn_key(body: &matrix_api::types::RequestMsisdnValidation) -> String {
     format!("msisdn:{}:{digits}", body.country.to_ascii_uppercase())
 }
 
+/// A user ID the server stored or built itself, as the runtime's type. It is
+/// valid by construction, so a failure is the server's (`500`), not the client's.
+pub fn known_user_id(user_id: &str) -> Result<UserId, MatrixError> {
+    UserId::parse(user_id).map_err(|e| {
+        tracing::error!(user_id, error = %e, "a stored user ID does not parse");
+        MatrixError::unknown("Internal server error")
+    })
+}
+
 /// `401 M_USER_LOCKED`: the client keeps its state (`soft_logout`) and may log in
 /// again once an administrator unlocks the account.
 pub fn locked() -> MatrixError {

@@ -522,6 +522,9 @@ impl Walker<'_> {
 
     fn ty(&mut self, flow: Flow, at: &str, o: &Ty, n: &Ty) {
         match (o, n) {
+            // An identifier is a string with a format; formats are compared (and
+            // reported) on their own.
+            (Ty::String | Ty::Id(_), Ty::String | Ty::Id(_)) => {}
             (Ty::Option(a), Ty::Option(b)) => self.ty(flow, at, a, b),
             (Ty::Option(a), b) => {
                 self.push(
@@ -824,7 +827,7 @@ fn describe(api: &Api, ty: &Ty) -> String {
     match ty {
         Ty::Any => "value".into(),
         Ty::Object => "object".into(),
-        Ty::String => "string".into(),
+        Ty::String | Ty::Id(_) => "string".into(),
         Ty::Integer => "integer".into(),
         Ty::Number => "number".into(),
         Ty::Boolean => "boolean".into(),

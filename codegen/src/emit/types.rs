@@ -45,6 +45,10 @@ impl Emitter<'_> {
             Ty::Any => quote!(serde_json::Value),
             Ty::Object => quote!(serde_json::Map<String, serde_json::Value>),
             Ty::String => quote!(String),
+            Ty::Id(kind) => {
+                let name = format_ident!("{}", kind.type_name());
+                quote!(crate::runtime::#name)
+            }
             Ty::Integer => quote!(i64),
             Ty::Number => quote!(f64),
             Ty::Boolean => quote!(bool),

@@ -366,6 +366,7 @@ fn variant_name(ty: &Ty, type_names: &[String]) -> String {
         Ty::Any => "Value".into(),
         Ty::Object => "Object".into(),
         Ty::String => "String".into(),
+        Ty::Id(kind) => kind.type_name().into(),
         Ty::Integer => "Integer".into(),
         Ty::Number => "Number".into(),
         Ty::Boolean => "Boolean".into(),

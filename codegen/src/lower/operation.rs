@@ -155,7 +155,7 @@ impl Lowerer {
         if !rest_map && !self.param_type_ok(&ty) {
             self.loader.diags.push(
                 &schema_loc,
-                "parameter type not supported: parameters must be strings, numbers, booleans, string enums or arrays of those",
+                "parameter type not supported: parameters must be strings (identifiers too), numbers, booleans, string enums or arrays of those",
             );
         }
         let mut doc = text::doc(&p);
@@ -178,7 +178,7 @@ impl Lowerer {
 
     fn param_type_ok(&self, ty: &Ty) -> bool {
         match ty {
-            Ty::String | Ty::Integer | Ty::Number | Ty::Boolean => true,
+            Ty::String | Ty::Id(_) | Ty::Integer | Ty::Number | Ty::Boolean => true,
             Ty::Named(id) => matches!(self.api.types[*id].kind, TypeKind::StringEnum { .. }),
             Ty::Vec(inner) => !matches!(**inner, Ty::Vec(_)) && self.param_type_ok(inner),
             _ => false,

@@ -20,7 +20,9 @@ use serde_json::Value;
 
 use super::{names, text, Lowerer};
 use crate::diag::Location;
-use crate::ir::{EnumValue, Field, Module, Ty, TypeDef, TypeId, TypeKind, Variant};
+use crate::ir::{
+    EnumValue, Field, IdKind, Module, Ty, TypeDef, TypeId, TypeKind, Variant, PLAIN_STRING_FORMATS,
+};
 
 /// Where a type created for a schema goes and what it is called if it needs a name.
 #[derive(Clone)]
@@ -216,7 +218,7 @@ impl Lowerer {
                 Some(values) if values.iter().all(Value::is_string) => {
                     self.string_enum(at, v, values, ctx)
                 }
-                _ => Ty::String,
+                _ => self.string_format(at, v),
             },
             "integer" => Ty::Integer,
             "number" => Ty::Number,
@@ -233,6 +235,23 @@ impl Lowerer {
                 Ty::Any
             }
         }
+    }
+
+    /// A string, typed by its `format` when that names a Matrix identifier.
+    fn string_format(&mut self, at: &Location, v: &Value) -> Ty {
+        let Some(format) = v.get("format").and_then(Value::as_str) else {
+            return Ty::String;
+        };
+        if let Some(kind) = IdKind::from_format(format) {
+            return Ty::Id(kind);
+        }
+        if !PLAIN_STRING_FORMATS.contains(&format) {
+            self.loader.diags.warn(
+                &at.join("format"),
+                format!("string format `{format}` is not known: generated as a plain `String`"),
+            );
+        }
+        Ty::String
     }
 
     /// `type: [T, "null"]` and friends.
@@ -489,9 +508,16 @@ impl Lowerer {
             }
         }
         if variants.len() == 1 {
-            // Members that differ only in format or pattern (a room ID or a room
-            // alias) are one type.
+            // Members that differ only in pattern are one type.
             return variants.pop().map(|x| x.ty).unwrap_or(Ty::Any);
+        }
+        if variants
+            .iter()
+            .all(|x| matches!(x.ty, Ty::String | Ty::Id(_)))
+        {
+            // Strings that differ only in format (a room ID or a room alias) are
+            // one `String`: the value is whichever the client sent.
+            return Ty::String;
         }
         let id = self.new_def(at, v, ctx);
         self.finish_def(id, TypeKind::Untagged { variants });

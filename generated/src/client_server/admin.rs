@@ -205,11 +205,11 @@ pub mod get_admin_suspend_user {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
     }
     impl Request {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String) -> Self {
+        pub fn new(user_id: crate::runtime::UserId) -> Self {
             Self { user_id }
         }
     }
@@ -305,13 +305,13 @@ pub mod set_admin_suspend_user {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
         /// The request body.
         pub body: RequestBody,
     }
     impl Request {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String, body: RequestBody) -> Self {
+        pub fn new(user_id: crate::runtime::UserId, body: RequestBody) -> Self {
             Self { user_id, body }
         }
     }
@@ -420,11 +420,11 @@ pub mod get_admin_lock_user {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
     }
     impl Request {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String) -> Self {
+        pub fn new(user_id: crate::runtime::UserId) -> Self {
             Self { user_id }
         }
     }
@@ -520,13 +520,13 @@ pub mod set_admin_lock_user {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
         /// The request body.
         pub body: RequestBody,
     }
     impl Request {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String, body: RequestBody) -> Self {
+        pub fn new(user_id: crate::runtime::UserId, body: RequestBody) -> Self {
             Self { user_id, body }
         }
     }

@@ -287,7 +287,7 @@ pub mod login {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
         /// A token authorising further requests as this user.
         pub access_token: String,
         /// A token for obtaining a new access token from `/refresh` when this one expires.
@@ -305,7 +305,7 @@ pub mod login {
         /// Format: `mx-server-name`.
         /// **Deprecated.**
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub home_server: Option<String>,
+        pub home_server: Option<crate::runtime::ServerName>,
         /// The device the access token belongs to: the requested `device_id` when one was given.
         pub device_id: String,
         /// Client configuration from the server. When present the client should use it as it
@@ -315,7 +315,11 @@ pub mod login {
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String, access_token: String, device_id: String) -> Self {
+        pub fn new(
+            user_id: crate::runtime::UserId,
+            access_token: String,
+            device_id: String,
+        ) -> Self {
             Self {
                 user_id,
                 access_token,

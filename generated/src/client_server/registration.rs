@@ -191,7 +191,7 @@ pub mod register {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
         /// A token authorising further requests as this user. Present unless `inhibit_login` was `true`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub access_token: Option<String>,
@@ -210,14 +210,14 @@ pub mod register {
         /// Format: `mx-server-name`.
         /// **Deprecated.**
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub home_server: Option<String>,
+        pub home_server: Option<crate::runtime::ServerName>,
         /// The device the access token belongs to: the requested `device_id` when one was given. Present unless `inhibit_login` was `true`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub device_id: Option<String>,
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String) -> Self {
+        pub fn new(user_id: crate::runtime::UserId) -> Self {
             Self {
                 user_id,
                 access_token: None,

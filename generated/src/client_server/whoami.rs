@@ -98,7 +98,7 @@ pub mod get_token_owner {
         ///
         /// Format: `mx-user-id`.
         /// Pattern: `^@`.
-        pub user_id: String,
+        pub user_id: crate::runtime::UserId,
         /// The device the token belongs to. Absent for tokens without a device (e.g. application services).
         ///
         /// Added in Matrix v1.1.
@@ -112,7 +112,7 @@ pub mod get_token_owner {
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(user_id: String) -> Self {
+        pub fn new(user_id: crate::runtime::UserId) -> Self {
             Self {
                 user_id,
                 device_id: None,

@@ -9,7 +9,7 @@ use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
 use matrix_api::runtime::{Context, MatrixError};
 
 use crate::ratelimit::Action;
-use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
+use crate::service::{internal, known_user_id, medium_not_supported, msisdn_key, Caller, Server};
 use crate::store::LogoutDevices;
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 
@@ -118,7 +118,7 @@ impl WhoamiApi for Server {
         ctx: Context<Caller>,
         _request: get_token_owner::Request,
     ) -> Result<get_token_owner::Response, MatrixError> {
-        let mut body = get_token_owner::OkBody::new(ctx.auth.user_id);
+        let mut body = get_token_owner::OkBody::new(known_user_id(&ctx.auth.user_id)?);
         body.device_id = Some(ctx.auth.device_id);
         body.is_guest = Some(ctx.auth.is_guest);
         Ok(body.into())

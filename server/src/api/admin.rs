@@ -72,14 +72,14 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: get_who_is::Request,
     ) -> Result<get_who_is::Response, MatrixError> {
-        if !ctx.auth.is_admin && ctx.auth.user_id != request.user_id {
+        if !ctx.auth.is_admin && request.user_id != ctx.auth.user_id.as_str() {
             return Err(MatrixError::forbidden(
                 "Only server administrators may look up other users",
             ));
         }
         if self
             .store
-            .user(&request.user_id)
+            .user(request.user_id.as_str())
             .await
             .map_err(internal)?
             .is_none()
@@ -88,7 +88,7 @@ impl AdminApi for Server {
         }
         let devices = self
             .store
-            .devices(&request.user_id)
+            .devices(request.user_id.as_str())
             .await
             .map_err(internal)?;
         let devices = devices
@@ -117,7 +117,7 @@ impl AdminApi for Server {
         request: get_admin_suspend_user::Request,
     ) -> Result<get_admin_suspend_user::Response, MatrixError> {
         match self
-            .admin_target(&ctx.auth, &request.user_id, false)
+            .admin_target(&ctx.auth, request.user_id.as_str(), false)
             .await?
         {
             Ok(u) => Ok(get_admin_suspend_user::OkBody::new(u.suspended).into()),
@@ -130,7 +130,10 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_suspend_user::Request,
     ) -> Result<set_admin_suspend_user::Response, MatrixError> {
-        match self.admin_target(&ctx.auth, &request.user_id, true).await? {
+        match self
+            .admin_target(&ctx.auth, request.user_id.as_str(), true)
+            .await?
+        {
             Ok(u) => {
                 let suspended = request.body.suspended;
                 self.store
@@ -155,7 +158,7 @@ impl AdminApi for Server {
         request: get_admin_lock_user::Request,
     ) -> Result<get_admin_lock_user::Response, MatrixError> {
         match self
-            .admin_target(&ctx.auth, &request.user_id, false)
+            .admin_target(&ctx.auth, request.user_id.as_str(), false)
             .await?
         {
             Ok(u) => Ok(get_admin_lock_user::OkBody::new(u.locked).into()),
@@ -168,7 +171,10 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_lock_user::Request,
     ) -> Result<set_admin_lock_user::Response, MatrixError> {
-        match self.admin_target(&ctx.auth, &request.user_id, true).await? {
+        match self
+            .admin_target(&ctx.auth, request.user_id.as_str(), true)
+            .await?
+        {
             Ok(u) => {
                 let locked = request.body.locked;
                 self.store

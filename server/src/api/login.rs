@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{error, well_known};
 use crate::crypto;
 use crate::ratelimit::{Action, Key};
-use crate::service::{check_device_id, locked};
+use crate::service::{check_device_id, known_user_id, locked};
 use crate::service::{internal, Caller, Server};
 use crate::store::{now_ms, LogoutDevices, Refreshed};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
@@ -187,10 +187,14 @@ impl LoginApi for Server {
             )
             .await?;
         tracing::info!(user_id, device_id = session.device_id, "logged in");
-        let mut body = login::OkBody::new(user_id, session.access_token, session.device_id);
+        let mut body = login::OkBody::new(
+            known_user_id(&user_id)?,
+            session.access_token,
+            session.device_id,
+        );
         body.refresh_token = session.refresh_token;
         body.expires_in_ms = session.expires_in_ms;
-        body.home_server = Some(self.config.server_name.clone());
+        body.home_server = Some(self.server_name.clone());
         body.well_known = self.config.public_baseurl.as_deref().map(well_known);
         Ok(body.into())
     }

@@ -9,14 +9,14 @@ use matrix_api::client_server::registration::{
 use matrix_api::client_server::registration_tokens::{
     registration_token_validity, RegistrationTokensApi,
 };
-use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::runtime::{Context, MatrixError, ServerName};
 
 use super::error;
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::ratelimit::Action;
 use crate::service::{
-    check_device_id, internal, medium_not_supported, msisdn_key, Server, Session,
+    check_device_id, internal, known_user_id, medium_not_supported, msisdn_key, Server, Session,
 };
 use crate::store::now_ms;
 use crate::uia::{Uia, UiaSpec, DUMMY, REGISTRATION_TOKEN};
@@ -61,10 +61,10 @@ impl Server {
             )
             .await?;
         Ok(register::Response::Ok(ok_body(
-            &self.config.server_name,
-            user_id,
+            &self.server_name,
+            &user_id,
             Some(session),
-        )))
+        )?))
     }
 }
 
@@ -91,14 +91,18 @@ impl Server {
             )
         };
         Ok(register::Response::Ok(ok_body(
-            &self.config.server_name,
-            user_id,
+            &self.server_name,
+            &user_id,
             session,
-        )))
+        )?))
     }
 }
 
-fn ok_body(server_name: &str, user_id: String, session: Option<Session>) -> register::OkBody {
+fn ok_body(
+    server_name: &ServerName,
+    user_id: &str,
+    session: Option<Session>,
+) -> Result<register::OkBody, MatrixError> {
     let (device_id, access_token, refresh_token, expires_in_ms) = match session {
         Some(s) => (
             Some(s.device_id),
@@ -108,13 +112,13 @@ fn ok_body(server_name: &str, user_id: String, session: Option<Session>) -> regi
         ),
         None => (None, None, None, None),
     };
-    let mut body = register::OkBody::new(user_id);
+    let mut body = register::OkBody::new(known_user_id(user_id)?);
     body.access_token = access_token;
     body.refresh_token = refresh_token;
     body.expires_in_ms = expires_in_ms;
-    body.home_server = Some(server_name.to_string());
+    body.home_server = Some(server_name.clone());
     body.device_id = device_id;
-    body
+    Ok(body)
 }
 
 impl RegistrationApi for Server {
