@@ -673,6 +673,10 @@ both!(admins_lock_suspend_and_look_up_users, |s| {
         .unwrap()
         .to_string();
     let (user_id, token) = s.user("sam");
+    let other_device = s.login("sam", "correct horse").body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let lock = format!("/_matrix/client/v1/admin/lock/{user_id}");
     let r = s.put(&lock, Some(&token), json!({"locked": true}));
     assert_eq!(
@@ -690,6 +694,18 @@ both!(admins_lock_suspend_and_look_up_users, |s| {
         (401, "M_USER_LOCKED", &json!(true))
     );
     assert_eq!(s.get(&lock, Some(&admin)).body, json!({"locked": true}));
+    // Locked, but still allowed to log out (the generated METADATA.lock_exempt).
+    let out = s.request(
+        "POST",
+        "/_matrix/client/v3/logout",
+        Some(&other_device),
+        None,
+    );
+    assert_eq!(out.status, 200, "{out:?}");
+    assert_eq!(
+        s.get(WHOAMI, Some(&other_device)).errcode(),
+        "M_UNKNOWN_TOKEN"
+    );
     s.put(&lock, Some(&admin), json!({"locked": false}));
     assert_eq!(s.get(WHOAMI, Some(&token)).status, 200);
     let suspend = format!("/_matrix/client/v1/admin/suspend/{user_id}");

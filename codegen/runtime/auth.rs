@@ -38,6 +38,9 @@ pub struct Metadata {
     pub rate_limited: bool,
     pub added_in: Option<&'static str>,
     pub deprecated: bool,
+    /// A locked account may still call it (the spec's account-locking section:
+    /// only the logout operations); everything else answers `401 M_USER_LOCKED`.
+    pub lock_exempt: bool,
 }
 
 /// A credential found in a request, with the name of the scheme that found it

@@ -25,7 +25,8 @@ pub struct RequestInfo {
     pub path: String,
     pub headers: HeaderMap,
     pub remote_addr: Option<SocketAddr>,
-    pub operation_id: &'static str,
+    /// The operation the request was routed to (its generated `METADATA`).
+    pub operation: &'static super::auth::Metadata,
 }
 
 /// A request matched to an operation, its body read (within the size limit).

@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
-use super::auth::{find_credential, Authenticator, Context, Security};
+use super::auth::{find_credential, Authenticator, Context, Metadata, Security};
 use super::error::MatrixError;
 use super::request::{FromRequest, Incoming, RemoteAddr, RequestInfo};
 use super::response::{self, HttpResponse, IntoResponse};
@@ -32,7 +32,8 @@ pub struct Route {
     pub method: Method,
     pub base: &'static str,
     pub segments: &'static [Seg],
-    pub operation_id: &'static str,
+    /// The operation's generated `METADATA`.
+    pub metadata: &'static Metadata,
     /// Index of the operation for [`Dispatch::call`].
     pub op: usize,
 }
@@ -109,7 +110,7 @@ impl<D: Dispatch> Router<D> {
             return response::empty(StatusCode::NO_CONTENT);
         }
         let path = req.uri().path().to_owned();
-        let (op, operation_id, path_params) = match self.match_route(req.method(), &path) {
+        let (op, operation, path_params) = match self.match_route(req.method(), &path) {
             Ok(found) => found,
             Err(e) => return e.into_response(),
         };
@@ -150,7 +151,7 @@ impl<D: Dispatch> Router<D> {
                 path,
                 headers: parts.headers,
                 remote_addr,
-                operation_id,
+                operation,
             },
             path_params,
             query,
@@ -165,7 +166,7 @@ impl<D: Dispatch> Router<D> {
         &self,
         method: &Method,
         path: &str,
-    ) -> Result<(usize, &'static str, Vec<String>), MatrixError> {
+    ) -> Result<(usize, &'static Metadata, Vec<String>), MatrixError> {
         let legacy;
         let path = match path.strip_prefix(LEGACY_PREFIX) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => {
@@ -195,7 +196,7 @@ impl<D: Dispatch> Router<D> {
                         .map_err(|_| MatrixError::invalid_param("path parameter is not UTF-8"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok((route.op, route.operation_id, decoded));
+            return Ok((route.op, route.metadata, decoded));
         }
         if path_matched {
             Err(MatrixError::unrecognized(

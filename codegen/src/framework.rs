@@ -31,6 +31,12 @@ pub struct FrameworkResponse {
 /// locking": every API but these answers `401 M_USER_LOCKED`).
 const LOCK_EXEMPT: &[&str] = &["logout", "logout_all"];
 
+/// Whether a locked account may still call `op`: the generated `METADATA` says so
+/// (`lock_exempt`), so an authenticator reads it instead of comparing names.
+pub fn lock_exempt(op: &Operation) -> bool {
+    LOCK_EXEMPT.contains(&op.operation_id.as_str())
+}
+
 /// The statuses the router (with the implementation's authenticator) can answer
 /// for `op` without the implementation's operation being called, in status order:
 ///
@@ -103,7 +109,7 @@ pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
         });
         codes.push("M_UNKNOWN_TOKEN");
         what.push("an unknown, revoked or expired access token (`M_UNKNOWN_TOKEN`, with `soft_logout` when it expired)");
-        if !LOCK_EXEMPT.contains(&op.operation_id.as_str()) {
+        if !lock_exempt(op) {
             codes.push("M_USER_LOCKED");
             what.push("the token's account is locked (`M_USER_LOCKED`, with `soft_logout: true`)");
         }

@@ -163,7 +163,7 @@ fn an_undefined_security_scheme_is_a_warning_and_generation_goes_on() {
     let operation = out
         .files
         .values()
-        .find(|t| t.contains("pub const METADATA"))
+        .find(|t| t.contains("pub static METADATA"))
         .unwrap();
     assert!(
         operation.contains("(\"signedRequest\", crate::runtime::AuthScheme::Authorization(\"\"))"),

@@ -71,7 +71,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
         ],
-        operation_id: "getAccount3PIDs",
+        metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
         op: 6usize,
     },
     crate::runtime::Route {
@@ -81,7 +81,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
         ],
-        operation_id: "post3PIDs",
+        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
         op: 7usize,
     },
     crate::runtime::Route {
@@ -92,7 +92,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("add"),
         ],
-        operation_id: "add3PID",
+        metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
         op: 8usize,
     },
     crate::runtime::Route {
@@ -103,7 +103,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("bind"),
         ],
-        operation_id: "bind3PID",
+        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
         op: 9usize,
     },
     crate::runtime::Route {
@@ -114,7 +114,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("delete"),
         ],
-        operation_id: "delete3pidFromAccount",
+        metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
         op: 10usize,
     },
     crate::runtime::Route {
@@ -126,7 +126,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenTo3PIDEmail",
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
         op: 12usize,
     },
     crate::runtime::Route {
@@ -138,7 +138,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("msisdn"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenTo3PIDMSISDN",
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
         op: 13usize,
     },
     crate::runtime::Route {
@@ -149,7 +149,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("unbind"),
         ],
-        operation_id: "unbind3pidFromAccount",
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
         op: 11usize,
     },
     crate::runtime::Route {
@@ -159,7 +159,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("deactivate"),
         ],
-        operation_id: "deactivateAccount",
+        metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
         op: 0usize,
     },
     crate::runtime::Route {
@@ -169,7 +169,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("password"),
         ],
-        operation_id: "changePassword",
+        metadata: &crate::client_server::password_management::change_password::METADATA,
         op: 21usize,
     },
     crate::runtime::Route {
@@ -181,7 +181,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenToResetPasswordEmail",
+        metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
         op: 22usize,
     },
     crate::runtime::Route {
@@ -193,7 +193,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("msisdn"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenToResetPasswordMSISDN",
+        metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
         op: 23usize,
     },
     crate::runtime::Route {
@@ -203,28 +203,28 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("whoami"),
         ],
-        operation_id: "getTokenOwner",
+        metadata: &crate::client_server::whoami::get_token_owner::METADATA,
         op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
-        operation_id: "getCapabilities",
+        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
         op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
-        operation_id: "getLoginFlows",
+        metadata: &crate::client_server::login::get_login_flows::METADATA,
         op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
-        operation_id: "login",
+        metadata: &crate::client_server::login::login::METADATA,
         op: 16usize,
     },
     crate::runtime::Route {
@@ -234,21 +234,21 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("login"),
             crate::runtime::Seg::Lit("get_token"),
         ],
-        operation_id: "generateLoginToken",
+        metadata: &crate::client_server::login_token::generate_login_token::METADATA,
         op: 17usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
-        operation_id: "logout",
+        metadata: &crate::client_server::logout::logout::METADATA,
         op: 18usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
-        operation_id: "logout_all",
+        metadata: &crate::client_server::logout::logout_all::METADATA,
         op: 19usize,
     },
     crate::runtime::Route {
@@ -258,7 +258,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("matrix"),
             crate::runtime::Seg::Lit("client"),
         ],
-        operation_id: "getWellknown",
+        metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
         op: 31usize,
     },
     crate::runtime::Route {
@@ -268,21 +268,21 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("openid"),
             crate::runtime::Seg::Lit("userinfo"),
         ],
-        operation_id: "exchangeOpenIdToken",
+        metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
         op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
-        operation_id: "refresh",
+        metadata: &crate::client_server::refresh::refresh::METADATA,
         op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
-        operation_id: "register",
+        metadata: &crate::client_server::registration::register::METADATA,
         op: 25usize,
     },
     crate::runtime::Route {
@@ -292,7 +292,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("register"),
             crate::runtime::Seg::Lit("available"),
         ],
-        operation_id: "checkUsernameAvailability",
+        metadata: &crate::client_server::registration::check_username_availability::METADATA,
         op: 28usize,
     },
     crate::runtime::Route {
@@ -303,7 +303,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenToRegisterEmail",
+        metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
         op: 26usize,
     },
     crate::runtime::Route {
@@ -314,7 +314,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("m.login.registration_token"),
             crate::runtime::Seg::Lit("validity"),
         ],
-        operation_id: "registrationTokenValidity",
+        metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
         op: 29usize,
     },
     crate::runtime::Route {
@@ -325,7 +325,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("msisdn"),
             crate::runtime::Seg::Lit("requestToken"),
         ],
-        operation_id: "requestTokenToRegisterMSISDN",
+        metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
         op: 27usize,
     },
     crate::runtime::Route {
@@ -337,7 +337,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("openid"),
             crate::runtime::Seg::Lit("request_token"),
         ],
-        operation_id: "requestOpenIdToken",
+        metadata: &crate::client_server::openid::request_open_id_token::METADATA,
         op: 20usize,
     },
     crate::runtime::Route {
@@ -349,7 +349,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("lock"),
             crate::runtime::Seg::Param,
         ],
-        operation_id: "getAdminLockUser",
+        metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
         op: 4usize,
     },
     crate::runtime::Route {
@@ -361,7 +361,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("lock"),
             crate::runtime::Seg::Param,
         ],
-        operation_id: "setAdminLockUser",
+        metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
         op: 5usize,
     },
     crate::runtime::Route {
@@ -373,7 +373,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("suspend"),
             crate::runtime::Seg::Param,
         ],
-        operation_id: "getAdminSuspendUser",
+        metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
         op: 2usize,
     },
     crate::runtime::Route {
@@ -385,7 +385,7 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("suspend"),
             crate::runtime::Seg::Param,
         ],
-        operation_id: "setAdminSuspendUser",
+        metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
         op: 3usize,
     },
     crate::runtime::Route {
@@ -397,14 +397,14 @@ static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whois"),
             crate::runtime::Seg::Param,
         ],
-        operation_id: "getWhoIs",
+        metadata: &crate::client_server::admin::get_who_is::METADATA,
         op: 1usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
-        operation_id: "getVersions",
+        metadata: &crate::client_server::versions::get_versions::METADATA,
         op: 30usize,
     },
 ];

@@ -344,7 +344,7 @@ mod tests {
             path: "/".into(),
             headers,
             remote_addr: Some(peer.parse().unwrap()),
-            operation_id: "x",
+            operation: &matrix_api::client_server::login::login::METADATA,
         }
     }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use matrix_api::client_server::logout::{logout, logout_all};
 use matrix_api::runtime::{
     Authenticator, Credential, MatrixError, RequestInfo, ServerName, UserId,
 };
@@ -286,11 +285,8 @@ impl Authenticator for Server {
             // Expired, not revoked: the client may refresh and keep its state.
             return Err(MatrixError::unknown_token(true));
         }
-        // A locked user may still log out.
-        let op = credential.request.operation_id;
-        let logging_out =
-            op == logout::METADATA.operation_id || op == logout_all::METADATA.operation_id;
-        if owner.locked && !logging_out {
+        // A locked user may still log out (the generated metadata says where).
+        if owner.locked && !credential.request.operation.lock_exempt {
             return Err(locked());
         }
         if owner.retires_predecessor {

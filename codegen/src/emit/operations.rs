@@ -105,9 +105,11 @@ impl Emitter<'_> {
             None => quote!(None),
         };
         let deprecated = op.doc.deprecated;
+        let lock_exempt = crate::framework::lock_exempt(op);
         quote! {
-            /// What the spec says about this operation besides its types.
-            pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+            /// What the spec says about this operation besides its types (a
+            /// `static`, so the route table and each request can point at it).
+            pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
                 operation_id: #id,
                 method: http::Method::#method,
                 path: #path,
@@ -115,6 +117,7 @@ impl Emitter<'_> {
                 rate_limited: #rate_limited,
                 added_in: #added_in,
                 deprecated: #deprecated,
+                lock_exempt: #lock_exempt,
             };
         }
     }

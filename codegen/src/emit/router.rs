@@ -22,7 +22,6 @@ impl Emitter<'_> {
                 let op_path = quote!(crate #(::#segs)* ::#name);
                 let method = format_ident!("{}", op.method);
                 let base = &file.base_path;
-                let id = &op.operation_id;
                 let mut key = Vec::new();
                 let segments: Vec<TokenStream> = op
                     .path
@@ -46,7 +45,7 @@ impl Emitter<'_> {
                             method: http::Method::#method,
                             base: #base,
                             segments: &[#(#segments),*],
-                            operation_id: #id,
+                            metadata: &#op_path::METADATA,
                             op: #i,
                         }
                     },

@@ -12,8 +12,9 @@
 /// can (see `id_server`), and reports how that went in `id_server_unbind_result`. With `erase`,
 /// it additionally forgets the user's content as far as it can.
 pub mod deactivate_account {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "deactivateAccount",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/deactivate",
@@ -30,6 +31,7 @@ pub mod deactivate_account {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -8,8 +8,9 @@
 /// Returns the devices, sessions and connections of a user. Servers may restrict it to
 /// server administrators, or allow users to query themselves.
 pub mod get_who_is {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getWhoIs",
         method: http::Method::GET,
         path: "/_matrix/client/v3/admin/whois/{userId}",
@@ -26,6 +27,7 @@ pub mod get_who_is {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -178,8 +180,9 @@ pub mod get_who_is {
 ///
 /// Added in Matrix v1.18.
 pub mod get_admin_suspend_user {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getAdminSuspendUser",
         method: http::Method::GET,
         path: "/_matrix/client/v1/admin/suspend/{userId}",
@@ -196,6 +199,7 @@ pub mod get_admin_suspend_user {
         rate_limited: false,
         added_in: Some("1.18"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -278,8 +282,9 @@ pub mod get_admin_suspend_user {
 ///
 /// Added in Matrix v1.18.
 pub mod set_admin_suspend_user {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "setAdminSuspendUser",
         method: http::Method::PUT,
         path: "/_matrix/client/v1/admin/suspend/{userId}",
@@ -296,6 +301,7 @@ pub mod set_admin_suspend_user {
         rate_limited: false,
         added_in: Some("1.18"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -393,8 +399,9 @@ pub mod set_admin_suspend_user {
 ///
 /// Added in Matrix v1.18.
 pub mod get_admin_lock_user {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getAdminLockUser",
         method: http::Method::GET,
         path: "/_matrix/client/v1/admin/lock/{userId}",
@@ -411,6 +418,7 @@ pub mod get_admin_lock_user {
         rate_limited: false,
         added_in: Some("1.18"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -493,8 +501,9 @@ pub mod get_admin_lock_user {
 ///
 /// Added in Matrix v1.18.
 pub mod set_admin_lock_user {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "setAdminLockUser",
         method: http::Method::PUT,
         path: "/_matrix/client/v1/admin/lock/{userId}",
@@ -511,6 +520,7 @@ pub mod set_admin_lock_user {
         rate_limited: false,
         added_in: Some("1.18"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

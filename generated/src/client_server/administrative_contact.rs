@@ -9,8 +9,9 @@
 /// associates with the account. These are the homeserver's own records, used for password
 /// reset and notifications; identity-server bindings are separate.
 pub mod get_account_3pids {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getAccount3PIDs",
         method: http::Method::GET,
         path: "/_matrix/client/v3/account/3pid",
@@ -27,6 +28,7 @@ pub mod get_account_3pids {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -135,8 +137,9 @@ pub mod get_account_3pids {
 ///
 /// **Deprecated.**
 pub mod post_3pids {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "post3PIDs",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid",
@@ -153,6 +156,7 @@ pub mod post_3pids {
         rate_limited: false,
         added_in: None,
         deprecated: true,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -276,8 +280,9 @@ pub mod post_3pids {
 /// `/account/3pid/*/requestToken` session, to the account. Uses user-interactive
 /// authentication. Does not bind the identifier at an identity server.
 pub mod add_3pid {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "add3PID",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/add",
@@ -294,6 +299,7 @@ pub mod add_3pid {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -396,8 +402,9 @@ pub mod add_3pid {
 /// server, to the caller's user ID there. The homeserver records the identity server so that
 /// deactivation can unbind it later. Does not add the identifier to the account.
 pub mod bind_3pid {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "bind3PID",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/bind",
@@ -414,6 +421,7 @@ pub mod bind_3pid {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -512,8 +520,9 @@ pub mod bind_3pid {
 /// Removes a third-party identifier from the account and tries to unbind it from the
 /// identity server it was bound through (or `id_server`).
 pub mod delete_3pid_from_account {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "delete3pidFromAccount",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/delete",
@@ -530,6 +539,7 @@ pub mod delete_3pid_from_account {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -633,8 +643,9 @@ pub mod delete_3pid_from_account {
 /// Unbinds a third-party identifier of the caller from an identity server. The homeserver
 /// keeps it on the account.
 pub mod unbind_3pid_from_account {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "unbind3pidFromAccount",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/unbind",
@@ -651,6 +662,7 @@ pub mod unbind_3pid_from_account {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -746,8 +758,9 @@ pub mod unbind_3pid_from_account {
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
 pub mod request_token_to_3pid_email {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenTo3PIDEmail",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/email/requestToken",
@@ -758,6 +771,7 @@ pub mod request_token_to_3pid_email {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -820,8 +834,9 @@ pub mod request_token_to_3pid_email {
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
 pub mod request_token_to_3pid_msisdn {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenTo3PIDMSISDN",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/3pid/msisdn/requestToken",
@@ -832,6 +847,7 @@ pub mod request_token_to_3pid_msisdn {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

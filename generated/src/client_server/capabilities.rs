@@ -7,8 +7,9 @@
 ///
 /// Lists the server's optional features and limits, as they apply to the caller.
 pub mod get_capabilities {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getCapabilities",
         method: http::Method::GET,
         path: "/_matrix/client/v3/capabilities",
@@ -25,6 +26,7 @@ pub mod get_capabilities {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

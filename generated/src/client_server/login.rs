@@ -7,8 +7,9 @@
 ///
 /// Lists the login types this server accepts. The client picks one and uses it with `POST /login`.
 pub mod get_login_flows {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getLoginFlows",
         method: http::Method::GET,
         path: "/_matrix/client/v3/login",
@@ -19,6 +20,7 @@ pub mod get_login_flows {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -137,8 +139,9 @@ pub mod get_login_flows {
 /// of that device may be revoked.
 #[allow(clippy::module_inception)]
 pub mod login {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "login",
         method: http::Method::POST,
         path: "/_matrix/client/v3/login",
@@ -149,6 +152,7 @@ pub mod login {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -12,8 +12,9 @@
 ///
 /// Added in Matrix v1.7.
 pub mod generate_login_token {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "generateLoginToken",
         method: http::Method::POST,
         path: "/_matrix/client/v1/login/get_token",
@@ -30,6 +31,7 @@ pub mod generate_login_token {
         rate_limited: true,
         added_in: Some("1.7"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -8,8 +8,9 @@
 /// Revokes the access token used for this request and deletes its device, with the device's end-to-end keys.
 #[allow(clippy::module_inception)]
 pub mod logout {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "logout",
         method: http::Method::POST,
         path: "/_matrix/client/v3/logout",
@@ -26,6 +27,7 @@ pub mod logout {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +78,9 @@ pub mod logout {
 ///
 /// Revokes all access tokens of the user, the one of this request included, and deletes all their devices.
 pub mod logout_all {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "logout_all",
         method: http::Method::POST,
         path: "/_matrix/client/v3/logout/all",
@@ -94,6 +97,7 @@ pub mod logout_all {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -9,8 +9,9 @@
 /// checks it at the homeserver's federation `/openid/userinfo` endpoint to learn the caller's
 /// user ID. The token is good for nothing else.
 pub mod request_open_id_token {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestOpenIdToken",
         method: http::Method::POST,
         path: "/_matrix/client/v3/user/{userId}/openid/request_token",
@@ -27,6 +28,7 @@ pub mod request_open_id_token {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -12,8 +12,9 @@
 /// an email address bound to the account (`m.login.email.identity`), which resets that
 /// account's password.
 pub mod change_password {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "changePassword",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/password",
@@ -30,6 +31,7 @@ pub mod change_password {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -143,8 +145,9 @@ pub mod change_password {
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
 pub mod request_token_to_reset_password_email {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenToResetPasswordEmail",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/password/email/requestToken",
@@ -155,6 +158,7 @@ pub mod request_token_to_reset_password_email {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -218,8 +222,9 @@ pub mod request_token_to_reset_password_email {
 ///
 /// A server that cannot send messages to this medium answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`.
 pub mod request_token_to_reset_password_msisdn {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenToResetPasswordMSISDN",
         method: http::Method::POST,
         path: "/_matrix/client/v3/account/password/msisdn/requestToken",
@@ -230,6 +235,7 @@ pub mod request_token_to_reset_password_msisdn {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -13,8 +13,9 @@
 /// Added in Matrix v1.3.
 #[allow(clippy::module_inception)]
 pub mod refresh {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "refresh",
         method: http::Method::POST,
         path: "/_matrix/client/v3/refresh",
@@ -25,6 +26,7 @@ pub mod refresh {
         rate_limited: true,
         added_in: Some("1.3"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

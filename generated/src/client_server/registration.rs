@@ -26,8 +26,9 @@
 /// `M_APPSERVICE_LOGIN_UNSUPPORTED`. Since v1.18 OAuth 2.0 aware clients must use
 /// `/login/sso/redirect` with `action=register` instead when the server prefers OAuth.
 pub mod register {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "register",
         method: http::Method::POST,
         path: "/_matrix/client/v3/register",
@@ -38,6 +39,7 @@ pub mod register {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -233,8 +235,9 @@ pub mod register {
 ///
 /// The server checks that no account uses this email address yet, then validates it: by sending a message itself or through a service it controls.
 pub mod request_token_to_register_email {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenToRegisterEmail",
         method: http::Method::POST,
         path: "/_matrix/client/v3/register/email/requestToken",
@@ -245,6 +248,7 @@ pub mod request_token_to_register_email {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -308,8 +312,9 @@ pub mod request_token_to_register_email {
 ///
 /// The server checks that no account uses this phone number yet, then validates it: by sending a message itself or through a service it controls.
 pub mod request_token_to_register_msisdn {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "requestTokenToRegisterMSISDN",
         method: http::Method::POST,
         path: "/_matrix/client/v3/register/msisdn/requestToken",
@@ -320,6 +325,7 @@ pub mod request_token_to_register_msisdn {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -386,8 +392,9 @@ pub mod request_token_to_register_msisdn {
 ///
 /// The answer reserves nothing: the name may be taken before the client registers it.
 pub mod check_username_availability {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "checkUsernameAvailability",
         method: http::Method::GET,
         path: "/_matrix/client/v3/register/available",
@@ -398,6 +405,7 @@ pub mod check_username_availability {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

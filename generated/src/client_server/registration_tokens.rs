@@ -11,8 +11,9 @@
 ///
 /// Added in Matrix v1.2.
 pub mod registration_token_validity {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "registrationTokenValidity",
         method: http::Method::GET,
         path: "/_matrix/client/v1/register/m.login.registration_token/validity",
@@ -23,6 +24,7 @@ pub mod registration_token_validity {
         rate_limited: true,
         added_in: Some("1.2"),
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -13,8 +13,9 @@
 ///
 /// Changed in Matrix v1.10: Authentication became optional; the answer may differ for authenticated callers.
 pub mod get_versions {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getVersions",
         method: http::Method::GET,
         path: "/_matrix/client/versions",
@@ -31,6 +32,7 @@ pub mod get_versions {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

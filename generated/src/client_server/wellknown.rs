@@ -9,8 +9,9 @@
 /// server) are. Keys outside the spec use reverse domain notation. Served without
 /// authentication, with CORS headers.
 pub mod get_wellknown {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getWellknown",
         method: http::Method::GET,
         path: "/.well-known/matrix/client",
@@ -21,6 +22,7 @@ pub mod get_wellknown {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -8,8 +8,9 @@
 /// Returns the user (and device) the access token belongs to. An application service may
 /// ask on behalf of a user it masquerades as; the server then checks it may.
 pub mod get_token_owner {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "getTokenOwner",
         method: http::Method::GET,
         path: "/_matrix/client/v3/account/whoami",
@@ -26,6 +27,7 @@ pub mod get_token_owner {
         rate_limited: true,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

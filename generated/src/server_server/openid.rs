@@ -9,8 +9,9 @@
 /// `/user/{userId}/openid/request_token`). Third-party services call it to learn who a
 /// user is; the token authenticates nothing else.
 pub mod exchange_open_id_token {
-    /// What the spec says about this operation besides its types.
-    pub const METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
         operation_id: "exchangeOpenIdToken",
         method: http::Method::GET,
         path: "/_matrix/federation/v1/openid/userinfo",
@@ -21,6 +22,7 @@ pub mod exchange_open_id_token {
         rate_limited: false,
         added_in: None,
         deprecated: false,
+        lock_exempt: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
