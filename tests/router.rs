@@ -10,18 +10,35 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use matrix_api::client_server::{login, logout, password_management, wellknown, whoami};
 use matrix_api::router::Dispatcher;
+use matrix_api::runtime::testing::{Stub, UNSCRIPTED};
+use matrix_api::runtime::{Authenticator, Credential};
 use matrix_api::runtime::{MatrixError, Router, RouterConfig, UserId};
 use matrix_api::types;
-use matrix_tests::recording_api::{RecordingApi, UNSCRIPTED};
 use serde_json::{json, Value};
 
+/// Tokens are valid when they start with `valid-`; the caller is
+/// `<scheme>:<rest of the token>`.
+struct ValidPrefix;
+
+impl Authenticator for ValidPrefix {
+    type Identity = String;
+
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<String, MatrixError> {
+        match credential.token.strip_prefix("valid-") {
+            Some(user) => Ok(format!("{}:{user}", credential.scheme)),
+            None => Err(MatrixError::unknown_token(false)),
+        }
+    }
+}
+
+/// The router over the generated stub implementation of every route trait.
 struct Harness {
-    api: Arc<RecordingApi>,
-    router: Router<Dispatcher<RecordingApi>>,
+    api: Arc<Stub<ValidPrefix>>,
+    router: Router<Dispatcher<Stub<ValidPrefix>>>,
 }
 
 fn harness() -> Harness {
-    let api = Arc::new(RecordingApi::default());
+    let api = Arc::new(Stub::new(ValidPrefix));
     let router = matrix_api::router(
         api.clone(),
         RouterConfig {
@@ -75,8 +92,14 @@ impl Harness {
             .await
     }
 
+    /// `(operation ID, caller, request)` of the last call that reached the stub.
     fn last(&self) -> (String, String, String) {
-        self.api.last_call().expect("the implementation was called")
+        let call = self
+            .api
+            .calls()
+            .pop()
+            .expect("the implementation was called");
+        (call.operation_id.to_string(), call.caller, call.request)
     }
 }
 
@@ -185,10 +208,7 @@ async fn json_of_the_wrong_shape_is_m_bad_json() {
             (StatusCode::BAD_REQUEST, "M_BAD_JSON"),
             "{body}"
         );
-        assert!(
-            h.api.last_call().is_none(),
-            "the implementation is not called"
-        );
+        assert!(h.api.calls().is_empty(), "the implementation is not called");
     }
 }
 
@@ -278,10 +298,7 @@ async fn required_auth_without_token_is_m_missing_token() {
         (r.status, errcode(&r)),
         (StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN")
     );
-    assert!(
-        h.api.last_call().is_none(),
-        "the implementation is not called"
-    );
+    assert!(h.api.calls().is_empty(), "the implementation is not called");
 }
 
 #[tokio::test]
@@ -369,7 +386,7 @@ async fn null_optional_field_counts_as_absent_and_defaults_apply() {
     )
     .await;
     let (op, _, request) = h.last();
-    assert_eq!(op, "change_password");
+    assert_eq!(op, "changePassword");
     assert!(request.contains("auth: None"), "{request}");
     assert!(
         request.contains("logout_devices: true"),
@@ -422,13 +439,10 @@ async fn empty_body_is_an_empty_object_only_where_no_field_is_required() {
     // or no body at all (logout): an empty body, with or without a content type,
     // is `{}` and reaches the implementation.
     for (uri, op) in [
-        (
-            "/_matrix/client/v3/account/deactivate",
-            "deactivate_account",
-        ),
+        ("/_matrix/client/v3/account/deactivate", "deactivateAccount"),
         (
             "/_matrix/client/v3/user/@dave:x/openid/request_token",
-            "request_open_id_token",
+            "requestOpenIdToken",
         ),
         ("/_matrix/client/v3/logout", "logout"),
     ] {
@@ -510,7 +524,7 @@ async fn legacy_r0_prefix_serves_the_v3_routes() {
         )
         .await;
     assert_eq!(r.status, REACHED);
-    assert_eq!(h.last().0, "get_token_owner");
+    assert_eq!(h.last().0, "getTokenOwner");
     let r = h
         .call(Method::POST, "/_matrix/client/r0/register", None, "{}")
         .await;
@@ -521,27 +535,27 @@ async fn legacy_r0_prefix_serves_the_v3_routes() {
 async fn every_base_path_is_served_by_one_router() {
     let h = harness();
     for (method, uri, op) in [
-        (Method::GET, "/_matrix/client/versions", "get_versions"),
-        (Method::GET, "/.well-known/matrix/client", "get_wellknown"),
+        (Method::GET, "/_matrix/client/versions", "getVersions"),
+        (Method::GET, "/.well-known/matrix/client", "getWellknown"),
         (
             Method::GET,
             "/_matrix/client/v1/register/m.login.registration_token/validity?token=t",
-            "registration_token_validity",
+            "registrationTokenValidity",
         ),
         (
             Method::GET,
             "/_matrix/federation/v1/openid/userinfo?access_token=abc",
-            "exchange_open_id_token",
+            "exchangeOpenIdToken",
         ),
         (
             Method::GET,
             "/_matrix/client/v3/admin/whois/@a:b",
-            "get_who_is",
+            "getWhoIs",
         ),
         (
             Method::PUT,
             "/_matrix/client/v1/admin/lock/@a:b",
-            "set_admin_lock_user",
+            "setAdminLockUser",
         ),
     ] {
         let r = h
@@ -572,7 +586,7 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
         whoami::get_token_owner::OkBody::new(UserId::parse("@alice:example.org").unwrap());
     owner.device_id = Some("DEV".into());
     h.api.reply(
-        "get_token_owner",
+        &whoami::get_token_owner::METADATA,
         Ok(whoami::get_token_owner::Response::Ok(owner)),
     );
     let r = h
@@ -595,7 +609,7 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
 
     // An empty-object success (logout) is `{}`, not an empty body.
     h.api.reply(
-        "logout",
+        &logout::logout::METADATA,
         Ok(logout::logout::Response::Ok(Default::default())),
     );
     let r = h
@@ -620,7 +634,7 @@ async fn documented_error_variants_keep_their_status_and_body() {
     challenge.session = Some("S1".into());
     challenge.completed = Some(vec![]);
     h.api.reply(
-        "change_password",
+        &password_management::change_password::METADATA,
         Ok(password_management::change_password::Response::Unauthorized(challenge)),
     );
     let r = h
@@ -642,8 +656,10 @@ async fn documented_error_variants_keep_their_status_and_body() {
     // A documented 403 with the standard error body.
     let mut forbidden = types::Error::new("M_FORBIDDEN".into());
     forbidden.error = Some("Invalid password".into());
-    h.api
-        .reply("login", Ok(login::login::Response::Forbidden(forbidden)));
+    h.api.reply(
+        &login::login::METADATA,
+        Ok(login::login::Response::Forbidden(forbidden)),
+    );
     let r = h
         .call(
             Method::POST,
@@ -660,7 +676,7 @@ async fn documented_error_variants_keep_their_status_and_body() {
 
     // A documented status without a body: no body and no content type.
     h.api.reply(
-        "get_wellknown",
+        &wellknown::get_wellknown::METADATA,
         Ok(wellknown::get_wellknown::Response::NotFound),
     );
     let r = h
@@ -676,7 +692,7 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
     let h = harness();
     // A `MatrixError` the spec does not list for the operation (whoami has no 429).
     h.api.reply::<whoami::get_token_owner::Response>(
-        "get_token_owner",
+        &whoami::get_token_owner::METADATA,
         Err(MatrixError::limit_exceeded(2500)),
     );
     let r = h
@@ -700,7 +716,7 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
     let mut limited = types::RateLimited::new("M_LIMIT_EXCEEDED".into());
     limited.retry_after_ms = Some(1000);
     h.api.reply(
-        "login",
+        &login::login::METADATA,
         Ok(login::login::Response::TooManyRequests(limited)),
     );
     let r = h
@@ -723,7 +739,7 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
 async fn implementation_errors_keep_their_status_and_extra_fields() {
     let h = harness();
     h.api.reply::<whoami::get_token_owner::Response>(
-        "get_token_owner",
+        &whoami::get_token_owner::METADATA,
         Err(MatrixError::unknown_token(true)),
     );
     let r = h
@@ -821,17 +837,17 @@ mod oracle {
         }
         let body = match &op.body {
             Some(b) => b,
-            None => return Ok(&op.name),
+            None => return Ok(&op.operation_id),
         };
         let Content::Json(ty) = &body.content else {
-            return Ok(&op.name);
+            return Ok(&op.operation_id);
         };
         let not_json = Err((StatusCode::BAD_REQUEST, "M_NOT_JSON"));
         if case.body.trim().is_empty() {
             // No body where none is required, or `{}` where that is a valid body.
             let as_empty_object = accepts(api, ty, &serde_json::json!({})) == Fit::Yes;
             return if !body.required || as_empty_object {
-                Ok(&op.name)
+                Ok(&op.operation_id)
             } else {
                 not_json
             };
@@ -840,7 +856,7 @@ mod oracle {
             return not_json;
         };
         match accepts(api, ty, &value) {
-            Fit::Yes => Ok(&op.name),
+            Fit::Yes => Ok(&op.operation_id),
             Fit::Missing => Err((StatusCode::BAD_REQUEST, "M_MISSING_PARAM")),
             Fit::Wrong => Err((StatusCode::BAD_REQUEST, "M_BAD_JSON")),
         }
@@ -978,7 +994,7 @@ async fn malformed_requests_get_their_documented_errors() {
             body,
         };
         let expected = oracle::expect(&api, template, &case);
-        let calls = h.api.calls.lock().unwrap().len();
+        let calls = h.api.calls().len();
         let r = h
             .call(method.clone(), &uri, bearer.then_some("valid-fuzz"), body)
             .await;
@@ -999,7 +1015,7 @@ async fn malformed_requests_get_their_documented_errors() {
             Err((status, code)) => {
                 assert_eq!((r.status, errcode(&r)), (status, code), "{what}");
                 assert_eq!(
-                    h.api.calls.lock().unwrap().len(),
+                    h.api.calls().len(),
                     calls,
                     "{what}: the implementation is not called"
                 );

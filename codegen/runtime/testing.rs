@@ -1,8 +1,115 @@
-//! Support for the generated example round-trip tests.
+//! Support for tests: the generated example round-trip tests, and [`Stub`], the
+//! implementation of every route trait that tests of the router (or of anything
+//! that takes an [`Api`](crate::Api)) script instead of writing one by hand.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::auth::{Authenticator, Credential, Metadata};
+use super::error::MatrixError;
+
+/// The status of the answer to an operation a test scripted nothing for.
+pub const UNSCRIPTED: http::StatusCode = http::StatusCode::IM_A_TEAPOT;
+
+/// One call that reached the stub: the operation, the caller and the typed
+/// request, as `Debug` text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub operation_id: &'static str,
+    pub caller: String,
+    pub request: String,
+}
+
+/// Implements every route trait of the generated crate (the impls are generated
+/// beside each trait): records each call, and answers what the test scripted for
+/// that operation with [`Stub::reply`] — a success variant, a documented error
+/// variant or a `MatrixError` — or else `418 M_TEST_CALLED` naming the operation.
+/// Authentication is `A`'s.
+pub struct Stub<A> {
+    pub auth: A,
+    calls: Mutex<Vec<Call>>,
+    replies: Mutex<HashMap<&'static str, Box<dyn Any + Send>>>,
+}
+
+impl<A> Stub<A> {
+    pub fn new(auth: A) -> Self {
+        Stub {
+            auth,
+            calls: Mutex::default(),
+            replies: Mutex::default(),
+        }
+    }
+
+    /// Answers every later call of `op` with `result`; `R` is that operation's
+    /// `Response` type.
+    pub fn reply<R: Clone + Send + 'static>(&self, op: &Metadata, result: Result<R, MatrixError>) {
+        self.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(op.operation_id, Box::new(result));
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records a call and gives the scripted answer (used by the generated impls).
+    #[doc(hidden)]
+    pub fn answer<I: std::fmt::Debug, Req: std::fmt::Debug, R: Clone + 'static>(
+        &self,
+        op: &'static Metadata,
+        caller: &I,
+        request: &Req,
+    ) -> Result<R, MatrixError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Call {
+                operation_id: op.operation_id,
+                caller: format!("{caller:?}"),
+                request: format!("{request:?}"),
+            });
+        match self
+            .replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(op.operation_id)
+        {
+            Some(reply) => reply
+                .downcast_ref::<Result<R, MatrixError>>()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the reply scripted for {} is not its Response type",
+                        op.operation_id
+                    )
+                })
+                .clone(),
+            None => Err(MatrixError::new(
+                UNSCRIPTED,
+                "M_TEST_CALLED",
+                op.operation_id,
+            )),
+        }
+    }
+}
+
+impl<A: Authenticator> Authenticator for Stub<A> {
+    type Identity = A::Identity;
+
+    fn authenticate(
+        &self,
+        credential: Credential<'_>,
+    ) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send {
+        self.auth.authenticate(credential)
+    }
+}
 
 /// Deserialises a spec example into `T`, serialises it back, and checks that nothing
 /// was lost or changed: every key of the example is in the output with its value,

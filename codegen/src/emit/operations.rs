@@ -38,6 +38,26 @@ impl Emitter<'_> {
                 ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::MatrixError>> + Send;
             }
         });
+        // The stub implementation for tests (`runtime::testing::Stub`): every
+        // method records its call and answers what the test scripted.
+        let stub_methods = file.operations.iter().map(|op| {
+            let name = format_ident!("{}", op.name);
+            let auth = match (op.security.schemes.is_empty(), op.security.optional) {
+                (true, _) => quote!(()),
+                (false, true) => quote!(Option<Self::Identity>),
+                (false, false) => quote!(Self::Identity),
+            };
+            quote! {
+                fn #name(
+                    &self,
+                    ctx: crate::runtime::Context<#auth>,
+                    request: #name::Request,
+                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::MatrixError>> + Send {
+                    let answer = crate::runtime::testing::Stub::answer(self, &#name::METADATA, &ctx.auth, &request);
+                    async move { answer }
+                }
+            }
+        });
         let title = format!(" {}", file.title);
         let trait_doc = format!(
             " The operations of `{}`, served under `{}`.",
@@ -49,6 +69,14 @@ impl Emitter<'_> {
             #[doc = #trait_doc]
             pub trait #trait_name: crate::runtime::Authenticator {
                 #(#methods)*
+            }
+            #[allow(deprecated)]
+            impl<A> #trait_name for crate::runtime::testing::Stub<A>
+            where
+                A: crate::runtime::Authenticator,
+                A::Identity: std::fmt::Debug,
+            {
+                #(#stub_methods)*
             }
         }
     }

@@ -175,3 +175,25 @@ pub trait AccountDeactivationApi: crate::runtime::Authenticator {
         Output = Result<deactivate_account::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> AccountDeactivationApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn deactivate_account(
+        &self,
+        ctx: crate::runtime::Context<Option<Self::Identity>>,
+        request: deactivate_account::Request,
+    ) -> impl std::future::Future<
+        Output = Result<deactivate_account::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &deactivate_account::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -674,3 +674,85 @@ pub trait AdminApi: crate::runtime::Authenticator {
         Output = Result<set_admin_lock_user::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> AdminApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_who_is(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_who_is::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_who_is::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_who_is::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn get_admin_suspend_user(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_admin_suspend_user::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_admin_suspend_user::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_admin_suspend_user::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn set_admin_suspend_user(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: set_admin_suspend_user::Request,
+    ) -> impl std::future::Future<
+        Output = Result<set_admin_suspend_user::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &set_admin_suspend_user::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn get_admin_lock_user(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_admin_lock_user::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_admin_lock_user::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_admin_lock_user::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn set_admin_lock_user(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: set_admin_lock_user::Request,
+    ) -> impl std::future::Future<
+        Output = Result<set_admin_lock_user::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &set_admin_lock_user::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

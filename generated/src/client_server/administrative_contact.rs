@@ -1013,3 +1013,136 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> AdministrativeContactApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_account_3pids(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_account_3pids::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_account_3pids::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_account_3pids::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn post_3pids(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: post_3pids::Request,
+    ) -> impl std::future::Future<
+        Output = Result<post_3pids::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &post_3pids::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn add_3pid(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: add_3pid::Request,
+    ) -> impl std::future::Future<
+        Output = Result<add_3pid::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &add_3pid::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn bind_3pid(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: bind_3pid::Request,
+    ) -> impl std::future::Future<
+        Output = Result<bind_3pid::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &bind_3pid::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn delete_3pid_from_account(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: delete_3pid_from_account::Request,
+    ) -> impl std::future::Future<
+        Output = Result<delete_3pid_from_account::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &delete_3pid_from_account::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn unbind_3pid_from_account(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: unbind_3pid_from_account::Request,
+    ) -> impl std::future::Future<
+        Output = Result<unbind_3pid_from_account::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &unbind_3pid_from_account::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_3pid_email(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_3pid_email::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_3pid_email::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_3pid_email::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_3pid_msisdn(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_3pid_msisdn::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_3pid_msisdn::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_3pid_msisdn::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -282,3 +282,25 @@ pub trait CapabilitiesApi: crate::runtime::Authenticator {
         Output = Result<get_capabilities::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> CapabilitiesApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_capabilities(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_capabilities::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_capabilities::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_capabilities::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -366,3 +366,40 @@ pub trait LoginApi: crate::runtime::Authenticator {
         Output = Result<login::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> LoginApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_login_flows(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: get_login_flows::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_login_flows::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_login_flows::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn login(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: login::Request,
+    ) -> impl std::future::Future<
+        Output = Result<login::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &login::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -156,3 +156,25 @@ pub trait LoginTokenApi: crate::runtime::Authenticator {
         Output = Result<generate_login_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> LoginTokenApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn generate_login_token(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: generate_login_token::Request,
+    ) -> impl std::future::Future<
+        Output = Result<generate_login_token::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &generate_login_token::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -167,3 +167,40 @@ pub trait LogoutApi: crate::runtime::Authenticator {
         Output = Result<logout_all::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> LogoutApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn logout(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: logout::Request,
+    ) -> impl std::future::Future<
+        Output = Result<logout::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &logout::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn logout_all(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: logout_all::Request,
+    ) -> impl std::future::Future<
+        Output = Result<logout_all::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &logout_all::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -117,3 +117,25 @@ pub trait ClientServerOpenidApi: crate::runtime::Authenticator {
         Output = Result<request_open_id_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> ClientServerOpenidApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn request_open_id_token(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: request_open_id_token::Request,
+    ) -> impl std::future::Future<
+        Output = Result<request_open_id_token::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_open_id_token::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -343,3 +343,61 @@ pub trait PasswordManagementApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> PasswordManagementApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn change_password(
+        &self,
+        ctx: crate::runtime::Context<Option<Self::Identity>>,
+        request: change_password::Request,
+    ) -> impl std::future::Future<
+        Output = Result<change_password::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &change_password::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_reset_password_email(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_reset_password_email::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_reset_password_email::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_reset_password_email::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_reset_password_msisdn(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_reset_password_msisdn::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_reset_password_msisdn::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_reset_password_msisdn::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -143,3 +143,25 @@ pub trait RefreshApi: crate::runtime::Authenticator {
         Output = Result<refresh::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> RefreshApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn refresh(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: refresh::Request,
+    ) -> impl std::future::Future<
+        Output = Result<refresh::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &refresh::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -568,3 +568,79 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> RegistrationApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn register(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: register::Request,
+    ) -> impl std::future::Future<
+        Output = Result<register::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &register::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_register_email(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_register_email::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_register_email::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_register_email::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_token_to_register_msisdn(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_token_to_register_msisdn::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_token_to_register_msisdn::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_token_to_register_msisdn::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn check_username_availability(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: check_username_availability::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            check_username_availability::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &check_username_availability::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -123,3 +123,28 @@ pub trait RegistrationTokensApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> RegistrationTokensApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn registration_token_validity(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: registration_token_validity::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            registration_token_validity::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &registration_token_validity::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -116,3 +116,25 @@ pub trait VersionsApi: crate::runtime::Authenticator {
         Output = Result<get_versions::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> VersionsApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_versions(
+        &self,
+        ctx: crate::runtime::Context<Option<Self::Identity>>,
+        request: get_versions::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_versions::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_versions::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

@@ -87,3 +87,25 @@ pub trait WellknownApi: crate::runtime::Authenticator {
         Output = Result<get_wellknown::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> WellknownApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_wellknown(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: get_wellknown::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_wellknown::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_wellknown::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

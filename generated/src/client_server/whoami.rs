@@ -137,3 +137,25 @@ pub trait WhoamiApi: crate::runtime::Authenticator {
         Output = Result<get_token_owner::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> WhoamiApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn get_token_owner(
+        &self,
+        ctx: crate::runtime::Context<Self::Identity>,
+        request: get_token_owner::Request,
+    ) -> impl std::future::Future<
+        Output = Result<get_token_owner::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &get_token_owner::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}

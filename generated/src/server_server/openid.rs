@@ -107,3 +107,25 @@ pub trait ServerServerOpenidApi: crate::runtime::Authenticator {
         Output = Result<exchange_open_id_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[allow(deprecated)]
+impl<A> ServerServerOpenidApi for crate::runtime::testing::Stub<A>
+where
+    A: crate::runtime::Authenticator,
+    A::Identity: std::fmt::Debug,
+{
+    fn exchange_open_id_token(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: exchange_open_id_token::Request,
+    ) -> impl std::future::Future<
+        Output = Result<exchange_open_id_token::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &exchange_open_id_token::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+}
