@@ -99,10 +99,10 @@ pub struct RateLimits {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` header
     /// names the client. From anyone else the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Users never limited when they are the caller or the account acted on
-    /// (bridges, bots).
+    /// Users the per-account limits skip when they are the caller or the
+    /// account logged into (bridges, bots). Failed-password counts still apply.
     pub exempt_users: Vec<String>,
-    /// Server administrators are never limited.
+    /// Server administrators are exempt in the same way.
     pub exempt_admins: bool,
     /// `POST /register`, per client address.
     pub registration: Bucket,
@@ -335,7 +335,8 @@ enabled = true
 # by default a reverse proxy on this machine. Clients are keyed by address, IPv6
 # clients by their /64.
 trusted_proxies = ["127.0.0.1/32", "::1/128"]
-# Users never limited, e.g. bridges: ["@bridge:example.org"].
+# Users the per-account limits skip, e.g. bridges: ["@bridge:example.org"];
+# admins too with exempt_admins. Failed-password counts apply to everyone.
 exempt_users = []
 exempt_admins = true
 
