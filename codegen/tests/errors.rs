@@ -6,12 +6,17 @@ fn bad() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad")
 }
 
-fn errors(name: &str) -> Vec<String> {
-    let options = matrix_codegen::Options {
+/// Generation options for the bad specs (they never reach a crate).
+fn bad_options() -> matrix_codegen::Options {
+    matrix_codegen::Options {
         crate_name: "bad".into(),
         standalone: false,
         runtime_dir: None,
-    };
+    }
+}
+
+fn errors(name: &str) -> Vec<String> {
+    let options = bad_options();
     match matrix_codegen::generate(&bad().join(name), &options) {
         Ok(_) => panic!("{name} should not generate"),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
@@ -148,11 +153,7 @@ fn a_default_the_type_cannot_hold_fails_at_emission() {
 
 #[test]
 fn an_undefined_security_scheme_is_a_warning_and_generation_goes_on() {
-    let options = matrix_codegen::Options {
-        crate_name: "bad".into(),
-        standalone: false,
-        runtime_dir: None,
-    };
+    let options = bad_options();
     let out = matrix_codegen::generate(&bad().join("undefined_scheme"), &options)
         .expect("a warning does not stop generation");
     let warnings: Vec<String> = out.warnings.iter().map(ToString::to_string).collect();
@@ -173,11 +174,7 @@ fn an_undefined_security_scheme_is_a_warning_and_generation_goes_on() {
 
 #[test]
 fn an_unknown_string_format_is_a_warning_and_a_plain_string() {
-    let options = matrix_codegen::Options {
-        crate_name: "bad".into(),
-        standalone: false,
-        runtime_dir: None,
-    };
+    let options = bad_options();
     let out = matrix_codegen::generate(&bad().join("unknown_format"), &options)
         .expect("a warning does not stop generation");
     let warnings: Vec<String> = out.warnings.iter().map(ToString::to_string).collect();
