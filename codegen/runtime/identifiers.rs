@@ -239,7 +239,12 @@ impl UserId {
                 "a localpart has only the characters a-z, 0-9, . _ = - / +",
             ));
         }
-        Self::parse(&format!("@{localpart}:{server_name}"))
+        // Both parts are valid already: only the length is left to check.
+        let id = format!("@{localpart}:{server_name}");
+        if id.len() > MAX_BYTES {
+            return Err(Self::error("longer than 255 bytes"));
+        }
+        Ok(UserId(id))
     }
 
     pub fn localpart(&self) -> &str {

@@ -170,17 +170,21 @@ impl Drop for AddressSlot {
 }
 
 /// A request body that fails once its deadline passes, so a client trickling
-/// its body cannot hold the connection and its buffer indefinitely.
+/// its body cannot hold the connection and its buffer indefinitely. The timer
+/// starts the first time the body is not ready at once: a request whose body
+/// came with its head (every GET, most small POSTs) never arms one.
 struct TimedBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl TimedBody {
     fn new(inner: Incoming, timeout: Duration) -> Self {
         TimedBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            deadline: None,
         }
     }
 }
@@ -196,7 +200,11 @@ impl Body for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 Poll::Ready(Some(Err("the request body was not sent in time".into())))
             }

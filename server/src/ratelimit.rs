@@ -86,6 +86,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether the action is limited at all (callers skip building keys if not).
+    pub fn is_active(&self, action: Action) -> bool {
+        self.active(action).is_some()
+    }
+
     fn active(&self, action: Action) -> Option<Bucket> {
         let bucket = bucket_config(&self.config, action);
         (self.config.enabled && bucket.enabled).then_some(bucket)
