@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::ratelimit::Action;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -245,21 +247,21 @@ impl Default for RateLimits {
 }
 
 impl RateLimits {
-    /// Every bucket with its configuration key, for validation.
-    pub fn buckets(&self) -> [(&'static str, &Bucket); 11] {
-        [
-            ("registration", &self.registration),
-            ("availability", &self.availability),
-            ("login_address", &self.login_address),
-            ("login_account", &self.login_account),
-            ("login_failures", &self.login_failures),
-            ("password_failures", &self.password_failures),
-            ("account_changes", &self.account_changes),
-            ("request_token_address", &self.request_token_address),
-            ("request_token_threepid", &self.request_token_threepid),
-            ("refresh", &self.refresh),
-            ("openid", &self.openid),
-        ]
+    /// An action's bucket, with its configuration key.
+    pub fn bucket(&self, action: Action) -> (&'static str, Bucket) {
+        match action {
+            Action::Registration => ("registration", self.registration),
+            Action::Availability => ("availability", self.availability),
+            Action::LoginAddress => ("login_address", self.login_address),
+            Action::LoginAccount => ("login_account", self.login_account),
+            Action::LoginFailures => ("login_failures", self.login_failures),
+            Action::PasswordFailures => ("password_failures", self.password_failures),
+            Action::AccountChanges => ("account_changes", self.account_changes),
+            Action::RequestTokenAddress => ("request_token_address", self.request_token_address),
+            Action::RequestTokenThreepid => ("request_token_threepid", self.request_token_threepid),
+            Action::Refresh => ("refresh", self.refresh),
+            Action::Openid => ("openid", self.openid),
+        }
     }
 }
 
@@ -428,7 +430,7 @@ impl Config {
                 self.database
             ));
         }
-        for (key, b) in self.rate_limits.buckets() {
+        for (key, b) in Action::ALL.map(|a| self.rate_limits.bucket(a)) {
             if b.enabled && !(b.per_second > 0.0 && b.per_second.is_finite() && b.burst > 0) {
                 return Err(format!(
                     "rate_limits.{key}: per_second and burst must be positive when enabled"

@@ -34,6 +34,23 @@ pub enum Action {
     Openid,
 }
 
+impl Action {
+    /// Every action (the configuration check visits each bucket).
+    pub const ALL: [Action; 11] = [
+        Action::Registration,
+        Action::Availability,
+        Action::LoginAddress,
+        Action::LoginAccount,
+        Action::LoginFailures,
+        Action::PasswordFailures,
+        Action::AccountChanges,
+        Action::RequestTokenAddress,
+        Action::RequestTokenThreepid,
+        Action::Refresh,
+        Action::Openid,
+    ];
+}
+
 /// Whose bucket: a client address (IPv6 by /64), an account, or a 3PID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
@@ -64,12 +81,6 @@ impl RateLimiter {
             || self.config.exempt_users.iter().any(|u| u == user_id)
     }
 
-    /// Takes one token from each key's bucket; `429 M_LIMIT_EXCEEDED` (with the
-    /// wait) when any is empty. Nothing is taken when the request is refused.
-    pub fn check(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
-        self.take(action, keys)
-    }
-
     /// Gives back the token an attempt took (it succeeded, so it does not count).
     pub fn refund(&self, action: Action, keys: &[Key]) {
         let Some(bucket) = self.active(action) else {
@@ -92,7 +103,7 @@ impl RateLimiter {
     }
 
     fn active(&self, action: Action) -> Option<Bucket> {
-        let bucket = bucket_config(&self.config, action);
+        let (_, bucket) = self.config.bucket(action);
         (self.config.enabled && bucket.enabled).then_some(bucket)
     }
 
@@ -100,7 +111,9 @@ impl RateLimiter {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
+    /// Takes one token from each key's bucket; `429 M_LIMIT_EXCEEDED` (with the
+    /// wait) when any is empty. Nothing is taken when the request is refused.
+    pub fn check(&self, action: Action, keys: &[Key]) -> Result<(), MatrixError> {
         let Some(bucket) = self.active(action) else {
             return Ok(());
         };
@@ -126,29 +139,12 @@ impl RateLimiter {
     }
 }
 
-/// The configuration of an action's bucket.
-fn bucket_config(c: &RateLimits, action: Action) -> Bucket {
-    match action {
-        Action::Registration => c.registration,
-        Action::Availability => c.availability,
-        Action::LoginAddress => c.login_address,
-        Action::LoginAccount => c.login_account,
-        Action::LoginFailures => c.login_failures,
-        Action::PasswordFailures => c.password_failures,
-        Action::AccountChanges => c.account_changes,
-        Action::RequestTokenAddress => c.request_token_address,
-        Action::RequestTokenThreepid => c.request_token_threepid,
-        Action::Refresh => c.refresh,
-        Action::Openid => c.openid,
-    }
-}
-
 /// Makes room in a full map: full buckets carry no information and go first;
 /// if that is not enough (many clients, each with recent requests), the half
 /// least recently touched go, so memory stays bounded whatever keys arrive.
 fn forget(buckets: &mut HashMap<(Action, Key), (f64, Instant)>, config: &RateLimits) {
     buckets.retain(|(action, _), (tokens, at)| {
-        let b = bucket_config(config, *action);
+        let (_, b) = config.bucket(*action);
         *tokens + at.elapsed().as_secs_f64() * b.per_second < f64::from(b.burst)
     });
     if buckets.len() > MAX_BUCKETS / 2 {

@@ -202,6 +202,29 @@ impl Server {
         )
     }
 
+    /// Checks a password against a stored hash under a failure-counting limit
+    /// (`login_failures`, `password_failures`): the attempt takes a token from
+    /// each key's bucket first and gives it back when the password was right, so
+    /// only failures count and parallel guesses cannot all pass. No password is a
+    /// failure; no stored hash (an unknown user) costs a dummy hash all the same.
+    pub async fn verify_password(
+        &self,
+        action: Action,
+        keys: &[Key],
+        password: Option<&str>,
+        stored: Option<&str>,
+    ) -> Result<bool, MatrixError> {
+        self.limiter.check(action, keys)?;
+        let Some(password) = password else {
+            return Ok(false);
+        };
+        let verified = self.hasher.verify(password, stored).await?;
+        if verified {
+            self.limiter.refund(action, keys);
+        }
+        Ok(verified)
+    }
+
     /// Rate-limits an action by the signed-in caller, unless the caller is exempt.
     pub fn limit_caller(&self, action: Action, caller: &Caller) -> Result<(), MatrixError> {
         if self.limiter.exempt(&caller.user_id, caller.is_admin) {

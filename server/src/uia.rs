@@ -63,21 +63,16 @@ impl Server {
         let endpoint = format!("{} {}", spec.operation.method, spec.operation.path);
         let given = auth.and_then(|a| a.session.as_deref());
         let found = match given {
-            Some(id) => self
-                .store
-                .uia_session(id)
-                .await
-                .map_err(internal)?
-                .map(|s| (id, s)),
+            Some(id) => self.store.uia_session(id).await.map_err(internal)?,
             None => None,
         };
         let mut session = match found {
-            Some((id, s))
+            Some(s)
                 if s.endpoint == endpoint
                     && s.user_id.as_deref() == spec.user_id
                     && crypto::secrets_equal(
                         &s.binding,
-                        &crypto::bind_hash(id.as_bytes(), spec.binding),
+                        &crypto::bind_hash(s.session_id.as_bytes(), spec.binding),
                     ) =>
             {
                 s
@@ -205,26 +200,29 @@ impl Server {
                     }
                 }
                 // Failed password stages are limited like failed logins: per
-                // account and per client address; a success gives its token back.
+                // account and per client address.
                 let keys: Vec<Key> = std::iter::once(Key::User(expected.to_string()))
                     .chain(self.client_key(spec.request))
                     .collect();
-                self.limiter.check(Action::PasswordFailures, &keys)?;
                 let stored = self
                     .store
                     .user(expected)
                     .await
                     .map_err(internal)?
                     .and_then(|u| u.password_hash);
-                let ok = match field("password") {
-                    Some(p) => self.hasher.verify(p, stored.as_deref()).await?,
-                    None => false,
-                };
-                if ok {
-                    self.limiter.refund(Action::PasswordFailures, &keys);
-                    return Ok(Ok(()));
-                }
-                Ok(Err(("M_FORBIDDEN", "Invalid password".into())))
+                let ok = self
+                    .verify_password(
+                        Action::PasswordFailures,
+                        &keys,
+                        field("password"),
+                        stored.as_deref(),
+                    )
+                    .await?;
+                Ok(if ok {
+                    Ok(())
+                } else {
+                    Err(("M_FORBIDDEN", "Invalid password".into()))
+                })
             }
             REGISTRATION_TOKEN => {
                 let Some(token) = field("token") else {

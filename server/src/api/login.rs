@@ -12,9 +12,8 @@ use serde_json::Value;
 use super::{error, well_known};
 use crate::crypto;
 use crate::ratelimit::{Action, Key};
-use crate::service::{check_device_id, known_user_id, locked};
-use crate::service::{internal, Caller, Server};
-use crate::store::{now_ms, LogoutDevices, Refreshed};
+use crate::service::{check_device_id, internal, known_user_id, locked, Caller, Server};
+use crate::store::{now_ms, LogoutDevices, Refreshed, User};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 
 impl Server {
@@ -62,39 +61,32 @@ impl Server {
             _ => Err(MatrixError::missing_param("No user identifier given")),
         }
     }
-}
 
-impl Server {
-    /// Checks a password login: the user it names and the hash that matched, when
-    /// the password is theirs.
-    /// Attempts are limited per account, and failures per account separately
-    /// (each attempt takes a token first, given back if it succeeds); an unknown
-    /// user costs the same hash as a known one.
+    /// Checks a password login: the user it names, when the password is theirs.
+    /// Attempts are limited per account, and failures per account separately; an
+    /// unknown user costs the same hash as a known one.
     async fn password_login(
         &self,
         body: &login::RequestBody,
         password: &str,
-    ) -> Result<Option<(String, String)>, MatrixError> {
+    ) -> Result<Option<User>, MatrixError> {
         let user_id = self.login_user(body).await?;
-        let account = user_id.as_ref().map(|id| [Key::User(id.clone())]);
-        if let (Some(id), Some(key)) = (&user_id, &account) {
-            if !self.limiter.exempt(id, false) {
-                self.limiter.check(Action::LoginAccount, key)?;
-            }
-            self.limiter.check(Action::LoginFailures, key)?;
+        let account: Vec<Key> = user_id.iter().map(|id| Key::User(id.clone())).collect();
+        if user_id
+            .as_ref()
+            .is_some_and(|id| !self.limiter.exempt(id, false))
+        {
+            self.limiter.check(Action::LoginAccount, &account)?;
         }
         let user = match &user_id {
             Some(id) => self.store.user(id).await.map_err(internal)?,
             None => None,
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-        let verified = self.hasher.verify(password, stored).await?;
-        if let (true, Some(key)) = (verified, &account) {
-            self.limiter.refund(Action::LoginFailures, key);
-        }
-        Ok(user
-            .filter(|_| verified)
-            .and_then(|u| Some((u.user_id, u.password_hash?))))
+        let verified = self
+            .verify_password(Action::LoginFailures, &account, Some(password), stored)
+            .await?;
+        Ok(user.filter(|_| verified))
     }
 }
 
@@ -124,13 +116,16 @@ impl LoginApi for Server {
         }
         // The user, and for a password login the hash the password was checked
         // against (the login fails if it changes before the device is created).
-        let (user_id, checked_hash) = match body.type_.as_str() {
+        let (user, checked_hash) = match body.type_.as_str() {
             "m.login.password" => {
                 let Some(password) = body.password.as_deref() else {
                     return Err(MatrixError::missing_param("Missing `password`"));
                 };
                 match self.password_login(body, password).await? {
-                    Some((user_id, hash)) => (user_id, Some(hash)),
+                    Some(user) => {
+                        let hash = user.password_hash.clone();
+                        (Some(user), hash)
+                    }
                     None => {
                         return Ok(login::Response::Forbidden(error(
                             "M_FORBIDDEN",
@@ -149,7 +144,7 @@ impl LoginApi for Server {
                     .await
                     .map_err(internal)?
                 {
-                    Some(user_id) => (user_id, None),
+                    Some(user_id) => (self.store.user(&user_id).await.map_err(internal)?, None),
                     None => {
                         return Ok(login::Response::Forbidden(error(
                             "M_FORBIDDEN",
@@ -165,18 +160,25 @@ impl LoginApi for Server {
                 )))
             }
         };
-        let user = self.store.user(&user_id).await.map_err(internal)?;
+        let Some(user) = user else {
+            // A login token of an account that is gone.
+            return Ok(login::Response::Forbidden(error(
+                "M_FORBIDDEN",
+                "Invalid or expired login token",
+            )));
+        };
         // Said only to whoever proved the password (or holds a login token), so
         // it reveals nothing to someone probing for accounts.
-        if user.as_ref().is_some_and(|u| u.deactivated) {
+        if user.deactivated {
             return Ok(login::Response::Forbidden(error(
                 "M_USER_DEACTIVATED",
                 "This account has been deactivated",
             )));
         }
-        if user.as_ref().is_some_and(|u| u.locked) {
+        if user.locked {
             return Err(locked());
         }
+        let user_id = user.user_id;
         let session = self
             .open_session(
                 &user_id,

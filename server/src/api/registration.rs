@@ -18,7 +18,7 @@ use crate::ratelimit::Action;
 use crate::service::{
     check_device_id, internal, known_user_id, medium_not_supported, msisdn_key, Server, Session,
 };
-use crate::store::now_ms;
+use crate::store::{now_ms, UiaSession};
 use crate::uia::{Uia, UiaSpec, DUMMY, REGISTRATION_TOKEN};
 
 impl Server {
@@ -181,10 +181,13 @@ impl RegistrationApi for Server {
         let session = match (uia, taken) {
             // The spec: a client retrying a completed session gets the result of
             // the call — here, the account that session made, logged in anew.
-            (Uia::Passed(s), _) if s.result_user_id.is_some() => {
-                let done = s.result_user_id.unwrap_or_default();
-                return self.registered(body, done).await;
-            }
+            (
+                Uia::Passed(UiaSession {
+                    result_user_id: Some(done),
+                    ..
+                }),
+                _,
+            ) => return self.registered(body, done).await,
             (_, Some(taken)) => return Err(taken),
             (Uia::Passed(s), None) => s,
             (Uia::Challenge(c), None) => return Ok(register::Response::Unauthorized(c)),

@@ -189,11 +189,12 @@ impl Store {
         if r.rows_affected() != 1 {
             return Ok(false);
         }
-        if let Some(which) = logout {
-            revoke_devices(&mut tx, user_id, which).await?;
+        // Whatever the old password could still start a login with goes too
+        // (a revocation of other devices does that itself).
+        match logout {
+            Some(which) => revoke_devices(&mut tx, user_id, which).await?,
+            None => forget_pending_logins(&mut tx, user_id).await?,
         }
-        // Whatever the old password could still start a login with goes too.
-        forget_pending_logins(&mut tx, user_id).await?;
         tx.commit().await?;
         self.cache.clear();
         Ok(true)
@@ -236,11 +237,10 @@ impl Store {
         if r.rows_affected() == 0 {
             return Ok(false);
         }
+        // Devices, tokens, login and OpenID tokens, completed registrations.
         revoke_devices(&mut tx, user_id, LogoutDevices::All).await?;
         for sql in [
             "DELETE FROM threepids WHERE user_id = $1",
-            "DELETE FROM openid_tokens WHERE user_id = $1",
-            "DELETE FROM login_tokens WHERE user_id = $1",
             "DELETE FROM uia_sessions WHERE user_id = $1",
         ] {
             sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
@@ -365,19 +365,37 @@ impl Store {
     /// The first use of a refreshed pair retires the pair it replaced.
     pub async fn retire_predecessor(&self, refresh_hash: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        let device: Option<(String, String)> =
-            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(refresh_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((user_id, device_id)) = device {
-            if self.lock_device(&mut tx, &user_id, &device_id).await? {
-                retire_predecessor(&mut tx, refresh_hash).await?;
-            }
+        if self
+            .lock_token_device(&mut tx, refresh_hash)
+            .await?
+            .is_some()
+        {
+            retire_predecessor(&mut tx, refresh_hash).await?;
         }
         tx.commit().await?;
         self.cache.clear();
         Ok(())
+    }
+
+    /// Locks the device of a refresh token (see `lock_device`): its `(user,
+    /// device)`, or `None` when the token or the device is gone.
+    async fn lock_token_device(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        refresh_hash: &str,
+    ) -> Result<Option<(String, String)>> {
+        let device: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(refresh_hash)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((user_id, device_id)) = device else {
+            return Ok(None);
+        };
+        Ok(self
+            .lock_device(tx, &user_id, &device_id)
+            .await?
+            .then_some((user_id, device_id)))
     }
 
     /// Locks a device's row until the transaction ends (PostgreSQL; SQLite's write
@@ -420,17 +438,9 @@ impl Store {
     ) -> Result<(Refreshed, Option<i64>)> {
         let now = now_ms();
         let mut tx = self.write().await?;
-        let device: Option<(String, String)> =
-            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(old)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((user_id, device_id)) = device else {
+        let Some((user_id, device_id)) = self.lock_token_device(&mut tx, old).await? else {
             return Ok((Refreshed::Unknown, None));
         };
-        if !self.lock_device(&mut tx, &user_id, &device_id).await? {
-            return Ok((Refreshed::Unknown, None));
-        }
         // Read again under the lock: a racing refresh or logout may have changed it.
         let row: Option<(Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
             "SELECT r.retired_ms, r.session_ends_ms, u.locked, u.deactivated \
