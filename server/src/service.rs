@@ -204,8 +204,8 @@ impl Server {
 
     /// Checks a password against a stored hash under a failure-counting limit
     /// (`login_failures`, `password_failures`): the attempt takes a token from
-    /// each key's bucket first and gives it back when the password was right, so
-    /// only failures count and parallel guesses cannot all pass. No password is a
+    /// each key's bucket first and gives it back unless the password was wrong,
+    /// so only failures count and parallel guesses cannot all pass. No password is a
     /// failure; no stored hash (an unknown user) costs a dummy hash all the same.
     pub async fn verify_password(
         &self,
@@ -218,11 +218,13 @@ impl Server {
         let Some(password) = password else {
             return Ok(false);
         };
-        let verified = self.hasher.verify(password, stored).await?;
-        if verified {
+        let verified = self.hasher.verify(password, stored).await;
+        // Only a wrong password counts: a right one, or a check that could not
+        // run (the hash queue was full), gives its token back.
+        if !matches!(verified, Ok(false)) {
             self.limiter.refund(action, keys);
         }
-        Ok(verified)
+        Ok(verified?)
     }
 
     /// Rate-limits an action by the signed-in caller, unless the caller is exempt.
