@@ -262,8 +262,13 @@ impl UserId {
     }
 
     fn parts(&self) -> (&str, &str) {
-        self.0[1..].split_once(':').unwrap_or(("", ""))
+        namespaced_parts(&self.0)
     }
+}
+
+/// `(localpart, server name)` of a parsed `&localpart:server_name`.
+fn namespaced_parts(id: &str) -> (&str, &str) {
+    id[1..].split_once(':').unwrap_or(("", ""))
 }
 
 fn is_user_id_char(b: u8) -> bool {
@@ -283,11 +288,11 @@ impl RoomAlias {
     }
 
     pub fn alias(&self) -> &str {
-        self.0[1..].split_once(':').map_or("", |(l, _)| l)
+        namespaced_parts(&self.0).0
     }
 
     pub fn server_name(&self) -> &str {
-        self.0[1..].split_once(':').map_or("", |(_, s)| s)
+        namespaced_parts(&self.0).1
     }
 }
 
