@@ -23,11 +23,7 @@ impl Emitter<'_> {
             // On the method, not the module: implementers must still provide it,
             // callers get the warning.
             let deprecated = op.doc.deprecated.then(|| quote!(#[deprecated]));
-            let auth = match (op.security.schemes.is_empty(), op.security.optional) {
-                (true, _) => quote!(()),
-                (false, true) => quote!(Option<Self::Identity>),
-                (false, false) => quote!(Self::Identity),
-            };
+            let auth = caller_type(op);
             quote! {
                 #doc
                 #deprecated
@@ -42,11 +38,7 @@ impl Emitter<'_> {
         // method records its call and answers what the test scripted.
         let stub_methods = file.operations.iter().map(|op| {
             let name = format_ident!("{}", op.name);
-            let auth = match (op.security.schemes.is_empty(), op.security.optional) {
-                (true, _) => quote!(()),
-                (false, true) => quote!(Option<Self::Identity>),
-                (false, false) => quote!(Self::Identity),
-            };
+            let auth = caller_type(op);
             quote! {
                 fn #name(
                     &self,
@@ -391,5 +383,15 @@ impl Emitter<'_> {
                 }
             }
         }
+    }
+}
+
+/// The caller a route-trait method receives: `()` for a public operation,
+/// `Option<Identity>` where authentication is optional, `Identity` where required.
+fn caller_type(op: &Operation) -> TokenStream {
+    match (op.security.schemes.is_empty(), op.security.optional) {
+        (true, _) => quote!(()),
+        (false, true) => quote!(Option<Self::Identity>),
+        (false, false) => quote!(Self::Identity),
     }
 }
