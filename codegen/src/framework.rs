@@ -151,7 +151,7 @@ mod tests {
     /// authenticator's `M_USER_LOCKED` is the implementation's).
     #[test]
     fn errcodes_are_the_runtimes() {
-        let runtime = include_str!("../runtime/error.rs");
+        let runtime = include_str!("../runtime/src/error.rs");
         for code in [
             "M_NOT_JSON",
             "M_BAD_JSON",

@@ -23,7 +23,7 @@ pub use manifest::Manifest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use emit::Options;
+pub use emit::{Options, Runtime, RUNTIME_FILES};
 
 /// What one generation run produced.
 #[derive(Debug)]

@@ -61,7 +61,7 @@ fn v1_implementation_builds_against_v2_and_struct_literals_do_not_build() {
         let options = matrix_codegen::Options {
             crate_name: format!("compat-api-{v}"),
             standalone: false,
-            runtime_dir: None,
+            runtime: support::runtime(),
         };
         let out = matrix_codegen::generate(&spec(v), &options).unwrap();
         write_crate(&scratch.join(format!("api-{v}")), &out.files);

@@ -24,7 +24,7 @@ fn generated_crates_build_cleanly_and_examples_round_trip() {
         let opts = matrix_codegen::Options {
             crate_name: "upstream-v1-19".into(),
             standalone: false,
-            runtime_dir: None,
+            runtime: support::runtime(),
         };
         let out =
             matrix_codegen::generate(dir, &opts).unwrap_or_else(|e| panic!("upstream v1.19:\n{e}"));
@@ -66,4 +66,46 @@ fn generated_crates_build_cleanly_and_examples_round_trip() {
         "generated code has warnings:\n{text}"
     );
     assert!(!text.contains("FAILED"), "{text}");
+}
+
+/// A crate generated with the runtime vendored is its own workspace with a copy
+/// of the runtime crate, and builds (with and without the router) where nothing
+/// else of this repository is.
+#[test]
+fn vendored_crate_builds_on_its_own() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vendored-crate");
+    let opts = matrix_codegen::Options {
+        crate_name: "vendored-api".into(),
+        standalone: true,
+        runtime: matrix_codegen::Runtime::Vendored,
+    };
+    let out = matrix_codegen::generate(&fixtures().join("operations"), &opts).unwrap();
+    write_crate(&dir, &out.files);
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    std::fs::copy(lock, dir.join("Cargo.lock")).unwrap();
+    for args in [
+        &["check", "--all-targets", "--message-format=short"][..],
+        &["check", "--no-default-features", "--message-format=short"],
+    ] {
+        let text = cargo(&dir, args);
+        assert!(!text.contains("warning"), "cargo {args:?}:\n{text}");
+    }
+}
+
+/// The list of runtime files the generator vendors is the runtime crate's folder.
+#[test]
+fn vendored_runtime_lists_every_runtime_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime");
+    let mut on_disk = vec!["Cargo.toml".to_string()];
+    for entry in std::fs::read_dir(root.join("src")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        on_disk.push(format!("src/{name}"));
+    }
+    on_disk.sort();
+    let mut listed: Vec<String> = matrix_codegen::RUNTIME_FILES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, on_disk);
 }

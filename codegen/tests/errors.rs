@@ -11,7 +11,7 @@ fn bad_options() -> matrix_codegen::Options {
     matrix_codegen::Options {
         crate_name: "bad".into(),
         standalone: false,
-        runtime_dir: None,
+        runtime: matrix_codegen::Runtime::Vendored,
     }
 }
 

@@ -36,16 +36,19 @@
 //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
 //! serve [`router::router`].
 #![allow(deprecated)]
-#[path = "../../codegen/runtime/mod.rs"]
-pub mod runtime;
+/// The runtime crate (`matrix-api-runtime`): errors, identifiers, extraction,
+/// the router.
+pub use runtime;
 #[rustfmt::skip]
 pub mod types;
 #[rustfmt::skip]
 pub mod client_server;
 #[rustfmt::skip]
 pub mod server_server;
+#[cfg(feature = "server")]
 #[rustfmt::skip]
 pub mod router;
+#[cfg(feature = "server")]
 pub use router::{router, Api};
 /// The API files this crate was generated from.
 #[rustfmt::skip]

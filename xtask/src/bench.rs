@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use matrix_codegen::diff::{diff, Scope};
-use matrix_codegen::{generate, load_spec, Options};
+use matrix_codegen::{generate, load_spec, Options, Runtime};
 
 use crate::codegen::project_root;
 
@@ -23,7 +23,7 @@ fn time_generation(spec: &Path, runs: usize) -> Result<(Duration, usize, usize),
     let options = Options {
         crate_name: "bench".into(),
         standalone: true,
-        runtime_dir: None,
+        runtime: Runtime::Vendored,
     };
     let mut samples = Vec::new();
     let mut sizes = (0, 0);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use matrix_codegen::{generate, Options, Output};
+use matrix_codegen::{generate, Options, Output, Runtime};
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,7 +21,7 @@ fn workspace_options() -> Options {
         crate_name: CRATE_NAME.into(),
         standalone: false,
         // generated/ sits beside the generator: it uses the runtime's one source.
-        runtime_dir: Some("../../codegen/runtime".into()),
+        runtime: Runtime::Path("../codegen/runtime".into()),
     }
 }
 
@@ -142,7 +142,7 @@ fn target(spec: Option<PathBuf>, out: Option<PathBuf>) -> Target {
                 options: Options {
                     crate_name: name,
                     standalone: true,
-                    runtime_dir: None,
+                    runtime: Runtime::Vendored,
                 },
             }
         }

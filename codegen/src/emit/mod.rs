@@ -11,7 +11,7 @@ use quote::quote;
 use crate::diag::Diagnostics;
 use crate::ir::{Api, Doc};
 
-pub use krate::{emit, Options};
+pub use krate::{emit, Options, Runtime, RUNTIME_FILES};
 
 pub(crate) struct Emitter<'a> {
     pub api: &'a Api,

@@ -62,6 +62,7 @@ impl Emitter<'_> {
             pub trait #trait_name: crate::runtime::Authenticator {
                 #(#methods)*
             }
+            #[cfg(feature = "server")]
             #[allow(deprecated)]
             impl<A> #trait_name for crate::runtime::testing::Stub<A>
             where

@@ -22,8 +22,15 @@ pub fn options(name: &str) -> matrix_codegen::Options {
     matrix_codegen::Options {
         crate_name: format!("fixture-{}", name.replace('_', "-")),
         standalone: false,
-        runtime_dir: None,
+        runtime: runtime(),
     }
+}
+
+/// The runtime crate of this repository, as a path dependency: the scratch
+/// workspaces hold many generated crates, and one runtime builds once.
+pub fn runtime() -> matrix_codegen::Runtime {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime");
+    matrix_codegen::Runtime::Path(dir.to_string_lossy().into_owned())
 }
 
 /// The workspace's one definition of "in CI" and of a visible skip.

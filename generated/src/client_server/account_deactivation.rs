@@ -175,6 +175,7 @@ pub trait AccountDeactivationApi: crate::runtime::Authenticator {
         Output = Result<deactivate_account::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> AccountDeactivationApi for crate::runtime::testing::Stub<A>
 where

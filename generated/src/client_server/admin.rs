@@ -674,6 +674,7 @@ pub trait AdminApi: crate::runtime::Authenticator {
         Output = Result<set_admin_lock_user::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> AdminApi for crate::runtime::testing::Stub<A>
 where

@@ -1013,6 +1013,7 @@ pub trait AdministrativeContactApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> AdministrativeContactApi for crate::runtime::testing::Stub<A>
 where

@@ -282,6 +282,7 @@ pub trait CapabilitiesApi: crate::runtime::Authenticator {
         Output = Result<get_capabilities::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> CapabilitiesApi for crate::runtime::testing::Stub<A>
 where

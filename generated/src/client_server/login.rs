@@ -366,6 +366,7 @@ pub trait LoginApi: crate::runtime::Authenticator {
         Output = Result<login::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> LoginApi for crate::runtime::testing::Stub<A>
 where

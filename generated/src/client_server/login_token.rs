@@ -156,6 +156,7 @@ pub trait LoginTokenApi: crate::runtime::Authenticator {
         Output = Result<generate_login_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> LoginTokenApi for crate::runtime::testing::Stub<A>
 where

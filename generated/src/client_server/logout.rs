@@ -167,6 +167,7 @@ pub trait LogoutApi: crate::runtime::Authenticator {
         Output = Result<logout_all::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> LogoutApi for crate::runtime::testing::Stub<A>
 where

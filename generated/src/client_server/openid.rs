@@ -117,6 +117,7 @@ pub trait ClientServerOpenidApi: crate::runtime::Authenticator {
         Output = Result<request_open_id_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> ClientServerOpenidApi for crate::runtime::testing::Stub<A>
 where

@@ -343,6 +343,7 @@ pub trait PasswordManagementApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> PasswordManagementApi for crate::runtime::testing::Stub<A>
 where

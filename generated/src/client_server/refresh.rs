@@ -143,6 +143,7 @@ pub trait RefreshApi: crate::runtime::Authenticator {
         Output = Result<refresh::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> RefreshApi for crate::runtime::testing::Stub<A>
 where

@@ -568,6 +568,7 @@ pub trait RegistrationApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> RegistrationApi for crate::runtime::testing::Stub<A>
 where

@@ -123,6 +123,7 @@ pub trait RegistrationTokensApi: crate::runtime::Authenticator {
         >,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> RegistrationTokensApi for crate::runtime::testing::Stub<A>
 where

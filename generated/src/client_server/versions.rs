@@ -116,6 +116,7 @@ pub trait VersionsApi: crate::runtime::Authenticator {
         Output = Result<get_versions::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> VersionsApi for crate::runtime::testing::Stub<A>
 where

@@ -87,6 +87,7 @@ pub trait WellknownApi: crate::runtime::Authenticator {
         Output = Result<get_wellknown::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> WellknownApi for crate::runtime::testing::Stub<A>
 where

@@ -137,6 +137,7 @@ pub trait WhoamiApi: crate::runtime::Authenticator {
         Output = Result<get_token_owner::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> WhoamiApi for crate::runtime::testing::Stub<A>
 where

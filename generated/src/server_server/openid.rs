@@ -107,6 +107,7 @@ pub trait ServerServerOpenidApi: crate::runtime::Authenticator {
         Output = Result<exchange_open_id_token::Response, crate::runtime::MatrixError>,
     > + Send;
 }
+#[cfg(feature = "server")]
 #[allow(deprecated)]
 impl<A> ServerServerOpenidApi for crate::runtime::testing::Stub<A>
 where

@@ -9,8 +9,8 @@ use http::{HeaderMap, Method};
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use serde_json::error::Category;
 
-use super::error::MatrixError;
-use super::response::Binary;
+use crate::error::MatrixError;
+use crate::response::Binary;
 
 /// The peer's address; a server puts it in the request's extensions so
 /// implementations can rate-limit per IP.
@@ -26,7 +26,7 @@ pub struct RequestInfo {
     pub headers: HeaderMap,
     pub remote_addr: Option<SocketAddr>,
     /// The operation the request was routed to (its generated `METADATA`).
-    pub operation: &'static super::auth::Metadata,
+    pub operation: &'static crate::auth::Metadata,
 }
 
 /// A request matched to an operation, its body read (within the size limit).

@@ -6,7 +6,7 @@ use std::fmt;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::response::{self, HttpResponse};
+use crate::response::{self, HttpResponse};
 
 /// A Matrix standard error: an HTTP status, an `errcode`, a human-readable `error`
 /// and any extra fields the error code defines (`retry_after_ms`, `soft_logout`).

@@ -13,10 +13,10 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
-use super::auth::{find_credential, Authenticator, Context, Metadata, Security};
-use super::error::MatrixError;
-use super::request::{FromRequest, Incoming, RemoteAddr, RequestInfo};
-use super::response::{self, HttpResponse, IntoResponse};
+use crate::auth::{find_credential, Authenticator, Context, Metadata, Security};
+use crate::error::MatrixError;
+use crate::request::{FromRequest, Incoming, RemoteAddr, RequestInfo};
+use crate::response::{self, HttpResponse, IntoResponse};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -369,8 +369,8 @@ fn credential<'a>(
     scheme: &'static str,
     token: &'a str,
     req: &'a Incoming,
-) -> super::auth::Credential<'a> {
-    super::auth::Credential {
+) -> crate::auth::Credential<'a> {
+    crate::auth::Credential {
         scheme,
         token,
         request: &req.info,

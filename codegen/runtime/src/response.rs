@@ -5,7 +5,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::error::MatrixError;
+use crate::error::MatrixError;
 
 pub type HttpResponse = http::Response<Full<Bytes>>;
 

@@ -2,7 +2,7 @@
 
 /// A string enum that keeps values it does not know (in `_Custom`), so a peer on a
 /// newer spec version never breaks parsing.
-#[allow(unused_macros)]
+#[macro_export]
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal,)* }) => {
         $(#[$meta])*
@@ -38,20 +38,20 @@ macro_rules! string_enum {
             }
         }
 
-        impl ::serde::Serialize for $name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+        impl $crate::__private::serde::Serialize for $name {
+            fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                let s = <::std::string::String as ::serde::Deserialize>::deserialize(d)?;
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                let s = <::std::string::String as $crate::__private::serde::Deserialize>::deserialize(d)?;
                 Ok(Self::from(s.as_str()))
             }
         }
 
-        impl $crate::runtime::FromParam for $name {
+        impl $crate::FromParam for $name {
             fn from_param(s: &str) -> ::std::option::Option<Self> {
                 ::std::option::Option::Some(Self::from(s))
             }
@@ -62,22 +62,22 @@ macro_rules! string_enum {
 /// The two functions a field with a spec `default` needs: the default itself, and a
 /// deserializer that treats an explicit `null` as absent (clients send
 /// `"logout_devices": null`).
-#[allow(unused_macros)]
+#[macro_export]
 macro_rules! default_fns {
     ($default:ident, $or_null:ident, $ty:ty, $value:expr) => {
         fn $default() -> $ty {
             $value
         }
 
-        fn $or_null<'de, D: ::serde::Deserializer<'de>>(
+        fn $or_null<'de, D: $crate::__private::serde::Deserializer<'de>>(
             d: D,
         ) -> ::std::result::Result<$ty, D::Error> {
             Ok(
-                <::std::option::Option<$ty> as ::serde::Deserialize>::deserialize(d)?
-                    .unwrap_or_else($default),
+                <::std::option::Option<$ty> as $crate::__private::serde::Deserialize>::deserialize(
+                    d,
+                )?
+                .unwrap_or_else($default),
             )
         }
     };
 }
-
-pub(crate) use {default_fns, string_enum};

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::auth::{Authenticator, Credential, Metadata};
-use super::error::MatrixError;
+use crate::auth::{Authenticator, Credential, Metadata};
+use crate::error::MatrixError;
 
 /// The status of the answer to an operation a test scripted nothing for.
 pub const UNSCRIPTED: http::StatusCode = http::StatusCode::IM_A_TEAPOT;

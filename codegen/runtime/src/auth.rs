@@ -6,8 +6,8 @@ use std::future::Future;
 
 use http::Method;
 
-use super::error::MatrixError;
-use super::request::{Incoming, RequestInfo};
+use crate::error::MatrixError;
+use crate::request::RequestInfo;
 
 /// Where a security scheme carries its credential.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +75,9 @@ pub struct Context<A> {
 }
 
 /// The first credential the operation's schemes find in the request.
+#[cfg(feature = "server")]
 pub(crate) fn find_credential<'a>(
-    req: &'a Incoming,
+    req: &'a crate::request::Incoming,
     security: &Security,
 ) -> Option<(&'static str, &'a str)> {
     for (name, scheme) in security.schemes {

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::request::FromParam;
+use crate::request::FromParam;
 
 /// Why a string is not a valid identifier of the kind asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
