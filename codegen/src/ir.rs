@@ -34,7 +34,47 @@ pub struct ApiFile {
     pub title: String,
     /// The `basePath` of the file's `servers` entry, e.g. `/_matrix/client/v3`.
     pub base_path: String,
+    /// The error envelope of the file's operations (`x-error-envelope`).
+    pub envelope: Envelope,
     pub operations: Vec<Operation>,
+}
+
+/// The shape of error bodies an API file's operations answer with. Handlers
+/// return errors as the envelope's runtime type (`Err(..)`), never as a
+/// `Response` variant, and the router renders its own failures in it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// `{"errcode": "M_…", "error": "…"}`: `runtime::MatrixError`.
+    Matrix,
+    /// RFC 6749's `{"error": "…", "error_description": "…"}`: `runtime::OAuthError`.
+    OAuth,
+}
+
+impl Envelope {
+    pub fn from_extension(value: &str) -> Option<Envelope> {
+        match value {
+            "matrix" => Some(Envelope::Matrix),
+            "oauth" => Some(Envelope::OAuth),
+            _ => None,
+        }
+    }
+
+    /// The property every error body of this envelope requires: a response
+    /// whose schema requires it is an error.
+    pub fn key(self) -> &'static str {
+        match self {
+            Envelope::Matrix => "errcode",
+            Envelope::OAuth => "error",
+        }
+    }
+
+    /// The runtime type that carries it.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Envelope::Matrix => "MatrixError",
+            Envelope::OAuth => "OAuthError",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -118,6 +158,22 @@ pub struct Response {
     pub doc: Doc,
     pub content: Option<Content>,
     pub headers: Vec<Header>,
+    /// The body is the file's error envelope: the handler answers it as an
+    /// error (`Err`), and it is no variant of the operation's `Response`.
+    pub error: bool,
+}
+
+impl Operation {
+    /// The responses that are variants of the operation's typed `Response`:
+    /// every documented one whose body is not an error envelope.
+    pub fn variants(&self) -> impl Iterator<Item = &Response> {
+        self.responses.iter().filter(|r| !r.error)
+    }
+
+    /// The documented statuses whose body is the error envelope.
+    pub fn error_statuses(&self) -> impl Iterator<Item = Status> + '_ {
+        self.responses.iter().filter(|r| r.error).map(|r| r.status)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

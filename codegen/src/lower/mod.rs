@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::diag::{Error, Location};
-use crate::ir::{Api, ApiFile, TypeId};
+use crate::ir::{Api, ApiFile, Content, Envelope, Ty, TypeId, TypeKind};
 use crate::load::Loader;
 
 pub(crate) struct Lowerer {
@@ -45,6 +45,7 @@ pub fn lower(display_root: &Path, files: &[PathBuf]) -> Result<Api, Error> {
         l.file(&name, &doc);
     }
     names::assign(&mut l);
+    mark_errors(&mut l.api);
     let mut sources: Vec<String> = l.loader_files();
     sources.sort();
     l.api.sources = sources;
@@ -72,6 +73,19 @@ impl Lowerer {
         }
         let base_path = self.base_path(&root, doc);
         let (area, stem) = area_and_stem(name);
+        let envelope = match doc.get("x-error-envelope") {
+            None => Envelope::Matrix,
+            Some(v) => match v.as_str().and_then(Envelope::from_extension) {
+                Some(e) => e,
+                None => {
+                    self.loader.diags.push(
+                        &root.join("x-error-envelope"),
+                        "`x-error-envelope` must be `matrix` or `oauth`",
+                    );
+                    Envelope::Matrix
+                }
+            },
+        };
         let file_index = self.api.files.len();
         self.api.files.push(ApiFile {
             source: name.to_string(),
@@ -79,6 +93,7 @@ impl Lowerer {
             trait_name: String::new(),
             title: text::str_at(doc, "/info/title").unwrap_or_default(),
             base_path,
+            envelope,
             operations: Vec::new(),
         });
         let paths = doc["paths"].as_object().cloned().unwrap_or_default();
@@ -115,6 +130,26 @@ impl Lowerer {
             "no base path: expected `servers[0]` with a `basePath` variable or a URL path",
         );
         String::new()
+    }
+}
+
+/// Marks the responses whose body is their file's error envelope: a JSON object
+/// that requires the envelope's key (`errcode`; `error` for OAuth).
+fn mark_errors(api: &mut Api) {
+    let types = &api.types;
+    let is_envelope = |content: &Option<Content>, envelope: Envelope| {
+        let Some(Content::Json(Ty::Named(id) | Ty::Boxed(id))) = content else {
+            return false;
+        };
+        matches!(&types[*id].kind, TypeKind::Struct { fields, .. }
+            if fields.iter().any(|f| f.required && f.wire == envelope.key()))
+    };
+    for file in &mut api.files {
+        for op in &mut file.operations {
+            for r in &mut op.responses {
+                r.error = is_envelope(&r.content, file.envelope);
+            }
+        }
     }
 }
 

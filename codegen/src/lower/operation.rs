@@ -305,6 +305,7 @@ impl Lowerer {
             doc: text::doc(&r),
             content,
             headers,
+            error: false, // settled by `mark_errors` once every type is known
         })
     }
 
