@@ -920,11 +920,12 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             }
             _ => {
                 Box::pin(async {
-                    crate::runtime::MatrixError::unrecognized(
+                    crate::runtime::IntoResponse::into_response(
+                        crate::runtime::MatrixError::unrecognized(
                             http::StatusCode::NOT_FOUND,
                             "Unrecognized request",
-                        )
-                        .into_response()
+                        ),
+                    )
                 })
             }
         }

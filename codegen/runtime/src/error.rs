@@ -1,12 +1,25 @@
-//! The Matrix error envelope (`{"errcode": ..., "error": ...}`), used for every
-//! failure the framework produces and for errors an implementation returns.
+//! Error envelopes: the [`ErrorEnvelope`] trait, and the Matrix one
+//! (`{"errcode": ..., "error": ...}`), in which the framework states its own
+//! failures and which most operations answer errors in.
 
 use std::fmt;
 
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use crate::response::{self, HttpResponse};
+use crate::response::{self, HttpResponse, IntoResponse};
+
+/// The shape of an API file's error bodies (its `x-error-envelope`): what its
+/// handlers return as `Err`, and what the client parses a non-variant answer
+/// as. The framework states its own failures (bad JSON, a missing token, a
+/// rate limit) as a [`MatrixError`], which each envelope converts from.
+pub trait ErrorEnvelope:
+    From<MatrixError> + IntoResponse + Clone + fmt::Debug + Send + 'static
+{
+    /// An error body of this envelope with its status, or `None` when the
+    /// body is not one (the client's side of [`IntoResponse`]).
+    fn from_body(status: StatusCode, body: &[u8]) -> Option<Self>;
+}
 
 /// A Matrix standard error: an HTTP status, an `errcode`, a human-readable `error`
 /// and any extra fields the error code defines (`retry_after_ms`, `soft_logout`).
@@ -102,11 +115,34 @@ impl MatrixError {
         }
         Value::Object(body)
     }
+}
 
+impl IntoResponse for MatrixError {
     /// The JSON envelope with its status (a 429 with `retry_after_ms` also gets
     /// `Retry-After`, see [`response::json`]).
-    pub fn into_response(self) -> HttpResponse {
+    fn into_response(self) -> HttpResponse {
         response::json(self.status, &self.to_json())
+    }
+}
+
+impl ErrorEnvelope for MatrixError {
+    fn from_body(status: StatusCode, body: &[u8]) -> Option<Self> {
+        let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
+            return None;
+        };
+        let Some(Value::String(errcode)) = fields.remove("errcode") else {
+            return None;
+        };
+        let error = match fields.remove("error") {
+            Some(Value::String(error)) => error,
+            _ => String::new(),
+        };
+        Some(MatrixError {
+            status,
+            errcode,
+            error,
+            extra: Box::new(fields),
+        })
     }
 }
 
@@ -123,3 +159,22 @@ impl fmt::Display for MatrixError {
 }
 
 impl std::error::Error for MatrixError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_error_body_round_trips_with_its_extra_fields() {
+        let e = MatrixError::limit_exceeded(1500);
+        let body = serde_json::to_vec(&e.to_json()).unwrap();
+        assert_eq!(MatrixError::from_body(e.status, &body), Some(e));
+    }
+
+    #[test]
+    fn a_body_without_errcode_is_not_a_matrix_error() {
+        for body in [&b"{}"[..], b"[]", b"not json", br#"{"errcode": 1}"#] {
+            assert_eq!(MatrixError::from_body(StatusCode::BAD_REQUEST, body), None);
+        }
+    }
+}

@@ -18,7 +18,7 @@ mod router;
 pub mod testing;
 
 pub use auth::{AuthScheme, Authenticator, Context, Credential, Metadata, Security};
-pub use error::MatrixError;
+pub use error::{ErrorEnvelope, MatrixError};
 pub use identifiers::{EventId, IdError, RoomAlias, RoomId, ServerName, UserId};
 pub use request::{FromParam, FromRequest, Incoming, RemoteAddr, RequestInfo};
 pub use response::{

@@ -21,12 +21,6 @@ pub trait IntoResponse {
     fn into_response(self) -> HttpResponse;
 }
 
-impl IntoResponse for MatrixError {
-    fn into_response(self) -> HttpResponse {
-        MatrixError::into_response(self)
-    }
-}
-
 /// A response status given as a number (for `4XX`-style response classes).
 pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

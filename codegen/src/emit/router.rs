@@ -96,7 +96,7 @@ impl Emitter<'_> {
                     match op {
                         #(#arms,)*
                         _ => Box::pin(async {
-                            crate::runtime::MatrixError::unrecognized(http::StatusCode::NOT_FOUND, "Unrecognized request").into_response()
+                            crate::runtime::IntoResponse::into_response(crate::runtime::MatrixError::unrecognized(http::StatusCode::NOT_FOUND, "Unrecognized request"))
                         }),
                     }
                 }
