@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use matrix_api::client_server::{login, logout, password_management, wellknown, whoami};
 use matrix_api::router::Dispatcher;
 use matrix_api::runtime::testing::{Stub, UNSCRIPTED};
-use matrix_api::runtime::{Authenticator, Credential};
+use matrix_api::runtime::{Authenticator, Credential, RequestInfo, Seg};
 use matrix_api::runtime::{MatrixError, Router, RouterConfig, UserId};
 use matrix_api::types;
 use serde_json::{json, Value};
@@ -28,6 +28,18 @@ impl Authenticator for ValidPrefix {
             Some(user) => Ok(format!("{}:{user}", credential.scheme)),
             None => Err(MatrixError::unknown_token(false)),
         }
+    }
+
+    /// Refuses requests carrying `x-test-limit`, naming the caller it was given.
+    fn rate_limit(
+        &self,
+        request: &RequestInfo,
+        caller: Option<&String>,
+    ) -> Result<(), MatrixError> {
+        if request.headers.contains_key("x-test-limit") {
+            return Err(MatrixError::limit_exceeded(1000).with("caller", format!("{caller:?}")));
+        }
+        Ok(())
     }
 }
 
@@ -585,7 +597,7 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
     let mut owner =
         whoami::get_token_owner::OkBody::new(UserId::parse("@alice:example.org").unwrap());
     owner.device_id = Some("DEV".into());
-    h.api.reply(
+    h.api.reply::<_, MatrixError>(
         &whoami::get_token_owner::METADATA,
         Ok(whoami::get_token_owner::Response::Ok(owner)),
     );
@@ -608,7 +620,7 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
     assert_eq!(r.headers.get("retry-after"), None);
 
     // An empty-object success (logout) is `{}`, not an empty body.
-    h.api.reply(
+    h.api.reply::<_, MatrixError>(
         &logout::logout::METADATA,
         Ok(logout::logout::Response::Ok(Default::default())),
     );
@@ -625,7 +637,7 @@ async fn success_variant_is_200_json_with_exactly_its_fields() {
 }
 
 #[tokio::test]
-async fn documented_error_variants_keep_their_status_and_body() {
+async fn documented_statuses_keep_their_status_and_body() {
     let h = harness();
     // A user-interactive-auth challenge: 401 with the flows, and no errcode.
     let flow = types::FlowInformation::new(vec!["m.login.password".into()]);
@@ -633,7 +645,7 @@ async fn documented_error_variants_keep_their_status_and_body() {
     challenge.params = Some(Default::default());
     challenge.session = Some("S1".into());
     challenge.completed = Some(vec![]);
-    h.api.reply(
+    h.api.reply::<_, MatrixError>(
         &password_management::change_password::METADATA,
         Ok(password_management::change_password::Response::Unauthorized(challenge)),
     );
@@ -653,12 +665,10 @@ async fn documented_error_variants_keep_their_status_and_body() {
         json!({"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "S1", "completed": []})
     );
 
-    // A documented 403 with the standard error body.
-    let mut forbidden = types::Error::new("M_FORBIDDEN".into());
-    forbidden.error = Some("Invalid password".into());
-    h.api.reply(
+    // A documented 403 with the standard error body: the handler's `Err`.
+    h.api.reply::<login::login::Response, _>(
         &login::login::METADATA,
-        Ok(login::login::Response::Forbidden(forbidden)),
+        Err(MatrixError::forbidden("Invalid password")),
     );
     let r = h
         .call(
@@ -675,7 +685,7 @@ async fn documented_error_variants_keep_their_status_and_body() {
     );
 
     // A documented status without a body: no body and no content type.
-    h.api.reply(
+    h.api.reply::<_, MatrixError>(
         &wellknown::get_wellknown::METADATA,
         Ok(wellknown::get_wellknown::Response::NotFound),
     );
@@ -688,13 +698,14 @@ async fn documented_error_variants_keep_their_status_and_body() {
 }
 
 #[tokio::test]
-async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
+async fn rate_limits_carry_retry_after_whether_documented_or_not() {
     let h = harness();
     // A `MatrixError` the spec does not list for the operation (whoami has no 429).
-    h.api.reply::<whoami::get_token_owner::Response>(
-        &whoami::get_token_owner::METADATA,
-        Err(MatrixError::limit_exceeded(2500)),
-    );
+    h.api
+        .reply::<whoami::get_token_owner::Response, MatrixError>(
+            &whoami::get_token_owner::METADATA,
+            Err(MatrixError::limit_exceeded(2500)),
+        );
     let r = h
         .call(
             Method::GET,
@@ -712,12 +723,10 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
         json!({"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 2500})
     );
 
-    // The documented 429 variant of a rate-limited operation.
-    let mut limited = types::RateLimited::new("M_LIMIT_EXCEEDED".into());
-    limited.retry_after_ms = Some(1000);
-    h.api.reply(
+    // The documented 429 of a rate-limited operation.
+    h.api.reply::<login::login::Response, _>(
         &login::login::METADATA,
-        Ok(login::login::Response::TooManyRequests(limited)),
+        Err(MatrixError::limit_exceeded(1000)),
     );
     let r = h
         .call(
@@ -730,7 +739,7 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         r.text,
-        r#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1000}"#
+        r#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests","retry_after_ms":1000}"#
     );
     assert_eq!(r.headers["retry-after"], "1");
 }
@@ -738,10 +747,11 @@ async fn rate_limits_carry_retry_after_whether_matrix_error_or_typed_429() {
 #[tokio::test]
 async fn implementation_errors_keep_their_status_and_extra_fields() {
     let h = harness();
-    h.api.reply::<whoami::get_token_owner::Response>(
-        &whoami::get_token_owner::METADATA,
-        Err(MatrixError::unknown_token(true)),
-    );
+    h.api
+        .reply::<whoami::get_token_owner::Response, MatrixError>(
+            &whoami::get_token_owner::METADATA,
+            Err(MatrixError::unknown_token(true)),
+        );
     let r = h
         .call(
             Method::GET,
@@ -1036,4 +1046,46 @@ async fn malformed_requests_get_their_documented_errors() {
             "reached"
         ]
     );
+}
+
+/// The router asks the implementation's rate limit exactly for the operations
+/// the spec marks rate-limited, after authentication (with the caller) and
+/// before the body is parsed.
+#[tokio::test]
+async fn the_rate_limit_hook_runs_for_rate_limited_operations_only() {
+    let h = harness();
+    let mut limited = 0;
+    for route in matrix_api::router::ROUTES {
+        let mut uri = route.base.to_string();
+        for seg in route.segments {
+            uri.push('/');
+            uri.push_str(match seg {
+                Seg::Lit(s) => s,
+                Seg::Param => "%40a%3Aexample.org",
+            });
+        }
+        let req = Request::builder()
+            .method(route.method.clone())
+            .uri(&uri)
+            .header("authorization", "Bearer valid-a")
+            .header("x-test-limit", "1")
+            .body(Full::new(Bytes::from_static(b"not json")))
+            .unwrap();
+        let r = h.send(req).await;
+        let what = format!("{} {uri}", route.method);
+        if route.metadata.rate_limited {
+            limited += 1;
+            assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{what}");
+            assert_eq!(r.headers["retry-after"], "1", "{what}");
+            let caller = if route.metadata.security.schemes.is_empty() {
+                "None"
+            } else {
+                r#"Some("accessTokenBearer:a")"#
+            };
+            assert_eq!(r.body["caller"], caller, "{what}");
+        } else {
+            assert_ne!(r.status, StatusCode::TOO_MANY_REQUESTS, "{what}");
+        }
+    }
+    assert!(limited >= 20, "only {limited} rate-limited operations");
 }

@@ -59,15 +59,22 @@ pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
             ..
         })
     );
+    let form_body = matches!(
+        op.body,
+        Some(Body {
+            content: Content::Form(_),
+            ..
+        })
+    );
     let required_param = op.params.iter().any(|p| p.required);
     let mut bad_request = Vec::new();
     if json_body {
         bad_request.extend(["M_NOT_JSON", "M_BAD_JSON"]);
     }
-    if json_body || required_param {
+    if json_body || form_body || required_param {
         bad_request.push("M_MISSING_PARAM");
     }
-    if !op.params.is_empty() {
+    if !op.params.is_empty() || form_body {
         bad_request.push("M_INVALID_PARAM");
     }
     if !bad_request.is_empty() {
@@ -78,15 +85,17 @@ pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
             );
         }
         if bad_request.contains(&"M_MISSING_PARAM") {
-            what.push(if json_body && required_param {
+            what.push(if (json_body || form_body) && required_param {
                 "a missing required field or parameter (`M_MISSING_PARAM`)"
-            } else if json_body {
+            } else if json_body || form_body {
                 "a missing required field (`M_MISSING_PARAM`)"
             } else {
                 "a missing required parameter (`M_MISSING_PARAM`)"
             });
         }
-        if !op.params.is_empty() {
+        if form_body {
+            what.push("a form field that is not valid for its type (`M_INVALID_PARAM`)");
+        } else if !op.params.is_empty() {
             what.push("a parameter value that is not valid for its type (`M_INVALID_PARAM`)");
         }
         out.push(FrameworkResponse {

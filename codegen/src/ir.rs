@@ -144,12 +144,39 @@ pub struct Body {
     pub content: Content,
 }
 
+/// What a body is, by its media type.
 #[derive(Debug, Clone)]
 pub enum Content {
+    /// `application/json` (or `+json`), with its schema.
     Json(Ty),
-    /// Any non-JSON media type (uploads, downloads, multipart): raw bytes plus the
+    /// `application/x-www-form-urlencoded` (OAuth's token endpoint, HTML forms),
+    /// with the schema of its fields.
+    Form(Ty),
+    /// `text/html`: a page, as a string.
+    Html,
+    /// Any other media type (uploads, downloads, multipart): raw bytes plus the
     /// content type.
     Binary,
+}
+
+impl Content {
+    /// The schema of a JSON or form body.
+    pub fn schema(&self) -> Option<&Ty> {
+        match self {
+            Content::Json(ty) | Content::Form(ty) => Some(ty),
+            Content::Html | Content::Binary => None,
+        }
+    }
+
+    /// How messages name the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Content::Json(_) => "JSON",
+            Content::Form(_) => "form-urlencoded",
+            Content::Html => "HTML",
+            Content::Binary => "binary",
+        }
+    }
 }
 
 #[derive(Debug)]

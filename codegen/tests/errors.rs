@@ -205,3 +205,11 @@ fn a_manifest_deviation_needs_a_known_change_and_a_reason() {
         ["manifest_unknown_key/upstream.yaml: error: invalid manifest: unknown field `pinned_at`, expected `release` or `deviations` at line 2 column 1"]
     );
 }
+
+#[test]
+fn an_error_envelope_is_matrix_or_oauth() {
+    assert_eq!(
+        errors("unknown_envelope"),
+        ["unknown_envelope/api.yaml#/x-error-envelope: error: `x-error-envelope` must be `matrix` or `oauth`"]
+    );
+}

@@ -2,7 +2,7 @@
 
 mod support;
 
-use matrix_codegen::ir::{Api, IdKind, Module, SchemeKind, Status, Ty, TypeKind};
+use matrix_codegen::ir::{Api, Envelope, IdKind, Module, SchemeKind, Status, Ty, TypeKind};
 use support::fixtures;
 
 fn lower(name: &str) -> Api {
@@ -267,4 +267,37 @@ fn identifier_formats_are_identifier_types() {
     assert_eq!(body("avatar"), Ty::String);
     assert_eq!(body("homepage"), Ty::String);
     assert_eq!(body("room"), Ty::String);
+}
+
+#[test]
+fn responses_whose_body_is_the_envelope_are_errors_not_variants() {
+    let api = lower("envelopes");
+    let status_of = |file: usize, errors: bool| -> Vec<Status> {
+        let op = &api.files[file].operations[0];
+        if errors {
+            op.error_statuses().collect()
+        } else {
+            op.variants().map(|r| r.status).collect()
+        }
+    };
+    let matrix = api
+        .files
+        .iter()
+        .position(|f| f.source.ends_with("matrix.yaml"))
+        .unwrap();
+    let oauth = 1 - matrix;
+    assert_eq!(api.files[matrix].envelope, Envelope::Matrix);
+    assert_eq!(api.files[oauth].envelope, Envelope::OAuth);
+    // `errcode` required (also through `allOf`) is an error; `errcode` optional
+    // (a UIA challenge) is not.
+    assert_eq!(
+        status_of(matrix, true),
+        [Status::Code(400), Status::Code(429)]
+    );
+    assert_eq!(
+        status_of(matrix, false),
+        [Status::Code(200), Status::Code(401)]
+    );
+    assert_eq!(status_of(oauth, true), [Status::Code(400)]);
+    assert_eq!(status_of(oauth, false), [Status::Code(200)]);
 }

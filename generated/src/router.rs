@@ -63,7 +63,8 @@ pub fn router<S: Api>(
 ) -> crate::runtime::Router<Dispatcher<S>> {
     crate::runtime::Router::new(Dispatcher(api), config)
 }
-static ROUTES: &[crate::runtime::Route] = &[
+/// Every operation's route, with its `METADATA`.
+pub static ROUTES: &[crate::runtime::Route] = &[
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
@@ -613,6 +614,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             12usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to_3pid_email(
                                 &api,
@@ -626,6 +628,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             13usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::administrative_contact::AdministrativeContactApi>::request_token_to_3pid_msisdn(
                                 &api,
@@ -655,6 +658,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::login::LoginApi>::get_login_flows(
                                 &api,
@@ -668,6 +672,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::login::LoginApi>::login(
                                 &api,
@@ -759,6 +764,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::password_management::PasswordManagementApi>::request_token_to_reset_password_email(
                                 &api,
@@ -772,6 +778,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::password_management::PasswordManagementApi>::request_token_to_reset_password_msisdn(
                                 &api,
@@ -785,6 +792,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             24usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::refresh::RefreshApi>::refresh(
                                 &api,
@@ -798,6 +806,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             25usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::register(
                                 &api,
@@ -811,6 +820,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             26usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::request_token_to_register_email(
                                 &api,
@@ -824,6 +834,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             27usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::request_token_to_register_msisdn(
                                 &api,
@@ -837,6 +848,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             28usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::registration::RegistrationApi>::check_username_availability(
                                 &api,
@@ -850,6 +862,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             29usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::registration_tokens::RegistrationTokensApi>::registration_token_validity(
                                 &api,
@@ -879,6 +892,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             31usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::client_server::wellknown::WellknownApi>::get_wellknown(
                                 &api,
@@ -908,6 +922,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
+                            &*api,
                             req,
                             |ctx, r| <S as crate::server_server::openid::ServerServerOpenidApi>::exchange_open_id_token(
                                 &api,

@@ -188,14 +188,9 @@ impl Server {
         self.limiter.check(action, &keys)
     }
 
-    /// Rate-limits a `requestToken` call by client address and by the email
-    /// address or phone number it would message.
-    pub fn limit_request_token(
-        &self,
-        info: &RequestInfo,
-        threepid: &str,
-    ) -> Result<(), MatrixError> {
-        self.limit_address(Action::RequestTokenAddress, info)?;
+    /// Rate-limits a `requestToken` call by the email address or phone number
+    /// it would message (the router's hook has limited it by client address).
+    pub fn limit_threepid(&self, threepid: &str) -> Result<(), MatrixError> {
         self.limiter.check(
             Action::RequestTokenThreepid,
             &[Key::Threepid(threepid.trim().to_lowercase())],
@@ -296,6 +291,14 @@ pub fn medium_not_supported() -> MatrixError {
 
 impl Authenticator for Server {
     type Identity = Caller;
+
+    fn rate_limit(
+        &self,
+        request: &RequestInfo,
+        caller: Option<&Caller>,
+    ) -> Result<(), MatrixError> {
+        self.rate_limit_operation(request, caller)
+    }
 
     async fn authenticate(&self, credential: Credential<'_>) -> Result<Caller, MatrixError> {
         let hash = crypto::token_hash(credential.token);

@@ -63,6 +63,22 @@ pub trait Authenticator: Send + Sync + 'static {
         &self,
         credential: Credential<'_>,
     ) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send;
+
+    /// Called by the router before each operation the spec marks rate-limited
+    /// ([`Metadata::rate_limited`], `request.operation`), after authentication
+    /// and before the request is parsed; never for the others, so a server
+    /// answers `429` exactly where the API description documents it. `Err`
+    /// (usually [`MatrixError::limit_exceeded`]) refuses the request. The
+    /// implementation supplies the buckets and their keys (operation, caller,
+    /// client address); by default nothing is limited.
+    fn rate_limit(
+        &self,
+        request: &RequestInfo,
+        caller: Option<&Self::Identity>,
+    ) -> Result<(), MatrixError> {
+        let _ = (request, caller);
+        Ok(())
+    }
 }
 
 /// What a route-trait method receives besides its typed request: the caller

@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod identifiers;
 mod macros;
+mod oauth_error;
 mod request;
 mod response;
 #[cfg(feature = "server")]
@@ -20,9 +21,11 @@ pub mod testing;
 pub use auth::{AuthScheme, Authenticator, Context, Credential, Metadata, Security};
 pub use error::{ErrorEnvelope, MatrixError};
 pub use identifiers::{EventId, IdError, RoomAlias, RoomId, ServerName, UserId};
+pub use oauth_error::OAuthError;
 pub use request::{FromParam, FromRequest, Incoming, RemoteAddr, RequestInfo};
 pub use response::{
-    binary, empty, json, set_header, status, Binary, HttpResponse, IntoResponse, ResponseBuilder,
+    binary, empty, form, html, json, set_header, status, Binary, Html, HttpResponse, IntoResponse,
+    ResponseBuilder, PAGE_CSP,
 };
 #[cfg(feature = "server")]
 pub use router::{

@@ -14,7 +14,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::{find_credential, Authenticator, Context, Metadata, Security};
-use crate::error::MatrixError;
+use crate::error::{ErrorEnvelope, MatrixError};
 use crate::request::{FromRequest, Incoming, RemoteAddr, RequestInfo};
 use crate::response::{self, HttpResponse, IntoResponse};
 
@@ -267,27 +267,32 @@ where
     }
 }
 
-fn respond<R: IntoResponse>(result: Result<R, MatrixError>) -> HttpResponse {
+fn respond<R: IntoResponse, E: ErrorEnvelope>(result: Result<R, E>) -> HttpResponse {
     match result {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// Calls a public operation: parse, then call.
-pub async fn handle_public<Req, Res, F, Fut>(req: Incoming, f: F) -> HttpResponse
+/// Calls a public operation: rate limit, parse, then call.
+pub async fn handle_public<A, Req, Res, E, F, Fut>(api: &A, req: Incoming, f: F) -> HttpResponse
 where
+    A: Authenticator,
     Req: FromRequest,
     Res: IntoResponse,
     F: FnOnce(Context<()>, Req) -> Fut,
-    Fut: Future<Output = Result<Res, MatrixError>>,
+    E: ErrorEnvelope,
+    Fut: Future<Output = Result<Res, E>>,
 {
+    if let Err(e) = rate_limit(api, &req, None) {
+        return E::from(e).into_response();
+    }
     parse_and_call((), req, f).await
 }
 
 /// Calls an operation that allows anonymous callers: a credential, if present,
 /// must still be valid.
-pub async fn handle_optional<A, Req, Res, F, Fut>(
+pub async fn handle_optional<A, Req, Res, E, F, Fut>(
     api: &A,
     security: &Security,
     req: Incoming,
@@ -298,16 +303,20 @@ where
     Req: FromRequest,
     Res: IntoResponse,
     F: FnOnce(Context<Option<A::Identity>>, Req) -> Fut,
-    Fut: Future<Output = Result<Res, MatrixError>>,
+    E: ErrorEnvelope,
+    Fut: Future<Output = Result<Res, E>>,
 {
-    match authenticate(api, security, &req).await {
+    let auth = authenticate(api, security, &req)
+        .await
+        .and_then(|auth| rate_limit(api, &req, auth.as_ref()).map(|()| auth));
+    match auth {
         Ok(auth) => parse_and_call(auth, req, f).await,
-        Err(e) => e.into_response(),
+        Err(e) => E::from(e).into_response(),
     }
 }
 
 /// Calls an operation that needs a credential: `401 M_MISSING_TOKEN` without one.
-pub async fn handle_required<A, Req, Res, F, Fut>(
+pub async fn handle_required<A, Req, Res, E, F, Fut>(
     api: &A,
     security: &Security,
     req: Incoming,
@@ -318,12 +327,30 @@ where
     Req: FromRequest,
     Res: IntoResponse,
     F: FnOnce(Context<A::Identity>, Req) -> Fut,
-    Fut: Future<Output = Result<Res, MatrixError>>,
+    E: ErrorEnvelope,
+    Fut: Future<Output = Result<Res, E>>,
 {
-    match authenticate(api, security, &req).await {
-        Ok(Some(auth)) => parse_and_call(auth, req, f).await,
-        Ok(None) => MatrixError::missing_token().into_response(),
-        Err(e) => e.into_response(),
+    let auth = match authenticate(api, security, &req).await {
+        Ok(Some(auth)) => rate_limit(api, &req, Some(&auth)).map(|()| auth),
+        Ok(None) => Err(MatrixError::missing_token()),
+        Err(e) => Err(e),
+    };
+    match auth {
+        Ok(auth) => parse_and_call(auth, req, f).await,
+        Err(e) => E::from(e).into_response(),
+    }
+}
+
+/// The implementation's rate limit, for the operations the spec marks.
+fn rate_limit<A: Authenticator>(
+    api: &A,
+    req: &Incoming,
+    caller: Option<&A::Identity>,
+) -> Result<(), MatrixError> {
+    if req.info.operation.rate_limited {
+        api.rate_limit(&req.info, caller)
+    } else {
+        Ok(())
     }
 }
 
@@ -343,12 +370,13 @@ async fn authenticate<A: Authenticator>(
 }
 
 /// Authentication passed: parse the typed request, call the operation, answer.
-async fn parse_and_call<I, Req, Res, F, Fut>(auth: I, req: Incoming, f: F) -> HttpResponse
+async fn parse_and_call<I, Req, Res, E, F, Fut>(auth: I, req: Incoming, f: F) -> HttpResponse
 where
     Req: FromRequest,
     Res: IntoResponse,
     F: FnOnce(Context<I>, Req) -> Fut,
-    Fut: Future<Output = Result<Res, MatrixError>>,
+    E: ErrorEnvelope,
+    Fut: Future<Output = Result<Res, E>>,
 {
     match Req::from_request(&req) {
         Ok(typed) => respond(
@@ -361,7 +389,7 @@ where
             )
             .await,
         ),
-        Err(e) => e.into_response(),
+        Err(e) => E::from(e).into_response(),
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::{Authenticator, Credential, Metadata};
-use crate::error::MatrixError;
+use crate::error::{ErrorEnvelope, MatrixError};
 
 /// The status of the answer to an operation a test scripted nothing for.
 pub const UNSCRIPTED: http::StatusCode = http::StatusCode::IM_A_TEAPOT;
@@ -28,8 +28,7 @@ pub struct Call {
 
 /// Implements every route trait of the generated crate (the impls are generated
 /// beside each trait): records each call, and answers what the test scripted for
-/// that operation with [`Stub::reply`] — a success variant, a documented error
-/// variant or a `MatrixError` — or else `418 M_TEST_CALLED` naming the operation.
+/// that operation with [`Stub::reply`] — a `Response` variant or an error — or else `418 M_TEST_CALLED` naming the operation.
 /// Authentication is `A`'s.
 pub struct Stub<A> {
     pub auth: A,
@@ -47,8 +46,12 @@ impl<A> Stub<A> {
     }
 
     /// Answers every later call of `op` with `result`; `R` is that operation's
-    /// `Response` type.
-    pub fn reply<R: Clone + Send + 'static>(&self, op: &Metadata, result: Result<R, MatrixError>) {
+    /// `Response` type, `E` its API file's error envelope.
+    pub fn reply<R: Clone + Send + 'static, E: ErrorEnvelope>(
+        &self,
+        op: &Metadata,
+        result: Result<R, E>,
+    ) {
         self.replies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -62,12 +65,17 @@ impl<A> Stub<A> {
 
     /// Records a call and gives the scripted answer (used by the generated impls).
     #[doc(hidden)]
-    pub fn answer<I: std::fmt::Debug, Req: std::fmt::Debug, R: Clone + 'static>(
+    pub fn answer<
+        I: std::fmt::Debug,
+        Req: std::fmt::Debug,
+        R: Clone + 'static,
+        E: ErrorEnvelope,
+    >(
         &self,
         op: &'static Metadata,
         caller: &I,
         request: &Req,
-    ) -> Result<R, MatrixError> {
+    ) -> Result<R, E> {
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -83,7 +91,7 @@ impl<A> Stub<A> {
             .get(op.operation_id)
         {
             Some(reply) => reply
-                .downcast_ref::<Result<R, MatrixError>>()
+                .downcast_ref::<Result<R, E>>()
                 .unwrap_or_else(|| {
                     panic!(
                         "the reply scripted for {} is not its Response type",
@@ -91,11 +99,11 @@ impl<A> Stub<A> {
                     )
                 })
                 .clone(),
-            None => Err(MatrixError::new(
+            None => Err(E::from(MatrixError::new(
                 UNSCRIPTED,
                 "M_TEST_CALLED",
                 op.operation_id,
-            )),
+            ))),
         }
     }
 }
@@ -108,6 +116,14 @@ impl<A: Authenticator> Authenticator for Stub<A> {
         credential: Credential<'_>,
     ) -> impl Future<Output = Result<Self::Identity, MatrixError>> + Send {
         self.auth.authenticate(credential)
+    }
+
+    fn rate_limit(
+        &self,
+        request: &crate::request::RequestInfo,
+        caller: Option<&Self::Identity>,
+    ) -> Result<(), MatrixError> {
+        self.auth.rate_limit(request, caller)
     }
 }
 

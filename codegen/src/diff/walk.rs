@@ -248,11 +248,7 @@ impl Walker<'_> {
             (None, None) => {}
             (Some(o), None) => self.removed(Flow::Request, "request", o.required),
             (None, Some(n)) => {
-                let ty = match &n.content {
-                    Content::Json(ty) => Some(ty),
-                    Content::Binary => None,
-                };
-                self.added(Flow::Request, "request", n.required, ty);
+                self.added(Flow::Request, "request", n.required, n.content.schema());
             }
             (Some(o), Some(n)) => {
                 self.presence(Flow::Request, "request", o.required, n.required);
@@ -323,8 +319,7 @@ impl Walker<'_> {
             match (&or.content, &nr.content) {
                 (None, None) => {}
                 (Some(_), None) => self.removed(Flow::Response, &at, true),
-                (None, Some(Content::Json(ty))) => self.added(Flow::Response, &at, true, Some(ty)),
-                (None, Some(Content::Binary)) => self.added(Flow::Response, &at, true, None),
+                (None, Some(nc)) => self.added(Flow::Response, &at, true, nc.schema()),
                 (Some(oc), Some(nc)) => self.content(Flow::Response, &at, oc, nc),
             }
             self.headers(&at, &or.headers, &nr.headers);
@@ -350,18 +345,16 @@ impl Walker<'_> {
 
     fn content(&mut self, flow: Flow, at: &str, o: &Content, n: &Content) {
         match (o, n) {
-            (Content::Json(a), Content::Json(b)) => self.ty(flow, at, a, b),
-            (Content::Binary, Content::Binary) => {}
-            (Content::Json(_), Content::Binary) | (Content::Binary, Content::Json(_)) => {
-                let what = |c: &Content| match c {
-                    Content::Json(_) => "JSON",
-                    Content::Binary => "non-JSON",
-                };
+            (Content::Json(a), Content::Json(b)) | (Content::Form(a), Content::Form(b)) => {
+                self.ty(flow, at, a, b)
+            }
+            (Content::Binary, Content::Binary) | (Content::Html, Content::Html) => {}
+            _ => {
                 self.push(
                     flow,
                     ChangeKind::TypeChanged,
                     at,
-                    format!("body changed from {} to {}", what(o), what(n)),
+                    format!("body changed from {} to {}", o.kind_name(), n.kind_name()),
                     Both,
                     "the two sides no longer agree on the body's format",
                 );

@@ -27,6 +27,10 @@ pub const RUNTIME_FILES: &[(&str, &str)] = &[
     ),
     ("src/macros.rs", include_str!("../../runtime/src/macros.rs")),
     (
+        "src/oauth_error.rs",
+        include_str!("../../runtime/src/oauth_error.rs"),
+    ),
+    (
         "src/request.rs",
         include_str!("../../runtime/src/request.rs"),
     ),

@@ -17,6 +17,7 @@ impl Emitter<'_> {
             ops.push(self.operation(fi, oi));
         }
         let trait_name = format_ident!("{}", file.trait_name);
+        let envelope = format_ident!("{}", file.envelope.type_name());
         let methods = file.operations.iter().map(|op| {
             let name = format_ident!("{}", op.name);
             let doc = doc_attrs(&op.doc);
@@ -31,7 +32,7 @@ impl Emitter<'_> {
                     &self,
                     ctx: crate::runtime::Context<#auth>,
                     request: #name::Request,
-                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::MatrixError>> + Send;
+                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::#envelope>> + Send;
             }
         });
         // The stub implementation for tests (`runtime::testing::Stub`): every
@@ -44,7 +45,7 @@ impl Emitter<'_> {
                     &self,
                     ctx: crate::runtime::Context<#auth>,
                     request: #name::Request,
-                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::MatrixError>> + Send {
+                ) -> impl std::future::Future<Output = Result<#name::Response, crate::runtime::#envelope>> + Send {
                     let answer = crate::runtime::testing::Stub::answer(self, &#name::METADATA, &ctx.auth, &request);
                     async move { answer }
                 }
@@ -234,7 +235,21 @@ impl Emitter<'_> {
                         )
                     }
                 }
-                Content::Binary => {
+                Content::Form(t) => {
+                    let t = self.ty(t, module);
+                    if body.required {
+                        (t.clone(), quote!(req.form()?), Init::Param(t))
+                    } else {
+                        (
+                            quote!(Option<#t>),
+                            quote!(req.form_optional()?),
+                            Init::Value(quote!(None)),
+                        )
+                    }
+                }
+                // Lowering gives request bodies no `Html` kind (a page is
+                // something a server answers); bytes are the honest fallback.
+                Content::Binary | Content::Html => {
                     let t = quote!(crate::runtime::Binary);
                     (t.clone(), quote!(req.binary()), Init::Param(t))
                 }
@@ -276,11 +291,12 @@ impl Emitter<'_> {
         // Body types by the variant that carries them alone (`None` for a struct
         // variant), for the `From` conversions.
         let mut carriers: Vec<(String, TokenStream, Option<proc_macro2::Ident>)> = Vec::new();
-        for r in &op.responses {
+        for r in op.variants() {
             let v = format_ident!("{}", status_variant(r.status));
             let doc = doc_attrs(&r.doc);
             let body_ty = r.content.as_ref().map(|c| match c {
-                Content::Json(t) => self.ty(t, module),
+                Content::Json(t) | Content::Form(t) => self.ty(t, module),
+                Content::Html => quote!(crate::runtime::Html),
                 Content::Binary => quote!(crate::runtime::Binary),
             });
             let status = match r.status {
@@ -292,6 +308,8 @@ impl Emitter<'_> {
             };
             let build = match &r.content {
                 Some(Content::Json(_)) => quote!(crate::runtime::json(#status, &body)),
+                Some(Content::Form(_)) => quote!(crate::runtime::form(#status, &body)),
+                Some(Content::Html) => quote!(crate::runtime::html(#status, body)),
                 Some(Content::Binary) => quote!(crate::runtime::binary(#status, body)),
                 None => quote!(crate::runtime::empty(#status)),
             };
@@ -342,7 +360,7 @@ impl Emitter<'_> {
             variants.push(quote!(#doc #v { #(#fields),* }));
             arms.push(quote!(Self::#v { #(#names),* } => { #build #(#sets)* }));
         }
-        let uses_headers = op.responses.iter().any(|r| !r.headers.is_empty());
+        let uses_headers = op.variants().any(|r| !r.headers.is_empty());
         let import = uses_headers.then(|| {
             quote!(
                 use crate::runtime::ResponseBuilder;
@@ -369,9 +387,9 @@ impl Emitter<'_> {
             })
         });
         quote! {
-            /// The typed response: one variant per documented status. Errors the spec
-            /// does not list for this operation are returned as
-            /// [`crate::runtime::MatrixError`] instead.
+            /// The typed response: one variant per documented status, except the
+            /// statuses whose body is the error envelope: every error, documented or
+            /// not, is the handler's `Err`.
             #[derive(Clone, Debug, PartialEq)]
             pub enum Response { #(#variants,)* }
 

@@ -52,7 +52,7 @@ impl Emitter<'_> {
                 ));
                 let call = quote!(|ctx, r| <S as #trait_path>::#name(&api, ctx, r));
                 let handler = match (op.security.schemes.is_empty(), op.security.optional) {
-                    (true, _) => quote!(crate::runtime::handle_public(req, #call)),
+                    (true, _) => quote!(crate::runtime::handle_public(&*api, req, #call)),
                     (false, true) => {
                         quote!(crate::runtime::handle_optional(&*api, &#op_path::METADATA.security, req, #call))
                     }
@@ -84,7 +84,8 @@ impl Emitter<'_> {
                 crate::runtime::Router::new(Dispatcher(api), config)
             }
 
-            static ROUTES: &[crate::runtime::Route] = &[#(#routes),*];
+            /// Every operation's route, with its `METADATA`.
+            pub static ROUTES: &[crate::runtime::Route] = &[#(#routes),*];
 
             impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 fn routes(&self) -> &'static [crate::runtime::Route] {

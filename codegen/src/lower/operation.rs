@@ -211,33 +211,52 @@ impl Lowerer {
 
     fn request_body(&mut self, loc: &Location, module: &Module) -> Option<Body> {
         let (loc, b) = self.loader.deref(loc)?;
-        let content = self.content(&loc, &b, module, "RequestBody")?;
+        let content = self.content(&loc, &b, module, "RequestBody", false)?;
         Some(Body {
             required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
             content,
         })
     }
 
-    /// The `content` of a body or response: JSON with its schema, or bytes.
+    /// The `content` of a body or response: JSON or a form with its schema, a
+    /// page (responses only), or bytes.
     fn content(
         &mut self,
         loc: &Location,
         v: &Value,
         module: &Module,
         name: &str,
+        is_response: bool,
     ) -> Option<Content> {
         let media = v.get("content").and_then(Value::as_object)?;
         let json: Vec<&String> = media.keys().filter(|m| is_json(m)).collect();
-        if json.is_empty() {
-            return Some(Content::Binary);
-        }
-        if json.len() != media.len() {
+        let form: Vec<&String> = media.keys().filter(|m| is_form(m)).collect();
+        let (typed, form_body) = match (json.first(), form.first()) {
+            (Some(m), None) => (*m, false),
+            (None, Some(m)) => (*m, true),
+            (None, None) => {
+                let html = media.keys().any(|m| media_type(m) == "text/html");
+                return Some(if html && media.len() == 1 && is_response {
+                    Content::Html
+                } else {
+                    Content::Binary
+                });
+            }
+            (Some(_), Some(_)) => {
+                self.loader.diags.push(
+                    &loc.join("content"),
+                    "a body that is JSON or a form at the client's choice is not supported",
+                );
+                return None;
+            }
+        };
+        if json.len() + form.len() != media.len() {
             self.loader.diags.push(
                 &loc.join("content"),
                 "a body that is JSON for some media types and not for others is not supported",
             );
         }
-        let media_loc = loc.join("content").join(json[0]);
+        let media_loc = loc.join("content").join(typed);
         let mv = self.loader.get(&media_loc)?;
         let ctx = Ctx {
             module: module.clone(),
@@ -260,7 +279,11 @@ impl Lowerer {
                 }
             }
         }
-        Some(Content::Json(ty))
+        Some(if form_body {
+            Content::Form(ty)
+        } else {
+            Content::Json(ty)
+        })
     }
 
     fn response(&mut self, loc: &Location, code: &str, module: &Module) -> Option<Response> {
@@ -279,7 +302,7 @@ impl Lowerer {
         };
         let (loc, r) = self.loader.deref(loc)?;
         let variant = names::status_variant(status);
-        let content = self.content(&loc, &r, module, &format!("{variant}Body"));
+        let content = self.content(&loc, &r, module, &format!("{variant}Body"), true);
         let mut headers = Vec::new();
         if let Some(hs) = r.get("headers").and_then(Value::as_object) {
             for wire in hs.keys() {
@@ -390,7 +413,16 @@ impl Lowerer {
     }
 }
 
+/// The media type without its parameters (`; charset=utf-8`).
+fn media_type(media: &str) -> &str {
+    media.split(';').next().unwrap_or("").trim()
+}
+
+fn is_form(media: &str) -> bool {
+    media_type(media) == "application/x-www-form-urlencoded"
+}
+
 fn is_json(media: &str) -> bool {
-    let m = media.split(';').next().unwrap_or("").trim();
+    let m = media_type(media);
     m == "application/json" || m.ends_with("+json")
 }

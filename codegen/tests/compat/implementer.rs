@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use api::account::profile::{set_display_name, ProfileApi};
 use api::runtime::{Authenticator, Context, Credential, MatrixError, RouterConfig};
-use api::types::{Error, Settings};
+use api::types::Settings;
 
 pub struct Server;
 
@@ -26,9 +26,7 @@ impl ProfileApi for Server {
         request: set_display_name::Request,
     ) -> Result<set_display_name::Response, MatrixError> {
         if ctx.auth != request.user_id {
-            let mut error = Error::new("M_FORBIDDEN".to_string());
-            error.error = Some("Not your profile".to_string());
-            return Ok(set_display_name::Response::Forbidden(error));
+            return Err(MatrixError::forbidden("Not your profile"));
         }
         let mut settings = Settings::default();
         settings.public = Some(true);

@@ -51,17 +51,13 @@ pub mod get_who_is {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The user's sessions.
         Ok(OkBody),
-        /// The caller may not look up this user (`M_FORBIDDEN`). Servers may allow only server administrators to look up other users.
-        Forbidden(crate::types::Error),
-        /// No such user (`M_NOT_FOUND`).
-        NotFound(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -73,12 +69,6 @@ pub mod get_who_is {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::NotFound(body) => {
-                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }
@@ -226,19 +216,13 @@ pub mod get_admin_suspend_user {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The user's status.
         Ok(OkBody),
-        /// The user is not local to this server (`M_INVALID_PARAM`).
-        BadRequest(crate::types::Error),
-        /// The caller is not a server administrator, or may not see this user (`M_FORBIDDEN`).
-        Forbidden(crate::types::Error),
-        /// No such user, or the user is deactivated (`M_NOT_FOUND`).
-        NotFound(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -250,15 +234,6 @@ pub mod get_admin_suspend_user {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::NotFound(body) => {
-                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }
@@ -331,19 +306,13 @@ pub mod set_admin_suspend_user {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The status was set.
         Ok(OkBody),
-        /// The user is not local to this server (`M_INVALID_PARAM`).
-        BadRequest(crate::types::Error),
-        /// The caller is not a server administrator, targets their own account, or may not change this user (`M_FORBIDDEN`).
-        Forbidden(crate::types::Error),
-        /// No such user, or the user is deactivated (`M_NOT_FOUND`).
-        NotFound(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -355,15 +324,6 @@ pub mod set_admin_suspend_user {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::NotFound(body) => {
-                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }
@@ -445,19 +405,13 @@ pub mod get_admin_lock_user {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The user's status.
         Ok(OkBody),
-        /// The user is not local to this server (`M_INVALID_PARAM`).
-        BadRequest(crate::types::Error),
-        /// The caller is not a server administrator, or may not see this user (`M_FORBIDDEN`).
-        Forbidden(crate::types::Error),
-        /// No such user, or the user is deactivated (`M_NOT_FOUND`).
-        NotFound(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -469,15 +423,6 @@ pub mod get_admin_lock_user {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::NotFound(body) => {
-                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }
@@ -550,19 +495,13 @@ pub mod set_admin_lock_user {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The status was set.
         Ok(OkBody),
-        /// The user is not local to this server (`M_INVALID_PARAM`).
-        BadRequest(crate::types::Error),
-        /// The caller is not a server administrator, targets their own account, or may not change this user (`M_FORBIDDEN`).
-        Forbidden(crate::types::Error),
-        /// No such user, or the user is deactivated (`M_NOT_FOUND`).
-        NotFound(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -574,15 +513,6 @@ pub mod set_admin_lock_user {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::NotFound(body) => {
-                    crate::runtime::json(crate::runtime::status(404), &body)
                 }
             }
         }

@@ -52,9 +52,9 @@ pub mod get_account_3pids {
             Ok(Self {})
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The account's third-party identifiers.
@@ -178,24 +178,17 @@ pub mod post_3pids {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The identifier was added.
         Ok(OkBody),
-        /// The identity server could not confirm the credentials.
-        Forbidden(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
             Self::Ok(body)
-        }
-    }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::Forbidden(body)
         }
     }
     impl crate::runtime::IntoResponse for Response {
@@ -203,9 +196,6 @@ pub mod post_3pids {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -321,20 +311,15 @@ pub mod add_3pid {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The identifier was added.
         Ok(serde_json::Map<String, serde_json::Value>),
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
-        /// The identifier cannot be added: no validation session with this `client_secret` and
-        /// `sid` has been validated (`M_THREEPID_AUTH_FAILED`, as `POST /account/3pid` answers).
-        Forbidden(crate::types::Error),
-        /// Rate limited. Wait `retry_after_ms` before trying again.
-        TooManyRequests(crate::types::RateLimited),
     }
     impl From<serde_json::Map<String, serde_json::Value>> for Response {
         fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
@@ -346,16 +331,6 @@ pub mod add_3pid {
             Self::Unauthorized(body)
         }
     }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::Forbidden(body)
-        }
-    }
-    impl From<crate::types::RateLimited> for Response {
-        fn from(body: crate::types::RateLimited) -> Self {
-            Self::TooManyRequests(body)
-        }
-    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
@@ -364,12 +339,6 @@ pub mod add_3pid {
                 }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::TooManyRequests(body) => {
-                    crate::runtime::json(crate::runtime::status(429), &body)
                 }
             }
         }
@@ -443,32 +412,17 @@ pub mod bind_3pid {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The identifier was bound.
         Ok(serde_json::Map<String, serde_json::Value>),
-        /// The homeserver does not trust the identity server named in `id_server`
-        /// (`M_SERVER_NOT_TRUSTED`), or the request is invalid in another way.
-        BadRequest(crate::types::Error),
-        /// Rate limited. Wait `retry_after_ms` before trying again.
-        TooManyRequests(crate::types::RateLimited),
     }
     impl From<serde_json::Map<String, serde_json::Value>> for Response {
         fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
             Self::Ok(body)
-        }
-    }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::BadRequest(body)
-        }
-    }
-    impl From<crate::types::RateLimited> for Response {
-        fn from(body: crate::types::RateLimited) -> Self {
-            Self::TooManyRequests(body)
         }
     }
     impl crate::runtime::IntoResponse for Response {
@@ -476,12 +430,6 @@ pub mod bind_3pid {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::TooManyRequests(body) => {
-                    crate::runtime::json(crate::runtime::status(429), &body)
                 }
             }
         }
@@ -561,25 +509,17 @@ pub mod delete_3pid_from_account {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The identifier was removed from the account.
         Ok(OkBody),
-        /// The account is suspended (`M_USER_SUSPENDED`): a suspended user may add contact
-        /// addresses but not remove them.
-        Forbidden(crate::types::Error),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
             Self::Ok(body)
-        }
-    }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::Forbidden(body)
         }
     }
     impl crate::runtime::IntoResponse for Response {
@@ -587,9 +527,6 @@ pub mod delete_3pid_from_account {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -684,9 +621,9 @@ pub mod unbind_3pid_from_account {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The identity server unbound the identifier.
@@ -768,7 +705,7 @@ pub mod request_token_to_3pid_email {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -793,17 +730,13 @@ pub mod request_token_to_3pid_email {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An email was sent to the email address. It may hold the validation token, or tell the user why validation failed.
         Ok(crate::types::RequestTokenResponse),
-        /// The email address is already in use (`M_THREEPID_IN_USE`), or the request is invalid in another way.
-        BadRequest(crate::types::Error),
-        /// The server does not accept this email address as a contact (`M_THREEPID_DENIED`).
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -815,12 +748,6 @@ pub mod request_token_to_3pid_email {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -844,7 +771,7 @@ pub mod request_token_to_3pid_msisdn {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -869,17 +796,13 @@ pub mod request_token_to_3pid_msisdn {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An SMS message was sent to the phone number. It may hold the validation token, or tell the user why validation failed.
         Ok(crate::types::RequestTokenResponse),
-        /// The phone number is already in use (`M_THREEPID_IN_USE`), or the request is invalid in another way.
-        BadRequest(crate::types::Error),
-        /// The server does not accept this phone number as a contact (`M_THREEPID_DENIED`).
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -891,12 +814,6 @@ pub mod request_token_to_3pid_msisdn {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }

@@ -51,9 +51,9 @@ pub mod logout {
             Ok(Self {})
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The token is revoked.
@@ -121,9 +121,9 @@ pub mod logout_all {
             Ok(Self {})
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// All the user's tokens are revoked.

@@ -53,39 +53,24 @@ pub mod change_password {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The password was changed.
         Ok(serde_json::Map<String, serde_json::Value>),
-        /// The server's password policy refuses the new password (`M_WEAK_PASSWORD`), or the
-        /// request is invalid in another way.
-        BadRequest(crate::types::Error),
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
-        /// Rate limited. Wait `retry_after_ms` before trying again.
-        TooManyRequests(crate::types::RateLimited),
     }
     impl From<serde_json::Map<String, serde_json::Value>> for Response {
         fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
             Self::Ok(body)
         }
     }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::BadRequest(body)
-        }
-    }
     impl From<crate::types::AuthResponse> for Response {
         fn from(body: crate::types::AuthResponse) -> Self {
             Self::Unauthorized(body)
-        }
-    }
-    impl From<crate::types::RateLimited> for Response {
-        fn from(body: crate::types::RateLimited) -> Self {
-            Self::TooManyRequests(body)
         }
     }
     impl crate::runtime::IntoResponse for Response {
@@ -94,14 +79,8 @@ pub mod change_password {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
                 }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
-                }
-                Self::TooManyRequests(body) => {
-                    crate::runtime::json(crate::runtime::status(429), &body)
                 }
             }
         }
@@ -155,7 +134,7 @@ pub mod request_token_to_reset_password_email {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -180,18 +159,13 @@ pub mod request_token_to_reset_password_email {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An email was sent to the email address.
         Ok(crate::types::RequestTokenResponse),
-        /// No account has this email address (`M_THREEPID_NOT_FOUND`), or the request is invalid in
-        /// another way.
-        BadRequest(crate::types::Error),
-        /// The server does not accept this email address as a contact (`M_THREEPID_DENIED`).
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -203,12 +177,6 @@ pub mod request_token_to_reset_password_email {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -232,7 +200,7 @@ pub mod request_token_to_reset_password_msisdn {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -257,18 +225,13 @@ pub mod request_token_to_reset_password_msisdn {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An SMS message was sent to the phone number.
         Ok(crate::types::RequestTokenResponse),
-        /// No account has this phone number (`M_THREEPID_NOT_FOUND`), or the request is invalid in
-        /// another way.
-        BadRequest(crate::types::Error),
-        /// The server does not accept this phone number as a contact (`M_THREEPID_DENIED`).
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -280,12 +243,6 @@ pub mod request_token_to_reset_password_msisdn {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }

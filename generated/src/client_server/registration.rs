@@ -69,30 +69,15 @@ pub mod register {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The account was created.
         Ok(OkBody),
-        /// The request cannot be honoured. Error codes include:
-        ///
-        /// * `M_USER_IN_USE`: the user ID is taken.
-        /// * `M_INVALID_USERNAME`: the username is not a valid localpart.
-        /// * `M_EXCLUSIVE`: an application service reserves the user ID.
-        /// * `M_APPSERVICE_LOGIN_UNSUPPORTED` (since v1.17): an application service asked to log in but the
-        ///   server has no legacy login.
-        ///
-        /// The server checks these before user-interactive authentication, and may return them again
-        /// afterwards if the name was taken meanwhile.
-        BadRequest(crate::types::Error),
         /// More user-interactive authentication is needed. The body lists the flows, the stages completed so far and the session to continue.
         Unauthorized(crate::types::AuthResponse),
-        /// Registration is not allowed: for this `kind` of account, or at all.
-        Forbidden(crate::types::Error),
-        /// Rate limited. Wait `retry_after_ms` before trying again.
-        TooManyRequests(crate::types::RateLimited),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
@@ -104,28 +89,14 @@ pub mod register {
             Self::Unauthorized(body)
         }
     }
-    impl From<crate::types::RateLimited> for Response {
-        fn from(body: crate::types::RateLimited) -> Self {
-            Self::TooManyRequests(body)
-        }
-    }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
                 }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
                 Self::Unauthorized(body) => {
                     crate::runtime::json(crate::runtime::status(401), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
-                }
-                Self::TooManyRequests(body) => {
-                    crate::runtime::json(crate::runtime::status(429), &body)
                 }
             }
         }
@@ -245,7 +216,7 @@ pub mod request_token_to_register_email {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -270,22 +241,13 @@ pub mod request_token_to_register_email {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An email was sent to the email address. It may hold the validation token, or tell the user why validation failed.
         Ok(crate::types::RequestTokenResponse),
-        /// The request cannot be honoured. Error codes include:
-        ///
-        /// * `M_THREEPID_IN_USE`: an account already has this email address. A server able to send messages
-        ///   should rather send the owner password-reset instructions, so the response does not reveal
-        ///   which addresses have accounts.
-        /// * `M_SERVER_NOT_TRUSTED`: `id_server` names an identity server this server does not trust.
-        BadRequest(crate::types::Error),
-        /// The server does not allow this email address to be bound.
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -297,12 +259,6 @@ pub mod request_token_to_register_email {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -322,7 +278,7 @@ pub mod request_token_to_register_msisdn {
             optional: false,
             schemes: &[],
         },
-        rate_limited: false,
+        rate_limited: true,
         added_in: None,
         deprecated: false,
         lock_exempt: false,
@@ -347,22 +303,13 @@ pub mod request_token_to_register_msisdn {
             Ok(Self { body: req.json()? })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// An SMS message was sent to the phone number. It may hold the validation token, or tell the user why validation failed.
         Ok(crate::types::RequestTokenResponse),
-        /// The request cannot be honoured. Error codes include:
-        ///
-        /// * `M_THREEPID_IN_USE`: an account already has this phone number. A server able to send messages
-        ///   should rather send the owner password-reset instructions, so the response does not reveal
-        ///   which addresses have accounts.
-        /// * `M_SERVER_NOT_TRUSTED`: `id_server` names an identity server this server does not trust.
-        BadRequest(crate::types::Error),
-        /// The server does not allow this phone number to be bound.
-        Forbidden(crate::types::Error),
     }
     impl From<crate::types::RequestTokenResponse> for Response {
         fn from(body: crate::types::RequestTokenResponse) -> Self {
@@ -374,12 +321,6 @@ pub mod request_token_to_register_msisdn {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::Forbidden(body) => {
-                    crate::runtime::json(crate::runtime::status(403), &body)
                 }
             }
         }
@@ -429,35 +370,17 @@ pub mod check_username_availability {
             })
         }
     }
-    /// The typed response: one variant per documented status. Errors the spec
-    /// does not list for this operation are returned as
-    /// [`crate::runtime::MatrixError`] instead.
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The username is free.
         Ok(OkBody),
-        /// The username is invalid or not free. Error codes include:
-        ///
-        /// * `M_USER_IN_USE`: taken.
-        /// * `M_INVALID_USERNAME`: not a valid localpart.
-        /// * `M_EXCLUSIVE`: reserved by an application service.
-        BadRequest(crate::types::Error),
-        /// Rate limited. Wait `retry_after_ms` before trying again.
-        TooManyRequests(crate::types::RateLimited),
     }
     impl From<OkBody> for Response {
         fn from(body: OkBody) -> Self {
             Self::Ok(body)
-        }
-    }
-    impl From<crate::types::Error> for Response {
-        fn from(body: crate::types::Error) -> Self {
-            Self::BadRequest(body)
-        }
-    }
-    impl From<crate::types::RateLimited> for Response {
-        fn from(body: crate::types::RateLimited) -> Self {
-            Self::TooManyRequests(body)
         }
     }
     impl crate::runtime::IntoResponse for Response {
@@ -465,12 +388,6 @@ pub mod check_username_availability {
             match self {
                 Self::Ok(body) => {
                     crate::runtime::json(crate::runtime::status(200), &body)
-                }
-                Self::BadRequest(body) => {
-                    crate::runtime::json(crate::runtime::status(400), &body)
-                }
-                Self::TooManyRequests(body) => {
-                    crate::runtime::json(crate::runtime::status(429), &body)
                 }
             }
         }

@@ -8,7 +8,6 @@ use matrix_api::client_server::password_management::{
 use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
 use matrix_api::runtime::{Context, MatrixError};
 
-use crate::ratelimit::Action;
 use crate::service::{internal, known_user_id, medium_not_supported, msisdn_key, Caller, Server};
 use crate::store::LogoutDevices;
 use crate::uia::{Uia, UiaSpec, PASSWORD};
@@ -25,7 +24,6 @@ impl PasswordManagementApi for Server {
             return Err(MatrixError::missing_token());
         };
         let body = &request.body;
-        self.limit_caller(Action::AccountChanges, &caller)?;
         self.check_password_policy(&body.new_password)?;
         let spec = UiaSpec {
             operation: &change_password::METADATA,
@@ -42,7 +40,7 @@ impl PasswordManagementApi for Server {
             .await?
         {
             Uia::Passed(s) => s,
-            Uia::Challenge(c) => return Ok(change_password::Response::Unauthorized(c)),
+            Uia::Challenge(c) => return Ok(c.into()),
         };
         let hash = self.hasher.hash(&body.new_password).await?;
         let logout = body
@@ -59,19 +57,19 @@ impl PasswordManagementApi for Server {
 
     async fn request_token_to_reset_password_email(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_reset_password_email::Request,
     ) -> Result<request_token_to_reset_password_email::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &request.body.email)?;
+        self.limit_threepid(&request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_reset_password_msisdn(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_reset_password_msisdn::Request,
     ) -> Result<request_token_to_reset_password_msisdn::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
+        self.limit_threepid(&msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 }
@@ -97,7 +95,7 @@ impl AccountDeactivationApi for Server {
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?
         {
-            return Ok(deactivate_account::Response::Unauthorized(c));
+            return Ok(c.into());
         }
         // The deactivation deletes the session with the rest of the user's state.
         self.store

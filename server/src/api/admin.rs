@@ -7,63 +7,43 @@ use matrix_api::client_server::admin::{
 };
 use matrix_api::runtime::{Context, MatrixError};
 
-use super::error;
 use crate::service::{internal, Caller, Server};
 use crate::store::User;
 
-/// Why an admin request about `user_id` cannot proceed, as the typed response
-/// variants the spec lists (400 not local, 403 not allowed, 404 unknown).
-enum Refusal {
-    NotLocal,
-    Forbidden(&'static str),
-    NotFound,
-}
-
 impl Server {
+    /// The account an admin request is about, or why it cannot proceed (the
+    /// spec's 400 not local, 403 not allowed, 404 unknown).
     async fn admin_target(
         &self,
         caller: &Caller,
         user_id: &str,
         changing: bool,
-    ) -> Result<Result<User, Refusal>, MatrixError> {
+    ) -> Result<User, MatrixError> {
         if !caller.is_admin {
-            return Ok(Err(Refusal::Forbidden(
+            return Err(MatrixError::forbidden(
                 "Only server administrators may do this",
-            )));
+            ));
         }
         if !self.is_local(user_id) {
-            return Ok(Err(Refusal::NotLocal));
+            return Err(MatrixError::invalid_param("Not a user of this server"));
         }
         if changing && user_id == caller.user_id {
-            return Ok(Err(Refusal::Forbidden(
+            return Err(MatrixError::forbidden(
                 "Administrators cannot change their own account this way",
-            )));
+            ));
         }
         match self.store.user(user_id).await.map_err(internal)? {
             Some(u) if !u.deactivated => {
                 if changing && u.is_admin {
-                    return Ok(Err(Refusal::Forbidden(
+                    return Err(MatrixError::forbidden(
                         "Administrators cannot lock or suspend other administrators",
-                    )));
+                    ));
                 }
-                Ok(Ok(u))
+                Ok(u)
             }
-            _ => Ok(Err(Refusal::NotFound)),
+            _ => Err(MatrixError::not_found("No such user")),
         }
     }
-}
-
-/// Maps a refusal onto an operation's `BadRequest` / `Forbidden` / `NotFound`.
-macro_rules! refuse {
-    ($module:ident, $refusal:expr) => {
-        Ok(match $refusal {
-            Refusal::NotLocal => {
-                $module::Response::BadRequest(error("M_INVALID_PARAM", "Not a user of this server"))
-            }
-            Refusal::Forbidden(why) => $module::Response::Forbidden(error("M_FORBIDDEN", why)),
-            Refusal::NotFound => $module::Response::NotFound(error("M_NOT_FOUND", "No such user")),
-        })
-    };
 }
 
 impl AdminApi for Server {
@@ -116,13 +96,10 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: get_admin_suspend_user::Request,
     ) -> Result<get_admin_suspend_user::Response, MatrixError> {
-        match self
+        let u = self
             .admin_target(&ctx.auth, request.user_id.as_str(), false)
-            .await?
-        {
-            Ok(u) => Ok(get_admin_suspend_user::OkBody::new(u.suspended).into()),
-            Err(r) => refuse!(get_admin_suspend_user, r),
-        }
+            .await?;
+        Ok(get_admin_suspend_user::OkBody::new(u.suspended).into())
     }
 
     async fn set_admin_suspend_user(
@@ -130,26 +107,21 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_suspend_user::Request,
     ) -> Result<set_admin_suspend_user::Response, MatrixError> {
-        match self
+        let u = self
             .admin_target(&ctx.auth, request.user_id.as_str(), true)
-            .await?
-        {
-            Ok(u) => {
-                let suspended = request.body.suspended;
-                self.store
-                    .set_suspended(&u.user_id, suspended)
-                    .await
-                    .map_err(internal)?;
-                tracing::info!(
-                    admin = ctx.auth.user_id,
-                    user_id = u.user_id,
-                    suspended,
-                    "suspension changed"
-                );
-                Ok(set_admin_suspend_user::OkBody::new(suspended).into())
-            }
-            Err(r) => refuse!(set_admin_suspend_user, r),
-        }
+            .await?;
+        let suspended = request.body.suspended;
+        self.store
+            .set_suspended(&u.user_id, suspended)
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            admin = ctx.auth.user_id,
+            user_id = u.user_id,
+            suspended,
+            "suspension changed"
+        );
+        Ok(set_admin_suspend_user::OkBody::new(suspended).into())
     }
 
     async fn get_admin_lock_user(
@@ -157,13 +129,10 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: get_admin_lock_user::Request,
     ) -> Result<get_admin_lock_user::Response, MatrixError> {
-        match self
+        let u = self
             .admin_target(&ctx.auth, request.user_id.as_str(), false)
-            .await?
-        {
-            Ok(u) => Ok(get_admin_lock_user::OkBody::new(u.locked).into()),
-            Err(r) => refuse!(get_admin_lock_user, r),
-        }
+            .await?;
+        Ok(get_admin_lock_user::OkBody::new(u.locked).into())
     }
 
     async fn set_admin_lock_user(
@@ -171,25 +140,20 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_lock_user::Request,
     ) -> Result<set_admin_lock_user::Response, MatrixError> {
-        match self
+        let u = self
             .admin_target(&ctx.auth, request.user_id.as_str(), true)
-            .await?
-        {
-            Ok(u) => {
-                let locked = request.body.locked;
-                self.store
-                    .set_locked(&u.user_id, locked)
-                    .await
-                    .map_err(internal)?;
-                tracing::info!(
-                    admin = ctx.auth.user_id,
-                    user_id = u.user_id,
-                    locked,
-                    "lock changed"
-                );
-                Ok(set_admin_lock_user::OkBody::new(locked).into())
-            }
-            Err(r) => refuse!(set_admin_lock_user, r),
-        }
+            .await?;
+        let locked = request.body.locked;
+        self.store
+            .set_locked(&u.user_id, locked)
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            admin = ctx.auth.user_id,
+            user_id = u.user_id,
+            locked,
+            "lock changed"
+        );
+        Ok(set_admin_lock_user::OkBody::new(locked).into())
     }
 }

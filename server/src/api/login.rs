@@ -9,7 +9,7 @@ use matrix_api::client_server::refresh::{refresh, RefreshApi};
 use matrix_api::runtime::{Context, MatrixError};
 use serde_json::Value;
 
-use super::{error, well_known};
+use super::well_known;
 use crate::crypto;
 use crate::ratelimit::{Action, Key};
 use crate::service::{check_device_id, internal, known_user_id, locked, Caller, Server};
@@ -106,11 +106,10 @@ impl LoginApi for Server {
 
     async fn login(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: login::Request,
     ) -> Result<login::Response, MatrixError> {
         let body = &request.body;
-        self.limit_address(Action::LoginAddress, &ctx.request)?;
         if let Some(device_id) = &body.device_id {
             check_device_id(device_id)?;
         }
@@ -126,12 +125,7 @@ impl LoginApi for Server {
                         let hash = user.password_hash.clone();
                         (Some(user), hash)
                     }
-                    None => {
-                        return Ok(login::Response::Forbidden(error(
-                            "M_FORBIDDEN",
-                            "Invalid username or password",
-                        )))
-                    }
+                    None => return Err(MatrixError::forbidden("Invalid username or password")),
                 }
             }
             "m.login.token" => {
@@ -145,35 +139,29 @@ impl LoginApi for Server {
                     .map_err(internal)?
                 {
                     Some(user_id) => (self.store.user(&user_id).await.map_err(internal)?, None),
-                    None => {
-                        return Ok(login::Response::Forbidden(error(
-                            "M_FORBIDDEN",
-                            "Invalid or expired login token",
-                        )))
-                    }
+                    None => return Err(MatrixError::forbidden("Invalid or expired login token")),
                 }
             }
             _ => {
-                return Ok(login::Response::BadRequest(error(
+                return Err(MatrixError::new(
+                    StatusCode::BAD_REQUEST,
                     "M_UNKNOWN",
                     "Unknown login type",
-                )))
+                ))
             }
         };
         let Some(user) = user else {
             // A login token of an account that is gone.
-            return Ok(login::Response::Forbidden(error(
-                "M_FORBIDDEN",
-                "Invalid or expired login token",
-            )));
+            return Err(MatrixError::forbidden("Invalid or expired login token"));
         };
         // Said only to whoever proved the password (or holds a login token), so
         // it reveals nothing to someone probing for accounts.
         if user.deactivated {
-            return Ok(login::Response::Forbidden(error(
+            return Err(MatrixError::new(
+                StatusCode::FORBIDDEN,
                 "M_USER_DEACTIVATED",
                 "This account has been deactivated",
-            )));
+            ));
         }
         if user.locked {
             return Err(locked());
@@ -208,7 +196,6 @@ impl LoginTokenApi for Server {
         ctx: Context<Caller>,
         request: generate_login_token::Request,
     ) -> Result<generate_login_token::Response, MatrixError> {
-        self.limit_caller(Action::AccountChanges, &ctx.auth)?;
         let spec = UiaSpec {
             operation: &generate_login_token::METADATA,
             binding: &[],
@@ -221,7 +208,7 @@ impl LoginTokenApi for Server {
             .await?
         {
             Uia::Passed(s) => s,
-            Uia::Challenge(c) => return Ok(generate_login_token::Response::Unauthorized(c)),
+            Uia::Challenge(c) => return Ok(c.into()),
         };
         let token = crypto::new_token("mlt");
         let lifetime_ms = (self.config.tokens.login_token_lifetime_secs * 1000) as i64;
@@ -267,10 +254,9 @@ impl LogoutApi for Server {
 impl RefreshApi for Server {
     async fn refresh(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: refresh::Request,
     ) -> Result<refresh::Response, MatrixError> {
-        self.limit_address(Action::Refresh, &ctx.request)?;
         let access = crypto::new_token("mat");
         let new_refresh = crypto::new_token("mar");
         let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
@@ -285,10 +271,11 @@ impl RefreshApi for Server {
             .await
             .map_err(internal)?;
         let refused = |message| {
-            Ok(refresh::Response::Unauthorized(error(
+            Err(MatrixError::new(
+                StatusCode::UNAUTHORIZED,
                 "M_UNKNOWN_TOKEN",
                 message,
-            )))
+            ))
         };
         match outcome {
             Refreshed::Rotated { user_id, device_id } => {

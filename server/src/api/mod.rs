@@ -7,6 +7,7 @@ mod admin;
 mod discovery;
 mod login;
 mod openid;
+mod rate_limits;
 mod registration;
 mod threepid;
 
@@ -14,11 +15,4 @@ mod threepid;
 /// and in login responses.
 fn well_known(base: &str) -> matrix_api::types::Full {
     matrix_api::types::Full::new(matrix_api::types::Homeserver::new(base.to_string()))
-}
-
-/// A typed error body, for the error responses an operation's spec lists.
-fn error(errcode: &str, message: &str) -> matrix_api::types::Error {
-    let mut body = matrix_api::types::Error::new(errcode.to_string());
-    body.error = Some(message.to_string());
-    body
 }

@@ -11,10 +11,8 @@ use matrix_api::client_server::registration_tokens::{
 };
 use matrix_api::runtime::{Context, MatrixError, ServerName};
 
-use super::error;
 use crate::config::RegistrationMode;
 use crate::crypto;
-use crate::ratelimit::Action;
 use crate::service::{
     check_device_id, internal, known_user_id, medium_not_supported, msisdn_key, Server, Session,
 };
@@ -25,11 +23,7 @@ impl Server {
     /// `M_USER_IN_USE` when the ID was ever taken (deactivated IDs stay taken).
     async fn check_free(&self, user_id: &str) -> Result<(), MatrixError> {
         if self.store.user(user_id).await.map_err(internal)?.is_some() {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_USER_IN_USE",
-                "That user ID is taken",
-            ));
+            return Err(user_in_use());
         }
         Ok(())
     }
@@ -129,12 +123,8 @@ impl RegistrationApi for Server {
     ) -> Result<register::Response, MatrixError> {
         let body = &request.body;
         if self.config.registration.mode == RegistrationMode::Disabled {
-            return Ok(register::Response::Forbidden(error(
-                "M_FORBIDDEN",
-                "Registration is disabled",
-            )));
+            return Err(registration_disabled());
         }
-        self.limit_address(Action::Registration, &ctx.request)?;
         if request.kind == register::Kind::Guest {
             return self.register_guest(body).await;
         }
@@ -190,7 +180,7 @@ impl RegistrationApi for Server {
             ) => return self.registered(body, done).await,
             (_, Some(taken)) => return Err(taken),
             (Uia::Passed(s), None) => s,
-            (Uia::Challenge(c), None) => return Ok(register::Response::Unauthorized(c)),
+            (Uia::Challenge(c), None) => return Ok(c.into()),
         };
         // The password is hashed once, after authentication succeeded.
         let hash = match &body.password {
@@ -210,17 +200,11 @@ impl RegistrationApi for Server {
         match created {
             Ok(true) => {}
             Ok(false) => {
-                return Ok(register::Response::Forbidden(error(
-                    "M_FORBIDDEN",
+                return Err(MatrixError::forbidden(
                     "The registration token is no longer valid",
-                )))
+                ))
             }
-            Err(crate::store::StoreError::Conflict) => {
-                return Ok(register::Response::BadRequest(error(
-                    "M_USER_IN_USE",
-                    "That user ID is taken",
-                )))
-            }
+            Err(crate::store::StoreError::Conflict) => return Err(user_in_use()),
             Err(e) => return Err(internal(e)),
         }
         self.complete_uia(session, &user_id).await?;
@@ -230,28 +214,27 @@ impl RegistrationApi for Server {
 
     async fn request_token_to_register_email(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_register_email::Request,
     ) -> Result<request_token_to_register_email::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &request.body.email)?;
+        self.limit_threepid(&request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_register_msisdn(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_register_msisdn::Request,
     ) -> Result<request_token_to_register_msisdn::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
+        self.limit_threepid(&msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 
     async fn check_username_availability(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: check_username_availability::Request,
     ) -> Result<check_username_availability::Response, MatrixError> {
-        self.limit_address(Action::Availability, &ctx.request)?;
         let user_id = self.user_id_for(&request.username)?;
         self.check_free(&user_id).await?;
         let mut body = check_username_availability::OkBody::new();
@@ -263,16 +246,12 @@ impl RegistrationApi for Server {
 impl RegistrationTokensApi for Server {
     async fn registration_token_validity(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: registration_token_validity::Request,
     ) -> Result<registration_token_validity::Response, MatrixError> {
         if self.config.registration.mode == RegistrationMode::Disabled {
-            return Ok(registration_token_validity::Response::Forbidden(error(
-                "M_FORBIDDEN",
-                "Registration is disabled",
-            )));
+            return Err(registration_disabled());
         }
-        self.limit_address(Action::Availability, &ctx.request)?;
         let token = self
             .store
             .registration_token(&request.token)
@@ -281,4 +260,16 @@ impl RegistrationTokensApi for Server {
         let valid = token.is_some_and(|t| t.usable(now_ms()));
         Ok(registration_token_validity::OkBody::new(valid).into())
     }
+}
+
+fn user_in_use() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_USER_IN_USE",
+        "That user ID is taken",
+    )
+}
+
+fn registration_disabled() -> MatrixError {
+    MatrixError::forbidden("Registration is disabled")
 }

@@ -10,12 +10,12 @@ use matrix_api::client_server::administrative_contact::{
 };
 use matrix_api::runtime::{Context, MatrixError};
 
-use crate::ratelimit::Action;
 use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 
-fn no_validated_session() -> matrix_api::types::Error {
-    super::error(
+fn no_validated_session() -> MatrixError {
+    MatrixError::new(
+        StatusCode::FORBIDDEN,
         "M_THREEPID_AUTH_FAILED",
         "No validated session with these credentials",
     )
@@ -53,7 +53,7 @@ impl AdministrativeContactApi for Server {
         _ctx: Context<Caller>,
         _request: post_3pids::Request,
     ) -> Result<post_3pids::Response, MatrixError> {
-        Ok(post_3pids::Response::Forbidden(no_validated_session()))
+        Err(no_validated_session())
     }
 
     async fn add_3pid(
@@ -61,7 +61,6 @@ impl AdministrativeContactApi for Server {
         ctx: Context<Caller>,
         request: add_3pid::Request,
     ) -> Result<add_3pid::Response, MatrixError> {
-        self.limit_caller(Action::AccountChanges, &ctx.auth)?;
         let body = &request.body;
         // Interactive auth first: whether the 3PID session is validated and the
         // caller's is not something to tell an unauthenticated request.
@@ -76,9 +75,9 @@ impl AdministrativeContactApi for Server {
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?
         {
-            return Ok(add_3pid::Response::Unauthorized(c));
+            return Ok(c.into());
         }
-        Ok(add_3pid::Response::Forbidden(no_validated_session()))
+        Err(no_validated_session())
     }
 
     async fn bind_3pid(
@@ -100,10 +99,11 @@ impl AdministrativeContactApi for Server {
     ) -> Result<delete_3pid_from_account::Response, MatrixError> {
         // The spec: a suspended user may add contact addresses, not remove them.
         if ctx.auth.suspended {
-            return Ok(delete_3pid_from_account::Response::Forbidden(super::error(
+            return Err(MatrixError::new(
+                StatusCode::FORBIDDEN,
                 "M_USER_SUSPENDED",
                 "You cannot remove contact addresses while suspended",
-            )));
+            ));
         }
         let b = &request.body;
         self.store
@@ -125,19 +125,19 @@ impl AdministrativeContactApi for Server {
 
     async fn request_token_to_3pid_email(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_3pid_email::Request,
     ) -> Result<request_token_to_3pid_email::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &request.body.email)?;
+        self.limit_threepid(&request.body.email)?;
         Err(medium_not_supported())
     }
 
     async fn request_token_to_3pid_msisdn(
         &self,
-        ctx: Context<()>,
+        _ctx: Context<()>,
         request: request_token_to_3pid_msisdn::Request,
     ) -> Result<request_token_to_3pid_msisdn::Response, MatrixError> {
-        self.limit_request_token(&ctx.request, &msisdn_key(&request.body))?;
+        self.limit_threepid(&msisdn_key(&request.body))?;
         Err(medium_not_supported())
     }
 }
