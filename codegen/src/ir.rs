@@ -20,6 +20,42 @@ pub struct Api {
     pub warnings: Vec<Diagnostic>,
     /// The Matrix release the API describes, when known.
     pub release: Option<Release>,
+    /// Every distinct `Ty::Pattern`, sorted: one generated marker type each.
+    pub patterns: Vec<String>,
+}
+
+impl Api {
+    /// Every type expression in the API (fields, variants, parameters, bodies),
+    /// and the ones inside them.
+    pub fn all_tys(&self) -> Vec<&Ty> {
+        let mut out: Vec<&Ty> = Vec::new();
+        for t in &self.types {
+            match &t.kind {
+                TypeKind::Struct { fields, extra } => {
+                    out.extend(fields.iter().map(|f| &f.ty));
+                    out.extend(extra.iter());
+                }
+                TypeKind::Untagged { variants } | TypeKind::Tagged { variants, .. } => {
+                    out.extend(variants.iter().map(|v| &v.ty));
+                }
+                TypeKind::StringEnum { .. } => {}
+            }
+        }
+        for op in self.files.iter().flat_map(|f| &f.operations) {
+            out.extend(op.params.iter().map(|p| &p.ty));
+            let bodies = op.body.iter().map(|b| &b.content);
+            let responses = op.responses.iter().filter_map(|r| r.content.as_ref());
+            out.extend(bodies.chain(responses).filter_map(Content::schema));
+        }
+        let mut i = 0;
+        while i < out.len() {
+            if let Ty::Option(inner) | Ty::Vec(inner) | Ty::Map(inner) = out[i] {
+                out.push(inner);
+            }
+            i += 1;
+        }
+        out
+    }
 }
 
 /// One OpenAPI document: becomes one module and one route trait.
@@ -240,6 +276,9 @@ pub enum Ty {
     /// A string of a Matrix identifier format (`format: mx-user-id` and friends):
     /// the runtime's type for it, which validates when parsed.
     Id(IdKind),
+    /// A string that must match this `pattern` (a regular expression the
+    /// `regex` crate compiles; JSON Schema patterns are not anchored).
+    Pattern(String),
     Integer,
     Number,
     Boolean,

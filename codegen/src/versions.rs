@@ -145,6 +145,13 @@ fn named(ty: &Ty, out: &mut Vec<TypeId>) {
     match ty {
         Ty::Named(id) | Ty::Boxed(id) => out.push(*id),
         Ty::Option(t) | Ty::Vec(t) | Ty::Map(t) => named(t, out),
-        Ty::Any | Ty::Object | Ty::String | Ty::Id(_) | Ty::Integer | Ty::Number | Ty::Boolean => {}
+        Ty::Any
+        | Ty::Object
+        | Ty::String
+        | Ty::Id(_)
+        | Ty::Pattern(_)
+        | Ty::Integer
+        | Ty::Number
+        | Ty::Boolean => {}
     }
 }

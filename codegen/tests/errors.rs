@@ -213,3 +213,26 @@ fn an_error_envelope_is_matrix_or_oauth() {
         ["unknown_envelope/api.yaml#/x-error-envelope: error: `x-error-envelope` must be `matrix` or `oauth`"]
     );
 }
+
+#[test]
+fn a_pattern_the_regex_crate_cannot_check_is_a_warning_and_a_plain_string() {
+    let options = bad_options();
+    let out = matrix_codegen::generate(&bad().join("uncheckable_pattern"), &options)
+        .expect("a warning does not stop generation");
+    let warnings: Vec<String> = out.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("uncheckable_pattern/api.yaml#/paths/~1a/get/responses/200/content/application~1json/schema/properties/word/pattern: warning: pattern `^(?!x)[a-z]+$` cannot be checked ("),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].ends_with("): generated as a plain `String`"),
+        "{}",
+        warnings[0]
+    );
+    assert!(out
+        .files
+        .values()
+        .any(|t| t.contains("pub word: Option<String>")));
+}

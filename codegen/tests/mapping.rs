@@ -301,3 +301,22 @@ fn responses_whose_body_is_the_envelope_are_errors_not_variants() {
     assert_eq!(status_of(oauth, true), [Status::Code(400)]);
     assert_eq!(status_of(oauth, false), [Status::Code(200)]);
 }
+
+#[test]
+fn patterns_become_checked_strings_unless_an_identifier_format_says_more() {
+    let api = lower("patterns");
+    let op = &api.files[0].operations[0];
+    let param = |wire: &str| &op.params.iter().find(|p| p.wire == wire).unwrap().ty;
+    assert_eq!(param("userId"), &Ty::Id(IdKind::UserId));
+    assert_eq!(
+        param("client_secret"),
+        &Ty::Pattern("^[0-9a-zA-Z.=_-]{1,255}$".into())
+    );
+    assert_eq!(
+        field(&api, "RequestBody", "sid").ty,
+        Ty::Pattern("^[0-9a-zA-Z.=_-]{1,255}$".into())
+    );
+    // One marker per distinct pattern, sorted.
+    assert_eq!(api.patterns.len(), 3);
+    assert!(api.patterns.windows(2).all(|w| w[0] < w[1]));
+}

@@ -10,6 +10,7 @@ mod error;
 mod identifiers;
 mod macros;
 mod oauth_error;
+mod pattern;
 mod request;
 mod response;
 #[cfg(feature = "server")]
@@ -22,6 +23,7 @@ pub use auth::{AuthScheme, Authenticator, Context, Credential, Metadata, Securit
 pub use error::{ErrorEnvelope, MatrixError};
 pub use identifiers::{EventId, IdError, RoomAlias, RoomId, ServerName, UserId};
 pub use oauth_error::OAuthError;
+pub use pattern::{Matching, Pattern, PatternError};
 pub use request::{FromParam, FromRequest, Incoming, RemoteAddr, RequestInfo};
 pub use response::{
     binary, empty, form, html, json, set_header, status, Binary, Html, HttpResponse, IntoResponse,
@@ -37,5 +39,6 @@ pub use router::{
 /// of its own for them.
 #[doc(hidden)]
 pub mod __private {
+    pub use regex;
     pub use serde;
 }

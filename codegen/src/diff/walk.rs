@@ -517,7 +517,7 @@ impl Walker<'_> {
         match (o, n) {
             // An identifier is a string with a format; formats are compared (and
             // reported) on their own.
-            (Ty::String | Ty::Id(_), Ty::String | Ty::Id(_)) => {}
+            (Ty::String | Ty::Id(_) | Ty::Pattern(_), Ty::String | Ty::Id(_) | Ty::Pattern(_)) => {}
             (Ty::Option(a), Ty::Option(b)) => self.ty(flow, at, a, b),
             (Ty::Option(a), b) => {
                 self.push(
@@ -820,7 +820,7 @@ fn describe(api: &Api, ty: &Ty) -> String {
     match ty {
         Ty::Any => "value".into(),
         Ty::Object => "object".into(),
-        Ty::String | Ty::Id(_) => "string".into(),
+        Ty::String | Ty::Id(_) | Ty::Pattern(_) => "string".into(),
         Ty::Integer => "integer".into(),
         Ty::Number => "number".into(),
         Ty::Boolean => "boolean".into(),

@@ -27,6 +27,10 @@ pub const RUNTIME_FILES: &[(&str, &str)] = &[
     ),
     ("src/macros.rs", include_str!("../../runtime/src/macros.rs")),
     (
+        "src/pattern.rs",
+        include_str!("../../runtime/src/pattern.rs"),
+    ),
+    (
         "src/oauth_error.rs",
         include_str!("../../runtime/src/oauth_error.rs"),
     ),
@@ -143,8 +147,15 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
     let shared: Vec<usize> = (0..api.types.len())
         .filter(|id| api.types[*id].module == Module::Shared)
         .collect();
-    if !shared.is_empty() {
-        let defs: Vec<TokenStream> = shared.iter().map(|id| e.typedef(*id)).collect();
+    if !shared.is_empty() || !api.patterns.is_empty() {
+        let mut defs: Vec<TokenStream> = shared.iter().map(|id| e.typedef(*id)).collect();
+        defs.extend(api.patterns.iter().map(|p| {
+            let marker = format_ident!("{}", super::types::pattern_marker(api, p));
+            let doc = format!(" Values of the fields typed `Matching<{marker}>` match `{p}`.");
+            quote! {
+                crate::runtime::pattern!(#[doc = #doc] #marker, #p);
+            }
+        }));
         let mut sources: Vec<&str> = shared
             .iter()
             .map(|id| api.types[*id].location.file.as_str())
@@ -184,7 +195,8 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
     // (prettyplease), and `cargo fmt` must leave it byte-identical so the drift
     // check stays exact.
     // (Brace-delimited: rustfmt formats `quote!(...)` and mangles the attribute.)
-    let types_mod = (!shared.is_empty()).then(|| quote! { #[rustfmt::skip] pub mod types; });
+    let types_mod = (!shared.is_empty() || !api.patterns.is_empty())
+        .then(|| quote! { #[rustfmt::skip] pub mod types; });
     let api_files = api.files.iter().map(|f| f.source.as_str());
     let versions = api.release.map(|release| {
         let v = release.version();

@@ -49,6 +49,10 @@ impl Emitter<'_> {
                 let name = format_ident!("{}", kind.type_name());
                 quote!(crate::runtime::#name)
             }
+            Ty::Pattern(pattern) => {
+                let marker = format_ident!("{}", pattern_marker(self.api, pattern));
+                quote!(crate::runtime::Matching<crate::types::#marker>)
+            }
             Ty::Integer => quote!(i64),
             Ty::Number => quote!(f64),
             Ty::Boolean => quote!(bool),
@@ -332,4 +336,12 @@ impl Constructor {
             #default
         }
     }
+}
+
+/// The name of the marker type of a pattern: its place among the API's
+/// patterns, sorted (`Pattern0`, …), so the names do not depend on reading
+/// order.
+pub fn pattern_marker(api: &crate::ir::Api, pattern: &str) -> String {
+    let index = api.patterns.iter().position(|p| p == pattern).unwrap_or(0);
+    format!("Pattern{index}")
 }

@@ -46,6 +46,18 @@ pub fn lower(display_root: &Path, files: &[PathBuf]) -> Result<Api, Error> {
     }
     names::assign(&mut l);
     mark_errors(&mut l.api);
+    let mut patterns: Vec<String> = l
+        .api
+        .all_tys()
+        .into_iter()
+        .filter_map(|t| match t {
+            Ty::Pattern(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    patterns.sort();
+    patterns.dedup();
+    l.api.patterns = patterns;
     let mut sources: Vec<String> = l.loader_files();
     sources.sort();
     l.api.sources = sources;

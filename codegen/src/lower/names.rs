@@ -365,7 +365,7 @@ fn variant_name(ty: &Ty, type_names: &[String]) -> String {
     match ty {
         Ty::Any => "Value".into(),
         Ty::Object => "Object".into(),
-        Ty::String => "String".into(),
+        Ty::String | Ty::Pattern(_) => "String".into(),
         Ty::Id(kind) => kind.type_name().into(),
         Ty::Integer => "Integer".into(),
         Ty::Number => "Number".into(),

@@ -178,7 +178,9 @@ impl Lowerer {
 
     fn param_type_ok(&self, ty: &Ty) -> bool {
         match ty {
-            Ty::String | Ty::Id(_) | Ty::Integer | Ty::Number | Ty::Boolean => true,
+            Ty::String | Ty::Id(_) | Ty::Pattern(_) | Ty::Integer | Ty::Number | Ty::Boolean => {
+                true
+            }
             Ty::Named(id) => matches!(self.api.types[*id].kind, TypeKind::StringEnum { .. }),
             Ty::Vec(inner) => !matches!(**inner, Ty::Vec(_)) && self.param_type_ok(inner),
             _ => false,

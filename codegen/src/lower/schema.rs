@@ -237,21 +237,35 @@ impl Lowerer {
         }
     }
 
-    /// A string, typed by its `format` when that names a Matrix identifier.
+    /// A string, typed by its `format` when that names a Matrix identifier, else
+    /// by its `pattern` when it has one.
     fn string_format(&mut self, at: &Location, v: &Value) -> Ty {
-        let Some(format) = v.get("format").and_then(Value::as_str) else {
+        if let Some(format) = v.get("format").and_then(Value::as_str) {
+            // The identifier's grammar is stricter than any pattern beside it.
+            if let Some(kind) = IdKind::from_format(format) {
+                return Ty::Id(kind);
+            }
+            if !PLAIN_STRING_FORMATS.contains(&format) {
+                self.loader.diags.warn(
+                    &at.join("format"),
+                    format!("string format `{format}` is not known: generated as a plain `String`"),
+                );
+            }
+        }
+        let Some(pattern) = v.get("pattern").and_then(Value::as_str) else {
             return Ty::String;
         };
-        if let Some(kind) = IdKind::from_format(format) {
-            return Ty::Id(kind);
+        match regex::Regex::new(pattern) {
+            Ok(_) => Ty::Pattern(pattern.to_string()),
+            Err(e) => {
+                let why = e.to_string().lines().last().unwrap_or_default().to_string();
+                self.loader.diags.warn(
+                    &at.join("pattern"),
+                    format!("pattern `{pattern}` cannot be checked ({why}): generated as a plain `String`"),
+                );
+                Ty::String
+            }
         }
-        if !PLAIN_STRING_FORMATS.contains(&format) {
-            self.loader.diags.warn(
-                &at.join("format"),
-                format!("string format `{format}` is not known: generated as a plain `String`"),
-            );
-        }
-        Ty::String
     }
 
     /// `type: [T, "null"]` and friends.
@@ -513,7 +527,7 @@ impl Lowerer {
         }
         if variants
             .iter()
-            .all(|x| matches!(x.ty, Ty::String | Ty::Id(_)))
+            .all(|x| matches!(x.ty, Ty::String | Ty::Id(_) | Ty::Pattern(_)))
         {
             // Strings that differ only in format (a room ID or a room alias) are
             // one `String`: the value is whichever the client sent.
