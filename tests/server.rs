@@ -4,33 +4,123 @@
 use matrix_tests::both;
 use std::time::Duration;
 
-use matrix_tests::server::{eventually, Db, TestServer};
+use matrix_api::client_server::{
+    login, logout, password_management, refresh, registration, whoami,
+};
+use matrix_api::runtime::{ClientError, MatrixError};
+use matrix_api::types::{FlowInformation, UserIdentifier};
+use matrix_tests::server::{auth_stage, eventually, ApiClient, Db, TestServer};
 use serde_json::json;
 
 const REGISTER: &str = "/_matrix/client/v3/register";
 const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
 
+/// Typed requests for the valid flows (the raw-HTTP tests below keep to the
+/// wire: malformed input, exact bytes).
+fn password_login(user: &str, password: &str) -> login::login::Request {
+    let mut identifier = UserIdentifier::new("m.id.user".into());
+    identifier.extra.insert("user".into(), user.into());
+    let mut body = login::login::RequestBody::new("m.login.password".into());
+    body.identifier = Some(identifier);
+    body.password = Some(password.into());
+    login::login::Request::new(body)
+}
+
+/// Logs in with the typed client; the session's body.
+fn log_in(c: &ApiClient, request: &login::login::Request) -> login::login::OkBody {
+    match c.send(request) {
+        Ok(login::login::Response::Ok(body)) => body,
+        other => panic!("login failed: {other:?}"),
+    }
+}
+
+fn registration_body(username: &str, password: &str) -> registration::register::RequestBody {
+    let mut body = registration::register::RequestBody::new();
+    body.username = Some(username.into());
+    body.password = Some(password.into());
+    body
+}
+
+/// `GET /account/whoami` with `token`: the owner, or the error envelope.
+fn whoami(s: &TestServer, token: &str) -> Result<whoami::get_token_owner::OkBody, MatrixError> {
+    match s
+        .client()
+        .with_access_token(token)
+        .send(&whoami::get_token_owner::Request::new())
+    {
+        Ok(whoami::get_token_owner::Response::Ok(body)) => Ok(body),
+        Err(ClientError::Api(e)) => Err(e),
+        other => panic!("whoami: {other:?}"),
+    }
+}
+
+fn errcode<T>(r: Result<T, MatrixError>) -> String {
+    r.err().map(|e| e.errcode).unwrap_or_default()
+}
+
 both!(registration_with_the_dummy_stage_logs_the_user_in, |s| {
-    let first = s.post(
-        REGISTER,
-        None,
-        json!({"username": "ada", "password": "correct horse"}),
-    );
-    assert_eq!(first.status, 401);
+    let c = s.client();
+    let request = registration::register::Request::new(registration_body("ada", "correct horse"));
+    let Ok(registration::register::Response::Unauthorized(first)) = c.send(&request) else {
+        panic!("expected the UIA flows");
+    };
     assert_eq!(
-        first.body["flows"],
-        json!([{"stages": ["m.login.dummy"]}, {"stages": ["m.login.registration_token"]}])
+        first.flows,
+        [
+            FlowInformation::new(vec!["m.login.dummy".into()]),
+            FlowInformation::new(vec!["m.login.registration_token".into()])
+        ]
     );
-    assert_eq!(first.body["completed"], json!([]));
-    let body = s.register("ada", "correct horse");
-    assert_eq!(body["user_id"], "@ada:test.local");
-    let who = s.get(WHOAMI, body["access_token"].as_str());
-    assert_eq!(who.status, 200, "{who:?}");
+    assert_eq!(first.completed, Some(vec![]));
+    let done = c.register(registration_body("ada", "correct horse"));
+    assert_eq!(done.user_id, "@ada:test.local");
+    let who = whoami(s, done.access_token.as_deref().unwrap()).unwrap();
+    assert_eq!(who.user_id, done.user_id);
+    assert_eq!(who.device_id, done.device_id);
+    assert_eq!(who.is_guest, Some(false));
+});
+
+// The README's client example is a real program: run it against the server.
+both!(the_readme_client_example_registers_and_logs_in, |s| {
+    let out = std::process::Command::new(example_binary("register_and_login"))
+        .args([s.base.as_str(), "readme"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("@readme:test.local logged in as device \""),
+        "{stdout}"
+    );
     assert_eq!(
-        who.body,
-        json!({"user_id": "@ada:test.local", "device_id": body["device_id"], "is_guest": false})
+        s.client().error(&password_login("readme", "wrong")).errcode,
+        "M_FORBIDDEN"
     );
 });
+
+/// An example of this package, built when a filtered `cargo test` did not.
+fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "matrix-tests", "--example", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building example {name}");
+    }
+    path
+}
 
 both!(
     usernames_follow_the_grammar_and_taken_names_fail_before_uia,
@@ -90,17 +180,26 @@ both!(a_missing_username_gets_a_generated_localpart, |s| {
 });
 
 both!(weak_passwords_are_refused, |s| {
-    let r = s.post(
-        REGISTER,
-        None,
-        json!({"username": "weak", "password": "short"}),
+    let e = s
+        .client()
+        .error(&registration::register::Request::new(registration_body(
+            "weak", "short",
+        )));
+    assert_eq!(
+        (e.status.as_u16(), e.errcode.as_str()),
+        (400, "M_WEAK_PASSWORD")
     );
-    assert_eq!((r.status, r.errcode()), (400, "M_WEAK_PASSWORD"));
 });
 
 both!(guests_are_refused_unless_enabled, |s| {
-    let r = s.post(&format!("{REGISTER}?kind=guest"), None, json!({}));
-    assert_eq!((r.status, r.errcode()), (403, "M_GUEST_ACCESS_FORBIDDEN"));
+    let mut request =
+        registration::register::Request::new(registration::register::RequestBody::new());
+    request.kind = registration::register::Kind::Guest;
+    let e = s.client().error(&request);
+    assert_eq!(
+        (e.status.as_u16(), e.errcode.as_str()),
+        (403, "M_GUEST_ACCESS_FORBIDDEN")
+    );
 });
 
 both!(inhibit_login_creates_the_account_without_a_session, |s| {
@@ -125,20 +224,29 @@ both!(inhibit_login_creates_the_account_without_a_session, |s| {
 
 both!(login_accepts_localpart_full_id_and_legacy_user_field, |s| {
     s.user("lin");
-    assert_eq!(s.login("lin", "correct horse").status, 200);
-    assert_eq!(s.login("@lin:test.local", "correct horse").status, 200);
-    let legacy = s.post(
-        "/_matrix/client/v3/login",
-        None,
-        json!({"type": "m.login.password", "user": "lin", "password": "correct horse"}),
+    let c = s.client();
+    log_in(&c, &password_login("lin", "correct horse"));
+    log_in(&c, &password_login("@lin:test.local", "correct horse"));
+    let mut legacy = login::login::RequestBody::new("m.login.password".into());
+    legacy.user = Some("lin".into());
+    legacy.password = Some("correct horse".into());
+    log_in(&c, &login::login::Request::new(legacy));
+    let wrong = c.error(&password_login("lin", "incorrect horse"));
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.errcode.as_str()),
+        (403, "M_FORBIDDEN")
     );
-    assert_eq!(legacy.status, 200, "{legacy:?}");
-    let wrong = s.login("lin", "incorrect horse");
-    assert_eq!((wrong.status, wrong.errcode()), (403, "M_FORBIDDEN"));
-    let nobody = s.login("nobody", "correct horse");
-    assert_eq!((nobody.status, nobody.errcode()), (403, "M_FORBIDDEN"));
-    let r = s.get("/_matrix/client/v3/login", None);
-    assert_eq!(r.body["flows"][0]["type"], "m.login.password");
+    let nobody = c.error(&password_login("nobody", "correct horse"));
+    assert_eq!(
+        (nobody.status.as_u16(), nobody.errcode.as_str()),
+        (403, "M_FORBIDDEN")
+    );
+    let Ok(login::get_login_flows::Response::Ok(flows)) =
+        c.send(&login::get_login_flows::Request::new())
+    else {
+        panic!("no login flows");
+    };
+    assert_eq!(flows.flows.unwrap()[0].type_, "m.login.password");
 });
 
 both!(
@@ -164,81 +272,68 @@ both!(
 
 both!(logout_revokes_the_token_and_logout_all_every_token, |s| {
     let (_, t1) = s.user("out");
-    let t2 = s.login("out", "correct horse").body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let t3 = s.login("out", "correct horse").body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        s.request("POST", "/_matrix/client/v3/logout", Some(&t1), None)
-            .status,
-        200,
-        "empty body"
+    let c = s.client();
+    let t2 = log_in(&c, &password_login("out", "correct horse")).access_token;
+    let t3 = log_in(&c, &password_login("out", "correct horse")).access_token;
+    // The typed client sends no body to `/logout`.
+    let out = c
+        .with_access_token(&t1)
+        .send(&logout::logout::Request::new());
+    assert!(
+        matches!(out, Ok(logout::logout::Response::Ok(_))),
+        "{out:?}"
     );
-    assert_eq!(s.get(WHOAMI, Some(&t1)).errcode(), "M_UNKNOWN_TOKEN");
-    assert_eq!(s.get(WHOAMI, Some(&t2)).status, 200);
-    assert_eq!(
-        s.post("/_matrix/client/v3/logout/all", Some(&t2), json!({}))
-            .status,
-        200
+    assert_eq!(errcode(whoami(s, &t1)), "M_UNKNOWN_TOKEN");
+    assert!(whoami(s, &t2).is_ok());
+    let all = c
+        .with_access_token(&t2)
+        .send(&logout::logout_all::Request::new());
+    assert!(
+        matches!(all, Ok(logout::logout_all::Response::Ok(_))),
+        "{all:?}"
     );
-    assert_eq!(s.get(WHOAMI, Some(&t2)).errcode(), "M_UNKNOWN_TOKEN");
-    assert_eq!(s.get(WHOAMI, Some(&t3)).errcode(), "M_UNKNOWN_TOKEN");
-    assert_eq!(s.get(WHOAMI, None).errcode(), "M_MISSING_TOKEN");
+    assert_eq!(errcode(whoami(s, &t2)), "M_UNKNOWN_TOKEN");
+    assert_eq!(errcode(whoami(s, &t3)), "M_UNKNOWN_TOKEN");
+    let anonymous = c.error(&whoami::get_token_owner::Request::new());
+    assert_eq!(anonymous.errcode, "M_MISSING_TOKEN");
 });
 
 both!(
     refresh_tokens_rotate_and_the_old_pair_lives_until_the_new_is_used,
     |s| {
         s.user("fresh");
-        let login = s.post(
-        "/_matrix/client/v3/login",
-        None,
-        json!({"type": "m.login.password", "user": "fresh", "password": "correct horse", "refresh_token": true}),
-    );
-        assert!(
-            login.body["expires_in_ms"].as_i64().unwrap() > 0,
-            "{login:?}"
-        );
-        let (a1, r1) = (
-            login.body["access_token"].as_str().unwrap(),
-            login.body["refresh_token"].as_str().unwrap(),
-        );
-        let refreshed = s.post(
-            "/_matrix/client/v3/refresh",
-            None,
-            json!({"refresh_token": r1}),
-        );
-        assert_eq!(refreshed.status, 200, "{refreshed:?}");
-        let (a2, r2) = (
-            refreshed.body["access_token"].as_str().unwrap(),
-            refreshed.body["refresh_token"].as_str().unwrap(),
-        );
+        let c = s.client();
+        let mut request = password_login("fresh", "correct horse");
+        request.body.refresh_token = Some(true);
+        let login = log_in(&c, &request);
+        assert!(login.expires_in_ms.unwrap() > 0, "{login:?}");
+        let (a1, r1) = (login.access_token, login.refresh_token.unwrap());
+        let refresh = |token: &str| {
+            c.send(&refresh::refresh::Request::new(
+                refresh::refresh::RequestBody::new(token.into()),
+            ))
+        };
+        let Ok(refresh::refresh::Response::Ok(refreshed)) = refresh(&r1) else {
+            panic!("refresh failed");
+        };
+        let (a2, r2) = (refreshed.access_token, refreshed.refresh_token.unwrap());
         // Until the new pair is used, the old one still works (a lost response can be retried).
-        assert_eq!(s.get(WHOAMI, Some(a1)).status, 200);
-        assert_eq!(s.get(WHOAMI, Some(a2)).status, 200);
+        assert!(whoami(s, &a1).is_ok());
+        assert!(whoami(s, &a2).is_ok());
         // Using the new access token retired the old pair.
-        assert_eq!(s.get(WHOAMI, Some(a1)).errcode(), "M_UNKNOWN_TOKEN");
-        assert_eq!(
-            s.post(
-                "/_matrix/client/v3/refresh",
-                None,
-                json!({"refresh_token": r2})
-            )
-            .status,
-            200
-        );
+        assert_eq!(errcode(whoami(s, &a1)), "M_UNKNOWN_TOKEN");
+        assert!(refresh(&r2).is_ok());
         // Reusing the retired token is refused (and, as theft, ends the device
         // session: tests/hardening.rs).
-        let reuse = s.post(
-            "/_matrix/client/v3/refresh",
-            None,
-            json!({"refresh_token": r1}),
-        );
-        assert_eq!((reuse.status, reuse.errcode()), (401, "M_UNKNOWN_TOKEN"));
+        match refresh(&r1) {
+            Err(ClientError::Api(e)) => {
+                assert_eq!(
+                    (e.status.as_u16(), e.errcode.as_str()),
+                    (401, "M_UNKNOWN_TOKEN")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 );
 
@@ -281,80 +376,68 @@ both!(
     }
 );
 
-/// Password change with `m.login.password`; returns the final response.
+/// Password change with `m.login.password` for `pat`, through the typed
+/// client; returns the final answer.
 fn change_password(
     s: &TestServer,
     token: &str,
-    body: serde_json::Value,
+    mut body: password_management::change_password::RequestBody,
     password: &str,
-) -> matrix_tests::server::Reply {
-    let first = s.post(
-        "/_matrix/client/v3/account/password",
-        Some(token),
-        body.clone(),
-    );
-    assert_eq!(first.status, 401, "{first:?}");
+) -> Result<password_management::change_password::Response, ClientError<MatrixError>> {
+    use password_management::change_password::{Request, Response};
+    let c = s.client().with_access_token(token);
+    let Ok(Response::Unauthorized(first)) = c.send(&Request::new(body.clone())) else {
+        panic!("expected the UIA flows");
+    };
     assert_eq!(
-        first.body["flows"],
-        json!([{"stages": ["m.login.password"]}])
+        first.flows,
+        [FlowInformation::new(vec!["m.login.password".into()])]
     );
-    let mut body = body;
-    body["auth"] = json!({"type": "m.login.password", "session": first.body["session"], "identifier": {"type": "m.id.user", "user": "pat"}, "password": password});
-    s.post("/_matrix/client/v3/account/password", Some(token), body)
+    let mut auth = auth_stage("m.login.password", first.session);
+    auth.extra.insert(
+        "identifier".into(),
+        json!({"type": "m.id.user", "user": "pat"}),
+    );
+    auth.extra.insert("password".into(), password.into());
+    body.auth = Some(auth);
+    c.send(&Request::new(body))
 }
 
 both!(
     password_change_needs_the_old_password_and_logs_out_other_devices,
     |s| {
+        use password_management::change_password::{RequestBody, Response};
         let (_, t1) = s.user("pat");
-        let t2 = s.login("pat", "correct horse").body["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let wrong = change_password(
-            s,
-            &t1,
-            json!({"new_password": "a better passphrase"}),
-            "not it",
-        );
-        assert_eq!(wrong.status, 401);
+        let c = s.client();
+        let t2 = log_in(&c, &password_login("pat", "correct horse")).access_token;
+        let new_password = |p: &str| RequestBody::new(p.into());
+        let wrong = change_password(s, &t1, new_password("a better passphrase"), "not it");
+        let Ok(Response::Unauthorized(wrong)) = wrong else {
+            panic!("{wrong:?}");
+        };
         assert_eq!(
-            wrong.body["errcode"], "M_FORBIDDEN",
+            wrong.errcode.as_deref(),
+            Some("M_FORBIDDEN"),
             "failed stage reported in the UIA body: {wrong:?}"
         );
-        assert_eq!(wrong.body["completed"], json!([]));
-        let ok = change_password(
-            s,
-            &t1,
-            json!({"new_password": "a better passphrase"}),
-            "correct horse",
-        );
-        assert_eq!(ok.status, 200, "{ok:?}");
+        assert_eq!(wrong.completed, Some(vec![]));
+        let ok = change_password(s, &t1, new_password("a better passphrase"), "correct horse");
+        assert!(matches!(ok, Ok(Response::Ok(_))), "{ok:?}");
+        assert!(whoami(s, &t1).is_ok(), "the caller's device stays");
         assert_eq!(
-            s.get(WHOAMI, Some(&t1)).status,
-            200,
-            "the caller's device stays"
-        );
-        assert_eq!(
-            s.get(WHOAMI, Some(&t2)).errcode(),
+            errcode(whoami(s, &t2)),
             "M_UNKNOWN_TOKEN",
             "logout_devices defaults to true"
         );
-        assert_eq!(s.login("pat", "correct horse").status, 403);
-        let t3 = s.login("pat", "a better passphrase").body["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let keep = change_password(
-            s,
-            &t1,
-            json!({"new_password": "the third one!", "logout_devices": false}),
-            "a better passphrase",
-        );
-        assert_eq!(keep.status, 200);
-        assert_eq!(
-            s.get(WHOAMI, Some(&t3)).status,
-            200,
+        let old = c.error(&password_login("pat", "correct horse"));
+        assert_eq!(old.status.as_u16(), 403);
+        let t3 = log_in(&c, &password_login("pat", "a better passphrase")).access_token;
+        let mut keep_others = new_password("the third one!");
+        keep_others.logout_devices = false;
+        let keep = change_password(s, &t1, keep_others, "a better passphrase");
+        assert!(matches!(keep, Ok(Response::Ok(_))), "{keep:?}");
+        assert!(
+            whoami(s, &t3).is_ok(),
             "logout_devices: false keeps other devices"
         );
     }

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use matrix_api::client_server::registration;
+use matrix_api::types::AuthData;
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,22 +349,14 @@ impl TestServer {
         self.request("PUT", path, token, Some(body.to_string().as_bytes()))
     }
 
-    /// Registers through the dummy flow; returns the response body.
+    /// Registers through the dummy flow with the typed client; returns the
+    /// response body.
     pub fn register(&self, username: &str, password: &str) -> Value {
-        let first = self.post(
-            "/_matrix/client/v3/register",
-            None,
-            json!({"username": username, "password": password}),
-        );
-        assert_eq!(first.status, 401, "{first:?}");
-        let session = first.body["session"].as_str().unwrap().to_string();
-        let done = self.post(
-            "/_matrix/client/v3/register",
-            None,
-            json!({"username": username, "password": password, "auth": {"type": "m.login.dummy", "session": session}}),
-        );
-        assert_eq!(done.status, 200, "{done:?}");
-        done.body
+        let mut body = registration::register::RequestBody::new();
+        body.username = Some(username.into());
+        body.password = Some(password.into());
+        let done = self.client().register(body);
+        serde_json::to_value(done).unwrap()
     }
 
     /// Registers and returns `(user_id, access_token)`.
@@ -382,9 +376,89 @@ impl TestServer {
         )
     }
 
+    /// A typed client of this server (the generated crate's
+    /// `matrix_api::runtime::Client`), callable from synchronous tests.
+    pub fn client(&self) -> ApiClient {
+        ApiClient {
+            client: matrix_api::runtime::Client::new(&self.base),
+        }
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
+}
+
+/// The typed client of a [`TestServer`], blocking: each call runs on a runtime
+/// shared by the test process (tests here are synchronous).
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    pub client: matrix_api::runtime::Client,
+}
+
+impl ApiClient {
+    /// The same client sending `token` to operations that take one.
+    pub fn with_access_token(&self, token: &str) -> ApiClient {
+        ApiClient {
+            client: self.client.clone().with_access_token(token),
+        }
+    }
+
+    /// Sends `request` and waits for the typed answer.
+    pub fn send<R: matrix_api::runtime::ClientRequest>(
+        &self,
+        request: &R,
+    ) -> Result<R::Response, matrix_api::runtime::ClientError<R::Error>> {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .block_on(self.client.send(request))
+    }
+
+    /// Registers with `body` through the `m.login.dummy` stage: the first
+    /// request gets the session, the second completes it.
+    pub fn register(
+        &self,
+        mut body: registration::register::RequestBody,
+    ) -> registration::register::OkBody {
+        use registration::register::{Request, Response};
+        let session = match self.send(&Request::new(body.clone())) {
+            Ok(Response::Unauthorized(uia)) => uia.session,
+            other => panic!("expected the UIA flows, got {other:?}"),
+        };
+        body.auth = Some(auth_stage("m.login.dummy", session));
+        match self.send(&Request::new(body)) {
+            Ok(Response::Ok(done)) => done,
+            other => panic!("registration failed: {other:?}"),
+        }
+    }
+
+    /// Sends `request`, expecting an error envelope; returns it.
+    pub fn error<R>(&self, request: &R) -> R::Error
+    where
+        R: matrix_api::runtime::ClientRequest,
+        R::Response: std::fmt::Debug,
+        R::Error: std::fmt::Display,
+    {
+        match self.send(request) {
+            Err(matrix_api::runtime::ClientError::Api(e)) => e,
+            other => panic!("expected an error envelope, got {other:?}"),
+        }
+    }
+}
+
+/// The `auth` of a user-interactive authentication stage.
+pub fn auth_stage(stage: &str, session: Option<String>) -> AuthData {
+    let mut auth = AuthData::new();
+    auth.type_ = Some(stage.into());
+    auth.session = session;
+    auth
 }
 
 /// A test server's PostgreSQL database, for tests that check what is stored.

@@ -56,6 +56,12 @@ macro_rules! string_enum {
                 ::std::option::Option::Some(Self::from(s))
             }
         }
+
+        impl $crate::ToParam for $name {
+            fn to_param(&self) -> ::std::string::String {
+                ::std::string::String::from(self.as_str())
+            }
+        }
     };
 }
 

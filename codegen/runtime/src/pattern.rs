@@ -189,6 +189,12 @@ impl<P: Pattern> FromParam for Matching<P> {
     }
 }
 
+impl<P> crate::to_param::ToParam for Matching<P> {
+    fn to_param(&self) -> String {
+        self.value.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,11 @@ pub const RUNTIME_FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../runtime/Cargo.toml")),
     ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
     ("src/auth.rs", include_str!("../../runtime/src/auth.rs")),
+    ("src/client.rs", include_str!("../../runtime/src/client.rs")),
+    (
+        "src/client_request.rs",
+        include_str!("../../runtime/src/client_request.rs"),
+    ),
     ("src/error.rs", include_str!("../../runtime/src/error.rs")),
     (
         "src/identifiers.rs",
@@ -46,6 +51,10 @@ pub const RUNTIME_FILES: &[(&str, &str)] = &[
     (
         "src/testing.rs",
         include_str!("../../runtime/src/testing.rs"),
+    ),
+    (
+        "src/to_param.rs",
+        include_str!("../../runtime/src/to_param.rs"),
     ),
 ];
 
@@ -87,7 +96,7 @@ pub fn cargo_toml(options: &Options) -> String {
          [package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\
          description = \"Matrix API types, route traits and router generated from OpenAPI\"\n\n\
          [lib]\n# Spec descriptions are prose, not Rust examples.\ndoctest = false\n\n\
-         [features]\ndefault = [\"server\"]\nserver = [\"runtime/server\"]\n\n\
+         [features]\ndefault = [\"server\"]\nserver = [\"runtime/server\"]\nclient = [\"runtime/client\"]\n\n\
          [dependencies]\n\
          runtime = {{ package = \"matrix-api-runtime\", path = \"{runtime_path}\", default-features = false }}\n\
          http = \"1\"\n\

@@ -1,5 +1,6 @@
 //! Emission: IR → Rust token streams (with `quote`), one per output file.
 
+mod client;
 mod krate;
 mod operations;
 mod router;

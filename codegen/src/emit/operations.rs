@@ -84,6 +84,7 @@ impl Emitter<'_> {
         let metadata = self.metadata(&file.base_path, op);
         let (request, from_request) = self.request(op, &module);
         let response = self.response(op, &module);
+        let client = self.client_request(fi, oi);
         let types: Vec<TokenStream> = (0..self.api.types.len())
             .filter(|id| self.api.types[*id].module == module)
             .map(|id| self.typedef(id))
@@ -99,6 +100,7 @@ impl Emitter<'_> {
                 #request
                 #from_request
                 #response
+                #client
                 #(#types)*
             }
         }

@@ -400,6 +400,13 @@ impl Lowerer {
             };
         }
         let id = self.new_def(at, v, ctx);
+        // Inline members are named from this type's own name, so a titled
+        // schema restarts the path (`ThirdPartyIdentifierMedium`, not
+        // `OkBodyThreepidsItemMedium`).
+        let ctx = &Ctx {
+            module: ctx.module.clone(),
+            name: self.api.types[id].name.clone(),
+        };
         let mut fields = Vec::new();
         for (wire, locs) in &parts.props {
             if Some(wire.as_str()) == skip {

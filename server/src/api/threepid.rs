@@ -36,7 +36,7 @@ impl AdministrativeContactApi for Server {
             .into_iter()
             .map(|t| {
                 get_account_3pids::ThirdPartyIdentifier::new(
-                    get_account_3pids::OkBodyThreepidsItemMedium::from(t.medium.as_str()),
+                    get_account_3pids::ThirdPartyIdentifierMedium::from(t.medium.as_str()),
                     t.address,
                     t.validated_ms,
                     t.added_ms,

@@ -1,0 +1,481 @@
+//! The generated client against the generated router: for every operation of
+//! `api/`, a request the client builds (`ClientRequest::to_http`) reaches the
+//! implementation (the scripted `Stub`) as an equal typed `Request`, and the
+//! scripted `Response` (or error) comes back equal through `ClientRequest::parse`.
+//! Property tests vary the parameters and bodies of representative operations.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use matrix_api::client_server::{
+    account_deactivation, admin, administrative_contact, capabilities, login, login_token, logout,
+    openid, password_management, refresh, registration, registration_tokens, versions, wellknown,
+    whoami,
+};
+use matrix_api::router::Dispatcher;
+use matrix_api::runtime::testing::Stub;
+use matrix_api::runtime::{
+    Authenticator, ClientError, ClientRequest, Credential, MatrixError, Router, RouterConfig,
+    UserId,
+};
+use matrix_api::server_server::openid as federation_openid;
+use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// Tokens are valid when they start with `valid-`.
+struct ValidPrefix;
+
+impl Authenticator for ValidPrefix {
+    type Identity = String;
+
+    async fn authenticate(&self, credential: Credential<'_>) -> Result<String, MatrixError> {
+        match credential.token.strip_prefix("valid-") {
+            Some(user) => Ok(user.to_owned()),
+            None => Err(MatrixError::unknown_token(false)),
+        }
+    }
+}
+
+struct Harness {
+    api: Arc<Stub<ValidPrefix>>,
+    router: Router<Dispatcher<Stub<ValidPrefix>>>,
+}
+
+fn harness() -> Harness {
+    let api = Arc::new(Stub::new(ValidPrefix));
+    let router = matrix_api::router(
+        api.clone(),
+        RouterConfig {
+            max_body_bytes: 1 << 20,
+        },
+    );
+    Harness { api, router }
+}
+
+/// A value of `T` from JSON (bodies the tests write as JSON for brevity).
+fn de<T: DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+impl Harness {
+    /// Sends `request` through the router with `reply` scripted; returns what
+    /// the client parsed, after checking the implementation got `request`.
+    async fn exchange<R>(
+        &self,
+        request: &R,
+        reply: Result<R::Response, MatrixError>,
+    ) -> Result<R::Response, ClientError<MatrixError>>
+    where
+        R: ClientRequest<Error = MatrixError> + Debug,
+        R::Response: Clone + Send + 'static,
+    {
+        let op = R::metadata();
+        self.api.reply(op, reply);
+        let before = self.api.calls().len();
+        let http = request
+            .to_http("", Some("valid-alice"))
+            .unwrap_or_else(|e| panic!("{}: {e}", op.operation_id));
+        let resp = self.router.handle(http.map(Full::new)).await;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let calls = self.api.calls();
+        assert_eq!(
+            calls.len(),
+            before + 1,
+            "{} was not called",
+            op.operation_id
+        );
+        let call = calls.last().unwrap();
+        assert_eq!(call.operation_id, op.operation_id);
+        assert_eq!(call.request, format!("{request:?}"), "{}", op.operation_id);
+        R::parse(http::Response::from_parts(parts, body))
+    }
+
+    /// Both directions for one operation: the response, and an error envelope.
+    async fn round_trip<R>(&self, request: R, response: R::Response)
+    where
+        R: ClientRequest<Error = MatrixError> + Debug,
+        R::Response: Clone + Send + PartialEq + Debug + 'static,
+    {
+        let id = R::metadata().operation_id;
+        let got = self.exchange(&request, Ok(response.clone())).await;
+        assert_eq!(got.ok(), Some(response), "{id}");
+        let error = MatrixError::forbidden("no").with("extra", 1);
+        match self.exchange(&request, Err(error.clone())).await {
+            Err(ClientError::Api(e)) => assert_eq!(e, error, "{id}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_operation_round_trips_through_the_router() {
+    let h = harness();
+    let ok_empty = || de::<serde_json::Map<String, Value>>(json!({}));
+    let auth = json!({"type": "m.login.dummy", "session": "s1"});
+    let email = json!({"client_secret": "cs", "email": "a@b.c", "send_attempt": 1});
+    let msisdn =
+        json!({"client_secret": "cs", "country": "GB", "phone_number": "0770", "send_attempt": 1});
+    let token = json!({"sid": "1", "submit_url": "https://id.example/submit"});
+    let three_pid = json!({"client_secret": "cs", "sid": "1", "id_server": "id.example", "id_access_token": "t"});
+
+    let mut r = account_deactivation::deactivate_account::Request::new(de(
+        json!({"auth": auth, "erase": true}),
+    ));
+    h.round_trip(
+        r.clone(),
+        account_deactivation::deactivate_account::Response::Ok(de(
+            json!({"id_server_unbind_result": "success"}),
+        )),
+    )
+    .await;
+    r.body = de(json!({}));
+    h.round_trip(
+        r,
+        account_deactivation::deactivate_account::Response::Unauthorized(de(
+            json!({"flows": [{"stages": ["m.login.password"]}], "session": "x", "params": {}}),
+        )),
+    )
+    .await;
+
+    h.round_trip(
+        admin::get_who_is::Request::new("@who:ex.org".into()),
+        admin::get_who_is::Response::Ok(de(json!({"user_id": "@who:ex.org", "devices": {}}))),
+    )
+    .await;
+    let target = user("@someone:ex.org");
+    h.round_trip(
+        admin::get_admin_suspend_user::Request::new(target.clone()),
+        admin::get_admin_suspend_user::Response::Ok(de(json!({"suspended": true}))),
+    )
+    .await;
+    h.round_trip(
+        admin::set_admin_suspend_user::Request::new(
+            target.clone(),
+            de(json!({"suspended": false})),
+        ),
+        admin::set_admin_suspend_user::Response::Ok(de(json!({"suspended": false}))),
+    )
+    .await;
+    h.round_trip(
+        admin::get_admin_lock_user::Request::new(target.clone()),
+        admin::get_admin_lock_user::Response::Ok(de(json!({"locked": true}))),
+    )
+    .await;
+    h.round_trip(
+        admin::set_admin_lock_user::Request::new(target, de(json!({"locked": true}))),
+        admin::set_admin_lock_user::Response::Ok(de(json!({"locked": true}))),
+    )
+    .await;
+
+    use administrative_contact as ac;
+    h.round_trip(
+        ac::get_account_3pids::Request::new(),
+        ac::get_account_3pids::Response::Ok(de(json!({"threepids": [
+            {"medium": "email", "address": "a@b.c", "validated_at": 1, "added_at": 2}
+        ]}))),
+    )
+    .await;
+    h.round_trip(
+        ac::post_3pids::Request::new(de(json!({"three_pid_creds": three_pid}))),
+        ac::post_3pids::Response::Ok(de(json!({"submit_url": "https://id.example/s"}))),
+    )
+    .await;
+    h.round_trip(
+        ac::add_3pid::Request::new(de(json!({"auth": auth, "client_secret": "cs", "sid": "1"}))),
+        ac::add_3pid::Response::Ok(ok_empty()),
+    )
+    .await;
+    h.round_trip(
+        ac::bind_3pid::Request::new(de(three_pid.clone())),
+        ac::bind_3pid::Response::Ok(ok_empty()),
+    )
+    .await;
+    h.round_trip(
+        ac::delete_3pid_from_account::Request::new(de(
+            json!({"medium": "email", "address": "a@b.c"}),
+        )),
+        ac::delete_3pid_from_account::Response::Ok(de(
+            json!({"id_server_unbind_result": "no-support"}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        ac::unbind_3pid_from_account::Request::new(de(
+            json!({"medium": "msisdn", "address": "44770", "id_server": "id.example"}),
+        )),
+        ac::unbind_3pid_from_account::Response::Ok(de(
+            json!({"id_server_unbind_result": "success"}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        ac::request_token_to_3pid_email::Request::new(de(email.clone())),
+        ac::request_token_to_3pid_email::Response::Ok(de(token.clone())),
+    )
+    .await;
+    h.round_trip(
+        ac::request_token_to_3pid_msisdn::Request::new(de(msisdn.clone())),
+        ac::request_token_to_3pid_msisdn::Response::Ok(de(token.clone())),
+    )
+    .await;
+
+    h.round_trip(
+        capabilities::get_capabilities::Request::new(),
+        capabilities::get_capabilities::Response::Ok(de(json!({"capabilities": {
+            "m.change_password": {"enabled": false}
+        }}))),
+    )
+    .await;
+    h.round_trip(
+        login::get_login_flows::Request::new(),
+        login::get_login_flows::Response::Ok(de(json!({"flows": [{"type": "m.login.password"}]}))),
+    )
+    .await;
+    h.round_trip(
+        login::login::Request::new(de(json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "pw",
+            "device_id": "PHONE",
+            "refresh_token": true
+        }))),
+        login::login::Response::Ok(de(json!({
+            "user_id": "@alice:ex.org", "access_token": "tok", "device_id": "PHONE",
+            "refresh_token": "r", "expires_in_ms": 60000
+        }))),
+    )
+    .await;
+    h.round_trip(
+        login_token::generate_login_token::Request::new(de(json!({"auth": auth}))),
+        login_token::generate_login_token::Response::Ok(de(
+            json!({"login_token": "lt", "expires_in_ms": 120000}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        logout::logout::Request::new(),
+        logout::logout::Response::Ok(ok_empty()),
+    )
+    .await;
+    h.round_trip(
+        logout::logout_all::Request::new(),
+        logout::logout_all::Response::Ok(ok_empty()),
+    )
+    .await;
+    h.round_trip(
+        openid::request_open_id_token::Request::new("@alice:ex.org".into(), de(json!({}))),
+        openid::request_open_id_token::Response::Ok(de(json!({
+            "access_token": "o", "token_type": "Bearer", "matrix_server_name": "ex.org", "expires_in": 3600
+        }))),
+    )
+    .await;
+
+    use password_management as pm;
+    h.round_trip(
+        pm::change_password::Request::new(de(
+            json!({"new_password": "new", "logout_devices": false, "auth": auth}),
+        )),
+        pm::change_password::Response::Ok(ok_empty()),
+    )
+    .await;
+    h.round_trip(
+        pm::request_token_to_reset_password_email::Request::new(de(email.clone())),
+        pm::request_token_to_reset_password_email::Response::Ok(de(token.clone())),
+    )
+    .await;
+    h.round_trip(
+        pm::request_token_to_reset_password_msisdn::Request::new(de(msisdn.clone())),
+        pm::request_token_to_reset_password_msisdn::Response::Ok(de(token.clone())),
+    )
+    .await;
+
+    h.round_trip(
+        refresh::refresh::Request::new(de(json!({"refresh_token": "r"}))),
+        refresh::refresh::Response::Ok(de(
+            json!({"access_token": "a", "refresh_token": "r2", "expires_in_ms": 1}),
+        )),
+    )
+    .await;
+
+    use registration as reg;
+    h.round_trip(
+        reg::register::Request::new(de(
+            json!({"username": "ada", "password": "pw", "auth": auth}),
+        )),
+        reg::register::Response::Ok(de(
+            json!({"user_id": "@ada:ex.org", "access_token": "t", "device_id": "D"}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        reg::register::Request::new(de(json!({"username": "ada"}))),
+        reg::register::Response::Unauthorized(de(json!({
+            "flows": [{"stages": ["m.login.dummy"]}], "completed": [], "session": "s", "params": {}
+        }))),
+    )
+    .await;
+    h.round_trip(
+        reg::request_token_to_register_email::Request::new(de(email)),
+        reg::request_token_to_register_email::Response::Ok(de(token.clone())),
+    )
+    .await;
+    h.round_trip(
+        reg::request_token_to_register_msisdn::Request::new(de(msisdn)),
+        reg::request_token_to_register_msisdn::Response::Ok(de(token)),
+    )
+    .await;
+    h.round_trip(
+        reg::check_username_availability::Request::new("ada".into()),
+        reg::check_username_availability::Response::Ok(de(json!({"available": true}))),
+    )
+    .await;
+    h.round_trip(
+        registration_tokens::registration_token_validity::Request::new("tok".into()),
+        registration_tokens::registration_token_validity::Response::Ok(de(json!({"valid": false}))),
+    )
+    .await;
+    h.round_trip(
+        versions::get_versions::Request::new(),
+        versions::get_versions::Response::Ok(de(
+            json!({"versions": ["v1.11"], "unstable_features": {"x": true}}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        wellknown::get_wellknown::Request::new(),
+        wellknown::get_wellknown::Response::Ok(de(
+            json!({"m.homeserver": {"base_url": "https://ex.org"}}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        wellknown::get_wellknown::Request::new(),
+        wellknown::get_wellknown::Response::NotFound,
+    )
+    .await;
+    h.round_trip(
+        whoami::get_token_owner::Request::new(),
+        whoami::get_token_owner::Response::Ok(de(
+            json!({"user_id": "@alice:ex.org", "device_id": "D", "is_guest": false}),
+        )),
+    )
+    .await;
+    h.round_trip(
+        federation_openid::exchange_open_id_token::Request::new("o".into()),
+        federation_openid::exchange_open_id_token::Response::Ok(de(
+            json!({"sub": "@alice:ex.org"}),
+        )),
+    )
+    .await;
+
+    // Every operation of the API was exercised.
+    let mut called: Vec<&str> = h.api.calls().iter().map(|c| c.operation_id).collect();
+    called.sort();
+    called.dedup();
+    let routes = h.router.routes().len();
+    assert_eq!(called.len(), routes, "{called:?}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Any non-empty string (path parameters cannot be empty).
+fn text() -> impl Strategy<Value = String> {
+    any::<String>().prop_filter("non-empty", |s| !s.is_empty())
+}
+
+/// User IDs of the current grammar, and historical ones with other characters.
+fn user_id() -> impl Strategy<Value = UserId> {
+    "@[a-z0-9._=/+-]{1,12}:[a-z][a-z0-9-]{0,8}\\.[a-z]{2,4}(:[0-9]{1,4})?"
+        .prop_map(|s| UserId::parse(&s).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn path_and_query_parameters_round_trip(
+        who in text(),
+        username in any::<String>(),
+        token in any::<String>(),
+        target in user_id(),
+        suspended in any::<bool>(),
+        available in any::<bool>(),
+    ) {
+        runtime().block_on(async {
+            let h = harness();
+            h.round_trip(
+                admin::get_who_is::Request::new(who.clone()),
+                admin::get_who_is::Response::Ok(de(json!({"user_id": who}))),
+            ).await;
+            h.round_trip(
+                registration::check_username_availability::Request::new(username),
+                registration::check_username_availability::Response::Ok(de(json!({"available": available}))),
+            ).await;
+            h.round_trip(
+                registration_tokens::registration_token_validity::Request::new(token.clone()),
+                registration_tokens::registration_token_validity::Response::Ok(de(json!({"valid": available}))),
+            ).await;
+            h.round_trip(
+                federation_openid::exchange_open_id_token::Request::new(token),
+                federation_openid::exchange_open_id_token::Response::Ok(de(json!({"sub": target}))),
+            ).await;
+            h.round_trip(
+                admin::set_admin_suspend_user::Request::new(target.clone(), de(json!({"suspended": suspended}))),
+                admin::set_admin_suspend_user::Response::Ok(de(json!({"suspended": suspended}))),
+            ).await;
+        });
+    }
+
+    #[test]
+    fn bodies_and_enum_parameters_round_trip(
+        kind in prop_oneof![Just("user".to_owned()), Just("guest".to_owned()), "[a-z_.]{0,8}"],
+        username in any::<String>(),
+        password in any::<String>(),
+        device in proptest::option::of(any::<String>()),
+        access in any::<String>(),
+        expires in proptest::option::of(0i64..1 << 53),
+        inhibit in any::<bool>(),
+    ) {
+        runtime().block_on(async {
+            let h = harness();
+            let mut request = registration::register::Request::new(de(json!({
+                "username": username, "password": password, "device_id": device,
+                "inhibit_login": inhibit, "auth": {"type": "m.login.dummy"}
+            })));
+            request.kind = registration::register::Kind::from(kind.as_str());
+            h.round_trip(
+                request,
+                registration::register::Response::Ok(de(json!({
+                    "user_id": "@a:ex.org", "access_token": access, "device_id": device,
+                    "expires_in_ms": expires
+                }))),
+            ).await;
+            h.round_trip(
+                login::login::Request::new(de(json!({
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": username},
+                    "password": password, "device_id": device
+                }))),
+                login::login::Response::Ok(de(json!({
+                    "user_id": "@a:ex.org", "access_token": access, "device_id": device.clone().unwrap_or_default()
+                }))),
+            ).await;
+            h.round_trip(
+                refresh::refresh::Request::new(de(json!({"refresh_token": password}))),
+                refresh::refresh::Response::Ok(de(json!({"access_token": access, "expires_in_ms": expires}))),
+            ).await;
+        });
+    }
+}
