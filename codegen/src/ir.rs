@@ -25,6 +25,38 @@ pub struct Api {
 }
 
 impl Api {
+    /// Calls `f` on every type expression in the API and every one inside it.
+    pub fn for_each_ty_mut(&mut self, mut f: impl FnMut(&mut Ty)) {
+        fn walk(ty: &mut Ty, f: &mut impl FnMut(&mut Ty)) {
+            f(ty);
+            if let Ty::Option(inner) | Ty::Vec(inner) | Ty::Map(inner) = ty {
+                walk(inner, f);
+            }
+        }
+        for t in &mut self.types {
+            match &mut t.kind {
+                TypeKind::Struct { fields, extra } => {
+                    fields.iter_mut().for_each(|x| walk(&mut x.ty, &mut f));
+                    extra.iter_mut().for_each(|x| walk(x, &mut f));
+                }
+                TypeKind::Untagged { variants } | TypeKind::Tagged { variants, .. } => {
+                    variants.iter_mut().for_each(|v| walk(&mut v.ty, &mut f));
+                }
+                TypeKind::StringEnum { .. } => {}
+            }
+        }
+        for op in self.files.iter_mut().flat_map(|f| &mut f.operations) {
+            op.params.iter_mut().for_each(|p| walk(&mut p.ty, &mut f));
+            let bodies = op.body.iter_mut().map(|b| &mut b.content);
+            let responses = op.responses.iter_mut().filter_map(|r| r.content.as_mut());
+            for content in bodies.chain(responses) {
+                if let Content::Json(ty) | Content::Form(ty) = content {
+                    walk(ty, &mut f);
+                }
+            }
+        }
+    }
+
     /// Every type expression in the API (fields, variants, parameters, bodies),
     /// and the ones inside them.
     pub fn all_tys(&self) -> Vec<&Ty> {

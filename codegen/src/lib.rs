@@ -15,6 +15,7 @@ pub mod ir;
 pub mod load;
 pub mod lower;
 pub mod manifest;
+pub mod settings;
 pub mod versions;
 
 pub use diag::{Diagnostic, Error, Location};
@@ -89,11 +90,13 @@ pub fn load_spec(spec: &Path) -> Result<Spec, Error> {
     };
     let root = dir.parent().unwrap_or(&dir);
     let mut api = lower::lower(root, &files)?;
+    let display = |file: &str| dir.strip_prefix(root).unwrap_or(&dir).join(file);
+    let settings_file = display(settings::FILE).to_string_lossy().into_owned();
+    settings::Settings::load(&dir, &settings_file)?.apply(&mut api, &settings_file)?;
     let manifest = if single_file {
         None
     } else {
-        let display = dir.strip_prefix(root).unwrap_or(&dir).join(manifest::FILE);
-        Manifest::load(&dir, &display.to_string_lossy())?
+        Manifest::load(&dir, &display(manifest::FILE).to_string_lossy())?
     };
     api.release = match &manifest {
         Some(m) => versions::Version::parse(&m.release).map(versions::Release::Pinned),

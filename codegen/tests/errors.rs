@@ -236,3 +236,15 @@ fn a_pattern_the_regex_crate_cannot_check_is_a_warning_and_a_plain_string() {
         .values()
         .any(|t| t.contains("pub word: Option<String>")));
 }
+
+#[test]
+fn a_rename_must_match_a_generated_name_and_give_a_type_name() {
+    assert_eq!(
+        errors("settings_stale"),
+        ["settings_stale/codegen.yaml#/rename/Full: error: no generated type or route trait is named `Full`"]
+    );
+    assert_eq!(
+        errors("settings_bad_name"),
+        ["settings_bad_name/codegen.yaml#/rename/ApiApi: error: `not a name` is not a type name (UpperCamelCase, ASCII)"]
+    );
+}

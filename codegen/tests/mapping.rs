@@ -320,3 +320,35 @@ fn patterns_become_checked_strings_unless_an_identifier_format_says_more() {
     assert_eq!(api.patterns.len(), 3);
     assert!(api.patterns.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn identical_inline_types_at_the_same_property_are_one_shared_type() {
+    let api = lower("sharing");
+    let mut shared: Vec<&str> = api
+        .types
+        .iter()
+        .filter(|t| t.module == Module::Shared)
+        .map(|t| t.name.as_str())
+        .collect();
+    shared.sort();
+    // `result` would shadow the prelude's `Result`: qualified by its file.
+    assert_eq!(shared, ["ApiResult", "Medium"]);
+    // The same values at another property stay the operation's own type.
+    let delete = &api.files[0]
+        .operations
+        .iter()
+        .find(|o| o.name == "delete")
+        .unwrap();
+    let body = match &delete.body.as_ref().unwrap().content {
+        matrix_codegen::ir::Content::Json(Ty::Named(id)) => *id,
+        other => panic!("{other:?}"),
+    };
+    let TypeKind::Struct { fields, .. } = &api.types[body].kind else {
+        panic!()
+    };
+    let kind = fields.iter().find(|f| f.wire == "kind").unwrap();
+    let Ty::Named(kind) = kind.ty else {
+        panic!("{:?}", kind.ty)
+    };
+    assert!(matches!(api.types[kind].module, Module::Operation(..)));
+}

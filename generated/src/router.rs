@@ -35,7 +35,7 @@
 //! The router serving every operation of every API file.
 /// Everything a server implements: all route traits (and so the
 /// [`crate::runtime::Authenticator`] they share).
-pub trait Api: crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellknownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
+pub trait Api: crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
 impl<
     T: crate::client_server::account_deactivation::AccountDeactivationApi
         + crate::client_server::admin::AdminApi
@@ -50,7 +50,7 @@ impl<
         + crate::client_server::registration::RegistrationApi
         + crate::client_server::registration_tokens::RegistrationTokensApi
         + crate::client_server::versions::VersionsApi
-        + crate::client_server::wellknown::WellknownApi
+        + crate::client_server::wellknown::WellKnownApi
         + crate::client_server::whoami::WhoamiApi
         + crate::server_server::openid::ServerServerOpenidApi,
 > Api for T {}
@@ -894,7 +894,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::client_server::wellknown::WellknownApi>::get_wellknown(
+                            |ctx, r| <S as crate::client_server::wellknown::WellKnownApi>::get_wellknown(
                                 &api,
                                 ctx,
                                 r,

@@ -177,9 +177,9 @@ fn client_server_login_login_ok_body() {
 }
 #[test]
 #[rustfmt::skip]
-fn types_full() {
+fn types_discovery_info() {
     matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Full,
+        matrix_api::types::DiscoveryInfo,
     >(
         "{\"m.homeserver\":{\"base_url\":\"https://matrix.example.org\"},\"m.identity_server\":{\"base_url\":\"https://id.example.org\"},\"org.example.extra\":{\"key\":\"value\"}}",
     );

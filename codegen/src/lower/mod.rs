@@ -8,6 +8,7 @@
 pub(crate) mod names;
 mod operation;
 mod schema;
+mod share;
 mod text;
 
 pub use names::status_variant;
@@ -44,6 +45,7 @@ pub fn lower(display_root: &Path, files: &[PathBuf]) -> Result<Api, Error> {
         let Some(doc) = doc else { continue };
         l.file(&name, &doc);
     }
+    share::share_identical(&mut l.api);
     names::assign(&mut l);
     mark_errors(&mut l.api);
     let mut patterns: Vec<String> = l

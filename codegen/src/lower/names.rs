@@ -291,6 +291,21 @@ pub(super) fn assign(l: &mut Lowerer) {
                 }
             }
         }
+        // A lone shared type whose name is reserved (`Result`): its nearest
+        // qualifier (`ApiResult`), as for a collision.
+        if module == Module::Shared && ids.len() == 1 {
+            let qualified = qualifiers(&l.api.types[ids[0]].location)
+                .first()
+                .map(|q| format!("{q}{name}"));
+            if let Some(q) = qualified.filter(|q| {
+                !taken.contains(&(module.clone(), q.clone()))
+                    && !groups.contains_key(&(module.clone(), q.clone()))
+            }) {
+                taken.insert((module.clone(), q.clone()));
+                l.api.types[ids[0]].name = q;
+                continue;
+            }
+        }
         for id in ids {
             let mut n = 1;
             let mut candidate = name.clone();

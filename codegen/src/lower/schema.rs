@@ -394,10 +394,17 @@ impl Lowerer {
             }
         };
         if parts.props.is_empty() {
-            return match extra(self, ctx) {
-                None | Some(Ty::Any) => Ty::Object,
-                Some(value) => Ty::Map(Box::new(value)),
-            };
+            // `properties: {}` says "an empty object" (logout's answer): a struct
+            // with no fields, not a map of anything.
+            let explicitly_empty = v
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty());
+            match extra(self, ctx) {
+                None if explicitly_empty => {}
+                None | Some(Ty::Any) => return Ty::Object,
+                Some(value) => return Ty::Map(Box::new(value)),
+            }
         }
         let id = self.new_def(at, v, ctx);
         // Inline members are named from this type's own name, so a titled

@@ -159,21 +159,13 @@ pub mod deactivate_account {
         /// Whether the third-party identifiers were unbound from the identity server: `success`
         /// when every unbind succeeded (or there was nothing to unbind), `no-support` when the server
         /// could not unbind them.
-        pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+        pub id_server_unbind_result: crate::types::IdServerUnbindResult,
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+        pub fn new(id_server_unbind_result: crate::types::IdServerUnbindResult) -> Self {
             Self { id_server_unbind_result }
         }
-    }
-    crate::runtime::string_enum! {
-        #[doc =
-        " Whether the third-party identifiers were unbound from the identity server: `success`"]
-        #[doc =
-        " when every unbind succeeded (or there was nothing to unbind), `no-support` when the server"]
-        #[doc = " could not unbind them."] OkBodyIdServerUnbindResult { Success =
-        "success", NoSupport = "no-support", }
     }
 }
 /// The operations of `api/client-server/account_deactivation.yaml`, served under `/_matrix/client/v3`.

@@ -121,7 +121,7 @@ pub mod get_account_3pids {
     #[non_exhaustive]
     pub struct ThirdPartyIdentifier {
         /// The kind of identifier.
-        pub medium: ThirdPartyIdentifierMedium,
+        pub medium: crate::types::Medium,
         /// The identifier itself, e.g. an email address.
         pub address: String,
         /// When the identifier was validated, in milliseconds since the Unix epoch.
@@ -136,7 +136,7 @@ pub mod get_account_3pids {
     impl ThirdPartyIdentifier {
         /// A value from its required fields; the others absent or at their default.
         pub fn new(
-            medium: ThirdPartyIdentifierMedium,
+            medium: crate::types::Medium,
             address: String,
             validated_at: i64,
             added_at: i64,
@@ -148,10 +148,6 @@ pub mod get_account_3pids {
                 added_at,
             }
         }
-    }
-    crate::runtime::string_enum! {
-        #[doc = " The kind of identifier."] ThirdPartyIdentifierMedium { Email = "email",
-        Msisdn = "msisdn", }
     }
 }
 /// Add a third-party identifier to the caller's account (deprecated).
@@ -678,13 +674,13 @@ pub mod delete_3pid_from_account {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub id_server: Option<String>,
         /// The kind of identifier.
-        pub medium: RequestBodyMedium,
+        pub medium: crate::types::Medium,
         /// The identifier.
         pub address: String,
     }
     impl RequestBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(medium: RequestBodyMedium, address: String) -> Self {
+        pub fn new(medium: crate::types::Medium, address: String) -> Self {
             Self {
                 id_server: None,
                 medium,
@@ -692,26 +688,17 @@ pub mod delete_3pid_from_account {
             }
         }
     }
-    crate::runtime::string_enum! {
-        #[doc = " The kind of identifier."] RequestBodyMedium { Email = "email", Msisdn =
-        "msisdn", }
-    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     #[non_exhaustive]
     pub struct OkBody {
         /// `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it.
-        pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+        pub id_server_unbind_result: crate::types::IdServerUnbindResult,
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+        pub fn new(id_server_unbind_result: crate::types::IdServerUnbindResult) -> Self {
             Self { id_server_unbind_result }
         }
-    }
-    crate::runtime::string_enum! {
-        #[doc =
-        " `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it."]
-        OkBodyIdServerUnbindResult { NoSupport = "no-support", Success = "success", }
     }
 }
 /// Unbind a third-party identifier at an identity server, keeping it on the account.
@@ -818,13 +805,13 @@ pub mod unbind_3pid_from_account {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub id_server: Option<String>,
         /// The kind of identifier.
-        pub medium: RequestBodyMedium,
+        pub medium: crate::types::Medium,
         /// The identifier.
         pub address: String,
     }
     impl RequestBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(medium: RequestBodyMedium, address: String) -> Self {
+        pub fn new(medium: crate::types::Medium, address: String) -> Self {
             Self {
                 id_server: None,
                 medium,
@@ -832,26 +819,17 @@ pub mod unbind_3pid_from_account {
             }
         }
     }
-    crate::runtime::string_enum! {
-        #[doc = " The kind of identifier."] RequestBodyMedium { Email = "email", Msisdn =
-        "msisdn", }
-    }
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     #[non_exhaustive]
     pub struct OkBody {
         /// `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it.
-        pub id_server_unbind_result: OkBodyIdServerUnbindResult,
+        pub id_server_unbind_result: crate::types::IdServerUnbindResult,
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.
-        pub fn new(id_server_unbind_result: OkBodyIdServerUnbindResult) -> Self {
+        pub fn new(id_server_unbind_result: crate::types::IdServerUnbindResult) -> Self {
             Self { id_server_unbind_result }
         }
-    }
-    crate::runtime::string_enum! {
-        #[doc =
-        " `success` when the identity server unbound the identifier, `no-support` when the homeserver could not unbind it."]
-        OkBodyIdServerUnbindResult { NoSupport = "no-support", Success = "success", }
     }
 }
 /// Start validating an email address to add to the caller's account.

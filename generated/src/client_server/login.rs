@@ -320,7 +320,7 @@ pub mod login {
         /// Client configuration from the server. When present the client should use it as it
         /// would `/.well-known/matrix/client`, e.g. to switch to another base URL.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub well_known: Option<crate::types::Full>,
+        pub well_known: Option<crate::types::DiscoveryInfo>,
     }
     impl OkBody {
         /// A value from its required fields; the others absent or at their default.

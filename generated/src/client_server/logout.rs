@@ -57,10 +57,10 @@ pub mod logout {
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The token is revoked.
-        Ok(serde_json::Map<String, serde_json::Value>),
+        Ok(OkBody),
     }
-    impl From<serde_json::Map<String, serde_json::Value>> for Response {
-        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
             Self::Ok(body)
         }
     }
@@ -97,6 +97,20 @@ pub mod logout {
                 200 => Ok(Response::Ok(answer.json()?)),
                 _ => answer.error(),
             }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct OkBody {}
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
         }
     }
 }
@@ -153,10 +167,10 @@ pub mod logout_all {
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// All the user's tokens are revoked.
-        Ok(serde_json::Map<String, serde_json::Value>),
+        Ok(OkBody),
     }
-    impl From<serde_json::Map<String, serde_json::Value>> for Response {
-        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
             Self::Ok(body)
         }
     }
@@ -193,6 +207,20 @@ pub mod logout_all {
                 200 => Ok(Response::Ok(answer.json()?)),
                 _ => answer.error(),
             }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct OkBody {}
+    impl OkBody {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self {}
+        }
+    }
+    impl Default for OkBody {
+        fn default() -> Self {
+            Self::new()
         }
     }
 }

@@ -52,12 +52,12 @@ pub mod get_wellknown {
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
         /// The discovery information.
-        Ok(crate::types::Full),
+        Ok(crate::types::DiscoveryInfo),
         /// This domain publishes no discovery information.
         NotFound,
     }
-    impl From<crate::types::Full> for Response {
-        fn from(body: crate::types::Full) -> Self {
+    impl From<crate::types::DiscoveryInfo> for Response {
+        fn from(body: crate::types::DiscoveryInfo) -> Self {
             Self::Ok(body)
         }
     }
@@ -100,7 +100,7 @@ pub mod get_wellknown {
     }
 }
 /// The operations of `api/client-server/wellknown.yaml`, served under `/.well-known`.
-pub trait WellknownApi: crate::runtime::Authenticator {
+pub trait WellKnownApi: crate::runtime::Authenticator {
     /// Discover the homeserver for this domain.
     ///
     /// Returns the client configuration for the domain: where its homeserver (and identity
@@ -116,7 +116,7 @@ pub trait WellknownApi: crate::runtime::Authenticator {
 }
 #[cfg(feature = "server")]
 #[allow(deprecated)]
-impl<A> WellknownApi for crate::runtime::testing::Stub<A>
+impl<A> WellKnownApi for crate::runtime::testing::Stub<A>
 where
     A: crate::runtime::Authenticator,
     A::Identity: std::fmt::Debug,

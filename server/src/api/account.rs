@@ -7,6 +7,7 @@ use matrix_api::client_server::password_management::{
 };
 use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
 use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::types;
 
 use crate::service::{internal, known_user_id, medium_not_supported, msisdn_key, Caller, Server};
 use crate::store::LogoutDevices;
@@ -105,7 +106,7 @@ impl AccountDeactivationApi for Server {
         tracing::info!(user_id = caller.user_id, erase = body.erase, "deactivated");
         // The account's 3PIDs went with it. This server never binds them at an
         // identity server, so there was nothing to unbind there: success.
-        let unbind = deactivate_account::OkBodyIdServerUnbindResult::Success;
+        let unbind = types::IdServerUnbindResult::Success;
         Ok(deactivate_account::OkBody::new(unbind).into())
     }
 }

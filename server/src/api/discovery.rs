@@ -2,7 +2,7 @@
 
 use matrix_api::client_server::capabilities::{get_capabilities, CapabilitiesApi};
 use matrix_api::client_server::versions::{get_versions, VersionsApi};
-use matrix_api::client_server::wellknown::{get_wellknown, WellknownApi};
+use matrix_api::client_server::wellknown::{get_wellknown, WellKnownApi};
 use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types::BooleanCapability;
 
@@ -45,7 +45,7 @@ impl CapabilitiesApi for Server {
     }
 }
 
-impl WellknownApi for Server {
+impl WellKnownApi for Server {
     async fn get_wellknown(
         &self,
         _ctx: Context<()>,

@@ -13,6 +13,6 @@ mod threepid;
 
 /// The client discovery information for a server at `base`: in `/.well-known`
 /// and in login responses.
-fn well_known(base: &str) -> matrix_api::types::Full {
-    matrix_api::types::Full::new(matrix_api::types::Homeserver::new(base.to_string()))
+fn well_known(base: &str) -> matrix_api::types::DiscoveryInfo {
+    matrix_api::types::DiscoveryInfo::new(matrix_api::types::Homeserver::new(base.to_string()))
 }

@@ -9,6 +9,7 @@ use matrix_api::client_server::administrative_contact::{
     AdministrativeContactApi,
 };
 use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::types;
 
 use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
@@ -36,7 +37,7 @@ impl AdministrativeContactApi for Server {
             .into_iter()
             .map(|t| {
                 get_account_3pids::ThirdPartyIdentifier::new(
-                    get_account_3pids::ThirdPartyIdentifierMedium::from(t.medium.as_str()),
+                    types::Medium::from(t.medium.as_str()),
                     t.address,
                     t.validated_ms,
                     t.added_ms,
@@ -110,7 +111,7 @@ impl AdministrativeContactApi for Server {
             .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &b.address)
             .await
             .map_err(internal)?;
-        let unbind = delete_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport;
+        let unbind = types::IdServerUnbindResult::NoSupport;
         Ok(delete_3pid_from_account::OkBody::new(unbind).into())
     }
 
@@ -119,7 +120,7 @@ impl AdministrativeContactApi for Server {
         _ctx: Context<Caller>,
         _request: unbind_3pid_from_account::Request,
     ) -> Result<unbind_3pid_from_account::Response, MatrixError> {
-        let unbind = unbind_3pid_from_account::OkBodyIdServerUnbindResult::NoSupport;
+        let unbind = types::IdServerUnbindResult::NoSupport;
         Ok(unbind_3pid_from_account::OkBody::new(unbind).into())
     }
 
