@@ -525,7 +525,7 @@ async fn path_parameters_are_the_same_raw_or_percent_encoded() {
 }
 
 #[tokio::test]
-async fn legacy_r0_prefix_serves_the_v3_routes() {
+async fn legacy_r0_prefix_serves_the_operations_that_existed_before_v1_1() {
     let h = harness();
     let r = h
         .call(
@@ -541,6 +541,29 @@ async fn legacy_r0_prefix_serves_the_v3_routes() {
         .call(Method::POST, "/_matrix/client/r0/register", None, "{}")
         .await;
     assert_eq!(r.status, REACHED);
+    // Added in v1.3 and v1.18: they never had an r0 path.
+    for (method, path) in [
+        (Method::POST, "/_matrix/client/r0/refresh"),
+        (Method::GET, "/_matrix/client/r0/admin/lock/%40a%3Ab"),
+    ] {
+        let r = h.call(method, path, Some("valid-erin"), "{}").await;
+        assert_eq!(
+            (r.status, errcode(&r)),
+            (StatusCode::NOT_FOUND, "M_UNRECOGNIZED"),
+            "{path}"
+        );
+    }
+    // The route table and METADATA agree.
+    for route in matrix_api::router::ROUTES {
+        if route.base == "/_matrix/client/r0" {
+            let legacy = route
+                .metadata
+                .legacy_path
+                .expect("a legacy route has a legacy path");
+            assert!(legacy.starts_with("/_matrix/client/r0/"), "{legacy}");
+            assert_eq!(route.metadata.added_in, None, "{legacy}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@
 //! They are documentation, not types: the generated `Response` enums do not gain
 //! variants for them (the router sends them as `MatrixError`s).
 
-use crate::ir::{Body, Content, Operation};
+use crate::ir::{Api, Body, Content, Operation, Status, Ty, TypeKind};
+use crate::versions::Version;
 
 /// One status the router may answer for an operation, with the error codes it
 /// uses for it.
@@ -35,6 +36,38 @@ const LOCK_EXEMPT: &[&str] = &["logout", "logout_all"];
 /// (`lock_exempt`), so an authenticator reads it instead of comparing names.
 pub fn lock_exempt(op: &Operation) -> bool {
     LOCK_EXEMPT.contains(&op.operation_id.as_str())
+}
+
+/// Whether `op` uses user-interactive authentication: its JSON body has an
+/// `auth` field and it documents a `401` that is not an error envelope (the
+/// challenge with `flows`, `session`, `completed`). The generated `METADATA`
+/// says so (`uia`), for an implementation to check its own use against.
+pub fn uses_uia(api: &Api, op: &Operation) -> bool {
+    let body_has_auth = match op.body.as_ref().map(|b| &b.content) {
+        Some(Content::Json(Ty::Named(id) | Ty::Boxed(id))) => matches!(
+            &api.types[*id].kind,
+            TypeKind::Struct { fields, .. } if fields.iter().any(|f| f.wire == "auth")
+        ),
+        _ => false,
+    };
+    body_has_auth && op.variants().any(|r| r.status == Status::Code(401))
+}
+
+/// The client-server base path of the releases before v1.1, and the one that
+/// replaced it.
+const LEGACY_CLIENT_BASE: &str = "/_matrix/client/r0";
+const CLIENT_BASE: &str = "/_matrix/client/v3";
+
+/// The operation's path under the legacy `r0` prefix, when it has one: the
+/// spec renamed `/_matrix/client/r0` to `/v3` in v1.1, so an operation that
+/// predates v1.1 (no `x-addedInMatrixVersion`, or an earlier one) was served
+/// there and clients of that time still call it; one added since never was.
+pub fn legacy_path(base_path: &str, op: &Operation) -> Option<String> {
+    let predates_v1_1 = match &op.doc.added_in {
+        None => true,
+        Some(v) => Version::parse(v).is_some_and(|v| v < Version::FIRST),
+    };
+    (base_path == CLIENT_BASE && predates_v1_1).then(|| format!("{LEGACY_CLIENT_BASE}{}", op.path))
 }
 
 /// The statuses the router (with the implementation's authenticator) can answer

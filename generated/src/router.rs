@@ -76,6 +76,16 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         op: 6usize,
     },
     crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+        ],
+        metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
+        op: 6usize,
+    },
+    crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[
@@ -87,7 +97,28 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+        ],
+        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
+        op: 7usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("add"),
+        ],
+        metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
+        op: 8usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
@@ -109,6 +140,17 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("bind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
+        op: 9usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[
             crate::runtime::Seg::Lit("account"),
@@ -120,7 +162,30 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("delete"),
+        ],
+        metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
+        op: 10usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("email"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
+        op: 12usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
@@ -144,7 +209,30 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 13usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("unbind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
+        op: 11usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
@@ -165,6 +253,16 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("deactivate"),
+        ],
+        metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
+        op: 0usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[
             crate::runtime::Seg::Lit("account"),
@@ -175,7 +273,29 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("password"),
+        ],
+        metadata: &crate::client_server::password_management::change_password::METADATA,
+        op: 21usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("password"),
+            crate::runtime::Seg::Lit("email"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
+        op: 22usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("password"),
@@ -198,8 +318,30 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         op: 23usize,
     },
     crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("password"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
+        op: 23usize,
+    },
+    crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("whoami"),
+        ],
+        metadata: &crate::client_server::whoami::get_token_owner::METADATA,
+        op: 32usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("whoami"),
@@ -216,7 +358,21 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::GET,
+        base: "/_matrix/client/r0",
+        segments: &[crate::runtime::Seg::Lit("capabilities")],
+        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
+        op: 14usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
         base: "/_matrix/client/v3",
+        segments: &[crate::runtime::Seg::Lit("login")],
+        metadata: &crate::client_server::login::get_login_flows::METADATA,
+        op: 15usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
         op: 15usize,
@@ -224,6 +380,13 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[crate::runtime::Seg::Lit("login")],
+        metadata: &crate::client_server::login::login::METADATA,
+        op: 16usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
         op: 16usize,
@@ -247,7 +410,21 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[crate::runtime::Seg::Lit("logout")],
+        metadata: &crate::client_server::logout::logout::METADATA,
+        op: 18usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
+        metadata: &crate::client_server::logout::logout_all::METADATA,
+        op: 19usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
         op: 19usize,
@@ -287,6 +464,13 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         op: 25usize,
     },
     crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[crate::runtime::Seg::Lit("register")],
+        metadata: &crate::client_server::registration::register::METADATA,
+        op: 25usize,
+    },
+    crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[
@@ -297,8 +481,29 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         op: 28usize,
     },
     crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("available"),
+        ],
+        metadata: &crate::client_server::registration::check_username_availability::METADATA,
+        op: 28usize,
+    },
+    crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("email"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
+        op: 26usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("register"),
             crate::runtime::Seg::Lit("email"),
@@ -331,7 +536,30 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     },
     crate::runtime::Route {
         method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
+        op: 27usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
         base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("user"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("openid"),
+            crate::runtime::Seg::Lit("request_token"),
+        ],
+        metadata: &crate::client_server::openid::request_open_id_token::METADATA,
+        op: 20usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("user"),
             crate::runtime::Seg::Param,

@@ -83,11 +83,6 @@ impl Server {
         }
     }
 
-    /// Whether a user ID belongs to this server.
-    pub fn is_local(&self, user_id: &str) -> bool {
-        UserId::parse(user_id).is_ok_and(|id| id.server_name() == self.server_name.as_str())
-    }
-
     /// `M_WEAK_PASSWORD` for passwords the configured policy refuses.
     pub fn check_password_policy(&self, password: &str) -> Result<(), MatrixError> {
         let p = &self.config.passwords;

@@ -59,6 +59,14 @@ impl Server {
         spec: &UiaSpec<'_>,
         auth: Option<&AuthData>,
     ) -> Result<Uia, MatrixError> {
+        // A challenge is a `401` the operation must document (METADATA.uia).
+        if !spec.operation.uia {
+            tracing::error!(
+                operation = spec.operation.operation_id,
+                "interactive auth on an operation without it"
+            );
+            return Err(MatrixError::unknown("Internal server error"));
+        }
         // `"POST /_matrix/client/v3/register"`: what a session is bound to.
         let endpoint = format!("{} {}", spec.operation.method, spec.operation.path);
         let given = auth.and_then(|a| a.session.as_deref());

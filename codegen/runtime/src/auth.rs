@@ -41,6 +41,12 @@ pub struct Metadata {
     /// A locked account may still call it (the spec's account-locking section:
     /// only the logout operations); everything else answers `401 M_USER_LOCKED`.
     pub lock_exempt: bool,
+    /// The path under the pre-v1.1 prefix (`/_matrix/client/r0/...`) for an
+    /// operation that existed then; the router serves it there too.
+    pub legacy_path: Option<&'static str>,
+    /// The operation uses user-interactive authentication: its body takes
+    /// `auth`, and a `401` answers with the flows to complete.
+    pub uia: bool,
 }
 
 /// A credential found in a request, with the name of the scheme that found it

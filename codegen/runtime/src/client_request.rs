@@ -440,6 +440,8 @@ mod tests {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
 
     #[test]

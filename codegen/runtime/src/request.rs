@@ -295,6 +295,8 @@ mod tests {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
 
     fn incoming(body: &'static [u8]) -> Incoming {

@@ -1,7 +1,8 @@
 //! The router: one hyper service for every operation of every API file. It owns
-//! CORS, body limits, path matching (with percent-decoding and the legacy
-//! `/_matrix/client/r0` prefix), authentication and error envelopes; generated code
-//! supplies the route table and one dispatch arm per operation.
+//! CORS, body limits, path matching (with percent-decoding), authentication,
+//! rate limits and error envelopes; generated code supplies the route table
+//! (with each operation's legacy `r0` path where it has one) and one dispatch
+//! arm per operation.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -72,9 +73,6 @@ impl<D> Clone for Router<D> {
         }
     }
 }
-
-const LEGACY_PREFIX: &str = "/_matrix/client/r0";
-const CURRENT_PREFIX: &str = "/_matrix/client/v3";
 
 impl<D: Dispatch> Router<D> {
     pub fn new(dispatch: D, config: RouterConfig) -> Self {
@@ -167,14 +165,6 @@ impl<D: Dispatch> Router<D> {
         method: &Method,
         path: &str,
     ) -> Result<(usize, &'static Metadata, Vec<String>), MatrixError> {
-        let legacy;
-        let path = match path.strip_prefix(LEGACY_PREFIX) {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                legacy = format!("{CURRENT_PREFIX}{rest}");
-                legacy.as_str()
-            }
-            _ => path,
-        };
         let mut path_matched = false;
         for route in self.dispatch.routes() {
             let Some(rest) = path.strip_prefix(route.base) else {

@@ -130,6 +130,11 @@ impl Emitter<'_> {
         };
         let deprecated = op.doc.deprecated;
         let lock_exempt = crate::framework::lock_exempt(op);
+        let uia = crate::framework::uses_uia(self.api, op);
+        let legacy_path = match crate::framework::legacy_path(base, op) {
+            Some(p) => quote!(Some(#p)),
+            None => quote!(None),
+        };
         quote! {
             /// What the spec says about this operation besides its types (a
             /// `static`, so the route table and each request can point at it).
@@ -142,6 +147,8 @@ impl Emitter<'_> {
                 added_in: #added_in,
                 deprecated: #deprecated,
                 lock_exempt: #lock_exempt,
+                legacy_path: #legacy_path,
+                uia: #uia,
             };
         }
     }

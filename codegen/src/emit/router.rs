@@ -38,18 +38,24 @@ impl Emitter<'_> {
                     })
                     .collect();
                 let i = op_index;
-                routes.push((
-                    key,
-                    quote! {
-                        crate::runtime::Route {
-                            method: http::Method::#method,
-                            base: #base,
-                            segments: &[#(#segments),*],
-                            metadata: &#op_path::METADATA,
-                            op: #i,
-                        }
-                    },
-                ));
+                // The current path, and the pre-v1.1 one where the operation
+                // existed then (same segments under the legacy base).
+                let legacy = crate::framework::legacy_path(base, op)
+                    .map(|p| p[..p.len() - op.path.len()].to_string());
+                for base in std::iter::once(base.clone()).chain(legacy) {
+                    routes.push((
+                        key.clone(),
+                        quote! {
+                            crate::runtime::Route {
+                                method: http::Method::#method,
+                                base: #base,
+                                segments: &[#(#segments),*],
+                                metadata: &#op_path::METADATA,
+                                op: #i,
+                            }
+                        },
+                    ));
+                }
                 let call = quote!(|ctx, r| <S as #trait_path>::#name(&api, ctx, r));
                 let handler = match (op.security.schemes.is_empty(), op.security.optional) {
                     (true, _) => quote!(crate::runtime::handle_public(&*api, req, #call)),

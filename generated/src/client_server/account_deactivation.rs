@@ -32,6 +32,8 @@ pub mod deactivate_account {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/deactivate"),
+        uia: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

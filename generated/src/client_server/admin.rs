@@ -28,6 +28,8 @@ pub mod get_who_is {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -218,6 +220,8 @@ pub mod get_admin_suspend_user {
         added_in: Some("1.18"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -333,6 +337,8 @@ pub mod set_admin_suspend_user {
         added_in: Some("1.18"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -464,6 +470,8 @@ pub mod get_admin_lock_user {
         added_in: Some("1.18"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -579,6 +587,8 @@ pub mod set_admin_lock_user {
         added_in: Some("1.18"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -29,6 +29,8 @@ pub mod get_account_3pids {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +181,8 @@ pub mod post_3pids {
         added_in: None,
         deprecated: true,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -340,6 +344,8 @@ pub mod add_3pid {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/add"),
+        uia: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -470,6 +476,8 @@ pub mod bind_3pid {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/bind"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -595,6 +603,8 @@ pub mod delete_3pid_from_account {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/delete"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -726,6 +736,8 @@ pub mod unbind_3pid_from_account {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/unbind"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -854,6 +866,8 @@ pub mod request_token_to_3pid_email {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/email/requestToken"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -948,6 +962,8 @@ pub mod request_token_to_3pid_msisdn {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/3pid/msisdn/requestToken"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

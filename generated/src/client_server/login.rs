@@ -21,6 +21,8 @@ pub mod get_login_flows {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/login"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +161,8 @@ pub mod login {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/login"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

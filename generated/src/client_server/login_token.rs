@@ -32,6 +32,8 @@ pub mod generate_login_token {
         added_in: Some("1.7"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -28,6 +28,8 @@ pub mod logout {
         added_in: None,
         deprecated: false,
         lock_exempt: true,
+        legacy_path: Some("/_matrix/client/r0/logout"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -138,6 +140,8 @@ pub mod logout_all {
         added_in: None,
         deprecated: false,
         lock_exempt: true,
+        legacy_path: Some("/_matrix/client/r0/logout/all"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -29,6 +29,8 @@ pub mod request_open_id_token {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/user/{userId}/openid/request_token"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

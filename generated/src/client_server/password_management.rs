@@ -32,6 +32,8 @@ pub mod change_password {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/password"),
+        uia: true,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +169,8 @@ pub mod request_token_to_reset_password_email {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/password/email/requestToken"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -261,6 +265,8 @@ pub mod request_token_to_reset_password_msisdn {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/password/msisdn/requestToken"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -27,6 +27,8 @@ pub mod refresh {
         added_in: Some("1.3"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -25,6 +25,8 @@ pub mod registration_token_validity {
         added_in: Some("1.2"),
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

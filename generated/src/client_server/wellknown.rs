@@ -23,6 +23,8 @@ pub mod get_wellknown {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -28,6 +28,8 @@ pub mod get_token_owner {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: Some("/_matrix/client/r0/account/whoami"),
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

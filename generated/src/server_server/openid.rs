@@ -23,6 +23,8 @@ pub mod exchange_open_id_token {
         added_in: None,
         deprecated: false,
         lock_exempt: false,
+        legacy_path: None,
+        uia: false,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,7 @@ use matrix_api::client_server::admin::{
     get_admin_lock_user, get_admin_suspend_user, get_who_is, set_admin_lock_user,
     set_admin_suspend_user, AdminApi,
 };
-use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::runtime::{Context, MatrixError, UserId};
 
 use crate::service::{internal, Caller, Server};
 use crate::store::User;
@@ -16,7 +16,7 @@ impl Server {
     async fn admin_target(
         &self,
         caller: &Caller,
-        user_id: &str,
+        user_id: &UserId,
         changing: bool,
     ) -> Result<User, MatrixError> {
         if !caller.is_admin {
@@ -24,15 +24,16 @@ impl Server {
                 "Only server administrators may do this",
             ));
         }
-        if !self.is_local(user_id) {
+        // The router parsed the ID (its grammar); whose server it names is ours to check.
+        if user_id.server_name() != self.server_name.as_str() {
             return Err(MatrixError::invalid_param("Not a user of this server"));
         }
-        if changing && user_id == caller.user_id {
+        if changing && user_id.as_str() == caller.user_id {
             return Err(MatrixError::forbidden(
                 "Administrators cannot change their own account this way",
             ));
         }
-        match self.store.user(user_id).await.map_err(internal)? {
+        match self.store.user(user_id.as_str()).await.map_err(internal)? {
             Some(u) if !u.deactivated => {
                 if changing && u.is_admin {
                     return Err(MatrixError::forbidden(
@@ -97,7 +98,7 @@ impl AdminApi for Server {
         request: get_admin_suspend_user::Request,
     ) -> Result<get_admin_suspend_user::Response, MatrixError> {
         let u = self
-            .admin_target(&ctx.auth, request.user_id.as_str(), false)
+            .admin_target(&ctx.auth, &request.user_id, false)
             .await?;
         Ok(get_admin_suspend_user::OkBody::new(u.suspended).into())
     }
@@ -107,9 +108,7 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_suspend_user::Request,
     ) -> Result<set_admin_suspend_user::Response, MatrixError> {
-        let u = self
-            .admin_target(&ctx.auth, request.user_id.as_str(), true)
-            .await?;
+        let u = self.admin_target(&ctx.auth, &request.user_id, true).await?;
         let suspended = request.body.suspended;
         self.store
             .set_suspended(&u.user_id, suspended)
@@ -130,7 +129,7 @@ impl AdminApi for Server {
         request: get_admin_lock_user::Request,
     ) -> Result<get_admin_lock_user::Response, MatrixError> {
         let u = self
-            .admin_target(&ctx.auth, request.user_id.as_str(), false)
+            .admin_target(&ctx.auth, &request.user_id, false)
             .await?;
         Ok(get_admin_lock_user::OkBody::new(u.locked).into())
     }
@@ -140,9 +139,7 @@ impl AdminApi for Server {
         ctx: Context<Caller>,
         request: set_admin_lock_user::Request,
     ) -> Result<set_admin_lock_user::Response, MatrixError> {
-        let u = self
-            .admin_target(&ctx.auth, request.user_id.as_str(), true)
-            .await?;
+        let u = self.admin_target(&ctx.auth, &request.user_id, true).await?;
         let locked = request.body.locked;
         self.store
             .set_locked(&u.user_id, locked)
