@@ -142,7 +142,8 @@ mod tests {
     /// marked rate-limited, and none for another (the router would never ask).
     #[test]
     fn every_rate_limited_operation_has_an_entry_and_no_other_does() {
-        let marked: Vec<&str> = matrix_api::router::ROUTES
+        // (An operation with a legacy `r0` path has two routes.)
+        let mut marked: Vec<&str> = matrix_api::router::ROUTES
             .iter()
             .filter(|r| r.metadata.rate_limited)
             .map(|r| r.metadata.operation_id)
@@ -151,9 +152,9 @@ mod tests {
         for op in BUCKETS.iter().map(|(op, _)| op) {
             assert!(op.rate_limited, "{} is not rate-limited", op.operation_id);
         }
-        let mut marked_sorted = marked.clone();
-        marked_sorted.sort();
+        marked.sort();
+        marked.dedup();
         listed.sort();
-        assert_eq!(listed, marked_sorted);
+        assert_eq!(listed, marked);
     }
 }
