@@ -47,6 +47,10 @@ pub struct Metadata {
     /// The operation uses user-interactive authentication: its body takes
     /// `auth`, and a `401` answers with the flows to complete.
     pub uia: bool,
+    /// Renders a failure in the operation's error envelope (its API file's
+    /// `x-error-envelope`): how the router answers for it before a typed
+    /// handler exists (a body too large or unreadable).
+    pub render_error: fn(MatrixError) -> crate::response::HttpResponse,
 }
 
 /// A credential found in a request, with the name of the scheme that found it

@@ -442,6 +442,7 @@ mod tests {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::error::render_error::<crate::error::MatrixError>,
     };
 
     #[test]

@@ -125,6 +125,11 @@ impl IntoResponse for MatrixError {
     }
 }
 
+/// A failure in the envelope `E` (what `Metadata::render_error` points at).
+pub fn render_error<E: ErrorEnvelope>(e: MatrixError) -> HttpResponse {
+    E::from(e).into_response()
+}
+
 impl ErrorEnvelope for MatrixError {
     fn from_body(status: StatusCode, body: &[u8]) -> Option<Self> {
         let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {

@@ -30,7 +30,7 @@ pub use bytes::Bytes;
 #[cfg(feature = "client")]
 pub use client::Client;
 pub use client_request::{Answer, ClientError, ClientRequest, Outgoing};
-pub use error::{ErrorEnvelope, MatrixError};
+pub use error::{render_error, ErrorEnvelope, MatrixError};
 pub use identifiers::{EventId, IdError, RoomAlias, RoomId, ServerName, UserId};
 pub use oauth_error::OAuthError;
 pub use pattern::{Matching, Pattern, PatternError};

@@ -297,6 +297,7 @@ mod tests {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::error::render_error::<crate::error::MatrixError>,
     };
 
     fn incoming(body: &'static [u8]) -> Incoming {

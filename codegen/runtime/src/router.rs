@@ -125,7 +125,7 @@ impl<D: Dispatch> Router<D> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared_len.is_some_and(|n| n > self.config.max_body_bytes as u64) {
-            return too_large(self.config.max_body_bytes);
+            return too_large(operation, self.config.max_body_bytes);
         }
         let body = match Limited::new(body, self.config.max_body_bytes)
             .collect()
@@ -136,11 +136,11 @@ impl<D: Dispatch> Router<D> {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return too_large(self.config.max_body_bytes)
+                return too_large(operation, self.config.max_body_bytes)
             }
             Err(e) => {
-                return MatrixError::bad_json(format!("could not read the request body: {e}"))
-                    .into_response()
+                let e = MatrixError::bad_json(format!("could not read the request body: {e}"));
+                return (operation.render_error)(e);
             }
         };
         let incoming = Incoming {
@@ -221,9 +221,9 @@ fn match_segments<'p>(segments: &[Seg], rest: &'p str) -> Option<Vec<&'p str>> {
 
 /// `413`, with `Connection: close`: the rest of the body is never read, so the
 /// connection cannot carry another request and the client must not reuse it.
-fn too_large(limit: usize) -> HttpResponse {
-    let mut resp =
-        MatrixError::too_large(format!("request body larger than {limit} bytes")).into_response();
+fn too_large(operation: &Metadata, limit: usize) -> HttpResponse {
+    let e = MatrixError::too_large(format!("request body larger than {limit} bytes"));
+    let mut resp = (operation.render_error)(e);
     response::set_header(&mut resp, "connection", "close");
     resp
 }

@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 
 use super::types::{Constructor, Init};
 use super::{doc_attrs, Emitter};
-use crate::ir::{ApiFile, Content, Module, Operation, ParamIn, Status, Ty};
+use crate::ir::{ApiFile, Content, Envelope, Module, Operation, ParamIn, Status, Ty};
 use crate::lower::status_variant;
 
 impl Emitter<'_> {
@@ -81,7 +81,7 @@ impl Emitter<'_> {
         let module = Module::Operation(fi, oi);
         let name = format_ident!("{}", op.name);
         let doc = doc_attrs(&op.doc);
-        let metadata = self.metadata(&file.base_path, op);
+        let metadata = self.metadata(&file.base_path, file.envelope, op);
         let (request, from_request) = self.request(op, &module);
         let response = self.response(op, &module);
         let client = self.client_request(fi, oi);
@@ -106,7 +106,7 @@ impl Emitter<'_> {
         }
     }
 
-    fn metadata(&self, base: &str, op: &Operation) -> TokenStream {
+    fn metadata(&self, base: &str, envelope: Envelope, op: &Operation) -> TokenStream {
         let id = &op.operation_id;
         let method = format_ident!("{}", op.method);
         let path = format!("{base}{}", op.path);
@@ -131,6 +131,7 @@ impl Emitter<'_> {
         let deprecated = op.doc.deprecated;
         let lock_exempt = crate::framework::lock_exempt(op);
         let uia = crate::framework::uses_uia(self.api, op);
+        let envelope = format_ident!("{}", envelope.type_name());
         let legacy_path = match crate::framework::legacy_path(base, op) {
             Some(p) => quote!(Some(#p)),
             None => quote!(None),
@@ -149,6 +150,7 @@ impl Emitter<'_> {
                 lock_exempt: #lock_exempt,
                 legacy_path: #legacy_path,
                 uia: #uia,
+                render_error: crate::runtime::render_error::<crate::runtime::#envelope>,
             };
         }
     }
