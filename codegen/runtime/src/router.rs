@@ -394,3 +394,74 @@ fn credential<'a>(
         request: &req.info,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Metadata, Security};
+    use crate::oauth_error::OAuthError;
+
+    static TOKEN: Metadata = Metadata {
+        operation_id: "token",
+        method: Method::POST,
+        path: "/oauth2/token",
+        security: Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::error::render_error::<OAuthError>,
+    };
+
+    static ROUTES: &[Route] = &[Route {
+        method: Method::POST,
+        base: "/oauth2",
+        segments: &[Seg::Lit("token")],
+        metadata: &TOKEN,
+        op: 0,
+    }];
+
+    struct OneRoute;
+
+    impl Dispatch for OneRoute {
+        fn routes(&self) -> &'static [Route] {
+            ROUTES
+        }
+        fn call(&self, _op: usize, _req: Incoming) -> BoxFuture<HttpResponse> {
+            Box::pin(async { response::empty(StatusCode::NO_CONTENT) })
+        }
+    }
+
+    /// The router's own failures on an operation of an OAuth file are in
+    /// OAuth's envelope, as the handler's would be.
+    #[test]
+    fn a_body_too_large_for_an_oauth_operation_is_an_oauth_error() {
+        let router = Router::new(OneRoute, RouterConfig { max_body_bytes: 4 });
+        let req = Request::post("/oauth2/token")
+            .body(http_body_util::Full::new(Bytes::from_static(
+                b"grant_type=x",
+            )))
+            .unwrap();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(router.handle(req));
+        let std::task::Poll::Ready(resp) = fut.as_mut().poll(&mut cx) else {
+            panic!("the answer needs no I/O");
+        };
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert_eq!(resp.headers()["connection"], "close");
+        let mut body = std::pin::pin!(resp.into_body());
+        let std::task::Poll::Ready(Some(Ok(frame))) = body.as_mut().poll_frame(&mut cx) else {
+            panic!("a full body");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&frame.into_data().unwrap()).unwrap();
+        assert_eq!(json["error"], "invalid_request");
+        assert!(json.get("errcode").is_none());
+    }
+}

@@ -34,6 +34,7 @@ pub mod deactivate_account {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/deactivate"),
         uia: true,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -30,6 +30,7 @@ pub mod get_who_is {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -222,6 +223,7 @@ pub mod get_admin_suspend_user {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -339,6 +341,7 @@ pub mod set_admin_suspend_user {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -472,6 +475,7 @@ pub mod get_admin_lock_user {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -589,6 +593,7 @@ pub mod set_admin_lock_user {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -31,6 +31,7 @@ pub mod get_account_3pids {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -183,6 +184,7 @@ pub mod post_3pids {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -346,6 +348,7 @@ pub mod add_3pid {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/add"),
         uia: true,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -478,6 +481,7 @@ pub mod bind_3pid {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/bind"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -605,6 +609,7 @@ pub mod delete_3pid_from_account {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/delete"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -738,6 +743,7 @@ pub mod unbind_3pid_from_account {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/unbind"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -868,6 +874,7 @@ pub mod request_token_to_3pid_email {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/email/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -964,6 +971,7 @@ pub mod request_token_to_3pid_msisdn {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/3pid/msisdn/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

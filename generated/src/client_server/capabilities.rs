@@ -29,6 +29,7 @@ pub mod get_capabilities {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/capabilities"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -23,6 +23,7 @@ pub mod get_login_flows {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/login"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -163,6 +164,7 @@ pub mod login {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/login"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

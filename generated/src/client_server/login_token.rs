@@ -34,6 +34,7 @@ pub mod generate_login_token {
         lock_exempt: false,
         legacy_path: None,
         uia: true,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

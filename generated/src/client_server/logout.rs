@@ -30,6 +30,7 @@ pub mod logout {
         lock_exempt: true,
         legacy_path: Some("/_matrix/client/r0/logout"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -142,6 +143,7 @@ pub mod logout_all {
         lock_exempt: true,
         legacy_path: Some("/_matrix/client/r0/logout/all"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -31,6 +31,7 @@ pub mod request_open_id_token {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/user/{userId}/openid/request_token"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

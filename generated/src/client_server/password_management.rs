@@ -34,6 +34,7 @@ pub mod change_password {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/password"),
         uia: true,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -171,6 +172,7 @@ pub mod request_token_to_reset_password_email {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/password/email/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -267,6 +269,7 @@ pub mod request_token_to_reset_password_msisdn {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/password/msisdn/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -42,6 +42,7 @@ pub mod register {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/register"),
         uia: true,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -254,6 +255,7 @@ pub mod request_token_to_register_email {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/register/email/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -346,6 +348,7 @@ pub mod request_token_to_register_msisdn {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/register/msisdn/requestToken"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
@@ -441,6 +444,7 @@ pub mod check_username_availability {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/register/available"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

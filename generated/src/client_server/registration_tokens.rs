@@ -27,6 +27,7 @@ pub mod registration_token_validity {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

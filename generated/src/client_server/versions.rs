@@ -35,6 +35,7 @@ pub mod get_versions {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

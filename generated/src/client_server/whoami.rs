@@ -30,6 +30,7 @@ pub mod get_token_owner {
         lock_exempt: false,
         legacy_path: Some("/_matrix/client/r0/account/whoami"),
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]

@@ -25,6 +25,7 @@ pub mod exchange_open_id_token {
         lock_exempt: false,
         legacy_path: None,
         uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
     };
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
