@@ -8,6 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
+use matrix_api::account::validation;
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, capabilities, login, login_token, logout,
     openid, password_management, refresh, registration, registration_tokens, versions, wellknown,
@@ -16,7 +17,7 @@ use matrix_api::client_server::{
 use matrix_api::router::Dispatcher;
 use matrix_api::runtime::testing::Stub;
 use matrix_api::runtime::{
-    Authenticator, ClientError, ClientRequest, Credential, MatrixError, Router, RouterConfig,
+    Authenticator, ClientError, ClientRequest, Credential, Html, MatrixError, Router, RouterConfig,
     UserId,
 };
 use matrix_api::server_server::openid as federation_openid;
@@ -365,6 +366,57 @@ async fn every_operation_round_trips_through_the_router() {
         whoami::get_token_owner::Response::Ok(de(
             json!({"user_id": "@alice:ex.org", "device_id": "D", "is_guest": false}),
         )),
+    )
+    .await;
+    // This server's own validation endpoints: JSON, pages, a form, a cookie,
+    // a redirect and a style sheet.
+    let token = || matrix_api::types::ValidationToken::new("s1".into(), "cs".into(), "T".into());
+    h.round_trip(
+        validation::submit_validation_token::Request::new(token()),
+        validation::submit_validation_token::Response::Ok(de(json!({"success": true}))),
+    )
+    .await;
+    h.round_trip(
+        validation::show_validation_page::Request::new("s1".into(), "c s&=".into(), "T".into()),
+        validation::show_validation_page::Response::Ok {
+            body: Html("<p>é</p>".into()),
+            set_cookie: "validation_csrf=x; HttpOnly".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        validation::show_validation_page::Request::new("s1".into(), "cs".into(), "T".into()),
+        validation::show_validation_page::Response::BadRequest(Html("<p>no</p>".into())),
+    )
+    .await;
+    let mut form = validation::confirm_validation::RequestBody::new(
+        "s1".into(),
+        "c s&=".into(),
+        "T".into(),
+        "csrf".into(),
+    );
+    form.sid = "s 1".into();
+    let mut confirm = validation::confirm_validation::Request::new(form);
+    confirm.cookie = Some("validation_csrf=csrf".into());
+    h.round_trip(
+        confirm,
+        validation::confirm_validation::Response::SeeOther {
+            location: "https://client.example.org/?a=1".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        validation::show_validated_page::Request::new(),
+        validation::show_validated_page::Response::Ok(Html("ok".into())),
+    )
+    .await;
+    let css = matrix_api::runtime::Binary {
+        content_type: Some("text/css; charset=utf-8".into()),
+        bytes: bytes::Bytes::from_static(b"body{}"),
+    };
+    h.round_trip(
+        validation::get_stylesheet::Request::new(),
+        validation::get_stylesheet::Response::Ok(css),
     )
     .await;
     h.round_trip(

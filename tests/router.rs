@@ -872,8 +872,10 @@ mod oracle {
             Some(b) => b,
             None => return Ok(&op.operation_id),
         };
-        let Content::Json(ty) = &body.content else {
-            return Ok(&op.operation_id);
+        let ty = match &body.content {
+            Content::Json(ty) => ty,
+            Content::Form(ty) => return form_fit(api, ty, case.body, &op.operation_id),
+            _ => return Ok(&op.operation_id),
         };
         let not_json = Err((StatusCode::BAD_REQUEST, "M_NOT_JSON"));
         if case.body.trim().is_empty() {
@@ -893,6 +895,36 @@ mod oracle {
             Fit::Missing => Err((StatusCode::BAD_REQUEST, "M_MISSING_PARAM")),
             Fit::Wrong => Err((StatusCode::BAD_REQUEST, "M_BAD_JSON")),
         }
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`): unknown keys are
+    /// ignored, a missing required field is `M_MISSING_PARAM`. (The forms of
+    /// api/ have text fields only.)
+    fn form_fit<'a>(
+        api: &Api,
+        ty: &Ty,
+        body: &str,
+        operation: &'a str,
+    ) -> Result<&'a str, (StatusCode, &'static str)> {
+        let Ty::Named(id) = ty else {
+            panic!("the oracle does not model form bodies of {ty:?}")
+        };
+        let TypeKind::Struct { fields, .. } = &api.types[*id].kind else {
+            panic!("the oracle does not model form bodies of {ty:?}")
+        };
+        let keys: Vec<String> = form_urlencoded::parse(body.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        for f in fields {
+            assert!(
+                text_like(api, &f.ty),
+                "the oracle models text form fields only"
+            );
+            if f.required && !keys.contains(&f.wire) {
+                return Err((StatusCode::BAD_REQUEST, "M_MISSING_PARAM"));
+            }
+        }
+        Ok(operation)
     }
 
     fn text_like(api: &Api, ty: &Ty) -> bool {

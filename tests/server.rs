@@ -947,6 +947,10 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
         // No body, or one whose fields are all optional and none of the bad keys.
         "getVersions" | "getLoginFlows" | "getCapabilities" | "getTokenOwner"
         | "getAccount3PIDs" | "logout" | "logout_all" => (200, ""),
+        // This server's own pages: nothing to parse.
+        "showValidatedPage" | "getStylesheet" => (200, ""),
+        // The page's query (sid, client_secret, token) was not given.
+        "showValidationPage" => (400, "M_MISSING_PARAM"),
         "getWellknown" => (404, "M_NOT_FOUND"), // no public_baseurl configured
         "requestOpenIdToken" => (403, "M_FORBIDDEN"), // the path names another user
         // Its one required field is none of the bad keys.
@@ -972,7 +976,10 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
         | "requestTokenToRegisterEmail"
         | "requestTokenToRegisterMSISDN"
         | "requestTokenToResetPasswordEmail"
-        | "requestTokenToResetPasswordMSISDN" => (400, "M_MISSING_PARAM"),
+        | "requestTokenToResetPasswordMSISDN"
+        | "submitValidationToken" => (400, "M_MISSING_PARAM"),
+        // A form body: none of the bodies sent has its fields.
+        "confirmValidation" => (400, "M_MISSING_PARAM"),
         // Everything optional: the interactive-auth challenge comes first.
         "register" | "deactivateAccount" | "generateLoginToken" => (401, "UIA"),
         _ => (0, "no expectation written for this operation"),
@@ -996,7 +1003,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 34);
+        assert_eq!(ops.len(), 39);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

@@ -4,6 +4,50 @@
 //! Every example in the spec round-trips through its generated type.
 #[test]
 #[rustfmt::skip]
+fn types_validation_token() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::ValidationToken,
+    >("{\"sid\":\"1234\",\"client_secret\":\"monkeys_are_GREAT\",\"token\":\"123456\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn account_validation_submit_validation_token_ok_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::account::validation::submit_validation_token::OkBody,
+    >("{\"success\":true}");
+}
+#[test]
+#[rustfmt::skip]
+fn types_error() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >(
+        "{\"errcode\":\"M_USER_SUSPENDED\",\"error\":\"You cannot remove contact addresses while suspended.\"}",
+    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
+    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn types_rate_limited() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::RateLimited,
+    >(
+        "{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Slow down.\",\"retry_after_ms\":1500}",
+    );
+}
+#[test]
+#[rustfmt::skip]
 fn client_server_account_deactivation_deactivate_account_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::account_deactivation::deactivate_account::RequestBody,
@@ -38,42 +82,12 @@ fn types_auth_response() {
 }
 #[test]
 #[rustfmt::skip]
-fn types_rate_limited() {
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::RateLimited,
-    >(
-        "{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Slow down.\",\"retry_after_ms\":1500}",
-    );
-}
-#[test]
-#[rustfmt::skip]
 fn client_server_admin_get_who_is_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::client_server::admin::get_who_is::OkBody,
     >(
         "{\"user_id\":\"@ada:example.org\",\"devices\":{\"ADAPHONE\":{\"sessions\":[{\"connections\":[{\"ip\":\"192.0.2.7\",\"last_seen\":1700000000000,\"user_agent\":\"Element/1.11\"}]}]}}}",
     );
-}
-#[test]
-#[rustfmt::skip]
-fn types_error() {
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Error,
-    >(
-        "{\"errcode\":\"M_USER_SUSPENDED\",\"error\":\"You cannot remove contact addresses while suspended.\"}",
-    );
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Error,
-    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Invalid username or password.\"}");
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Error,
-    >("{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\"}");
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Error,
-    >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::Error,
-    >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}");
 }
 #[test]
 #[rustfmt::skip]

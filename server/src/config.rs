@@ -25,6 +25,48 @@ pub struct Config {
     pub passwords: Passwords,
     pub tokens: Tokens,
     pub rate_limits: RateLimits,
+    pub email: Email,
+}
+
+/// Email: the server validates addresses itself (registration with an email
+/// address, "forgot password", adding an address to an account) by sending a
+/// token over SMTP. Off while `smtp_url` is empty.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Email {
+    /// `smtp://[user:password@]host[:port]` (add `?tls=required` for STARTTLS,
+    /// `?tls=opportunistic` to use it when offered) or
+    /// `smtps://[user:password@]host[:port]` (TLS from the start). Empty: no email.
+    pub smtp_url: String,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// How long a validation token stays usable.
+    pub validation_token_lifetime_secs: u64,
+    /// Wrong tokens a session survives; one more and it is dead.
+    pub max_token_failures: u32,
+    /// A directory whose files replace the built-in templates of the same name
+    /// (`email/validation.txt`, `pages/base.html`, ... as in the repository's
+    /// `server/templates/`).
+    pub templates_dir: Option<std::path::PathBuf>,
+    /// Domains a `next_link` may point at (empty: any); the scheme must be
+    /// http or https in any case.
+    pub next_link_domains: Vec<String>,
+    /// Regular expressions an address must match to be validated here (empty:
+    /// any); others get `403 M_THREEPID_DENIED`.
+    pub allowed_addresses: Vec<String>,
+    /// Do not tell whether an address is known: registration and 3PID requests
+    /// for a bound address, and password resets for an unknown one, get a
+    /// session ID like any other after a short random delay, and no message.
+    pub inhibit_3pid_errors: bool,
+    /// Registration needs a validated email address (only the email flow is
+    /// offered).
+    pub require_for_registration: bool,
+}
+
+impl Email {
+    pub fn enabled(&self) -> bool {
+        !self.smtp_url.is_empty()
+    }
 }
 
 /// Limits on client connections, so that slow or idle clients cannot hold the
@@ -130,6 +172,9 @@ pub struct RateLimits {
     pub refresh: Bucket,
     /// OpenID token requests, per account.
     pub openid: Bucket,
+    /// Validation tokens submitted (the JSON endpoint and the page's form), per
+    /// client address; wrong ones also count against their session.
+    pub submit_token: Bucket,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -170,6 +215,23 @@ impl Default for Config {
             passwords: Passwords::default(),
             tokens: Tokens::default(),
             rate_limits: RateLimits::default(),
+            email: Email::default(),
+        }
+    }
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            smtp_url: String::new(),
+            from: "Matrix <noreply@localhost>".into(),
+            validation_token_lifetime_secs: 24 * 3600,
+            max_token_failures: 5,
+            templates_dir: None,
+            next_link_domains: Vec::new(),
+            allowed_addresses: Vec::new(),
+            inhibit_3pid_errors: false,
+            require_for_registration: false,
         }
     }
 }
@@ -242,6 +304,7 @@ impl Default for RateLimits {
             request_token_threepid: Bucket::new(0.003, 5),
             refresh: Bucket::new(1.0, 20),
             openid: Bucket::new(1.0, 20),
+            submit_token: Bucket::new(0.5, 10),
         }
     }
 }
@@ -261,6 +324,7 @@ impl RateLimits {
             Action::RequestTokenThreepid => ("request_token_threepid", self.request_token_threepid),
             Action::Refresh => ("refresh", self.refresh),
             Action::Openid => ("openid", self.openid),
+            Action::SubmitToken => ("submit_token", self.submit_token),
         }
     }
 }
@@ -395,6 +459,38 @@ burst = 20
 [rate_limits.openid]
 per_second = 1.0
 burst = 20
+
+# Validation tokens submitted, per client address (wrong tokens also count
+# against their session, see [email] max_token_failures).
+[rate_limits.submit_token]
+per_second = 0.5
+burst = 10
+
+[email]
+# The server validates email addresses itself: it sends a token, and the user
+# follows the link or types the token into the client. Off while smtp_url is
+# empty; then requestToken answers M_THREEPID_MEDIUM_NOT_SUPPORTED.
+#   smtp://user:password@mail.example.org:587?tls=required   (STARTTLS)
+#   smtps://user:password@mail.example.org                   (TLS, port 465)
+#   smtp://127.0.0.1:25                                      (a local relay)
+smtp_url = ""
+from = "Matrix <noreply@localhost>"
+validation_token_lifetime_secs = 86400
+# Wrong tokens a validation session survives.
+max_token_failures = 5
+# A directory of templates replacing the built-in ones of the same name
+# (email/validation_subject.txt, email/validation.txt, email/validation.html,
+# pages/*.html); see server/templates/ in the source.
+# templates_dir = "/etc/matrix-account-server/templates"
+# Domains a client's next_link may point at (empty: any http or https URL).
+next_link_domains = []
+# Regular expressions an address must match (empty: any), e.g. ['@example\.org$'].
+allowed_addresses = []
+# Hide whether an address has an account: answer requestToken for a taken (or,
+# for password resets, unknown) address like any other, and send nothing.
+inhibit_3pid_errors = false
+# Registration needs a validated email address.
+require_for_registration = false
 "#;
 
 impl Config {
@@ -452,6 +548,30 @@ impl Config {
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());
+        }
+        self.validate_email()
+    }
+
+    fn validate_email(&self) -> Result<(), String> {
+        let e = &self.email;
+        if e.enabled() {
+            crate::email::Mailer::new(e).map_err(|m| format!("email.smtp_url: {m}"))?;
+        }
+        if let Err(m) = e.from.parse::<lettre::message::Mailbox>() {
+            return Err(format!("email.from: `{}`: {m}", e.from));
+        }
+        for pattern in &e.allowed_addresses {
+            if let Err(m) = regex::Regex::new(pattern) {
+                let m = m.to_string();
+                let why = m.lines().last().unwrap_or_default();
+                return Err(format!("email.allowed_addresses: `{pattern}`: {why}"));
+            }
+        }
+        if e.validation_token_lifetime_secs == 0 {
+            return Err("email.validation_token_lifetime_secs must be positive".into());
+        }
+        if e.require_for_registration && !e.enabled() {
+            return Err("email.require_for_registration needs email.smtp_url".into());
         }
         Ok(())
     }

@@ -35,6 +35,8 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         .await
         .map_err(|e| format!("bind: cannot listen on {bind}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Links in messages point here when no public_baseurl is configured.
+    let _ = server.listening_on.set(local);
     let router = matrix_api::router(
         server.clone(),
         RouterConfig {

@@ -6,11 +6,14 @@ mod api;
 mod cli;
 mod config;
 mod crypto;
+mod email;
 mod http_server;
 mod ratelimit;
 mod service;
 mod store;
+mod templates;
 mod uia;
+mod validation;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -32,11 +32,12 @@ pub enum Action {
     RequestTokenThreepid,
     Refresh,
     Openid,
+    SubmitToken,
 }
 
 impl Action {
     /// Every action (the configuration check visits each bucket).
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Registration,
         Action::Availability,
         Action::LoginAddress,
@@ -48,6 +49,7 @@ impl Action {
         Action::RequestTokenThreepid,
         Action::Refresh,
         Action::Openid,
+        Action::SubmitToken,
     ];
 }
 

@@ -10,8 +10,10 @@ use matrix_api::runtime::{
 
 use crate::config::Config;
 use crate::crypto::{self, PasswordHasherConfig};
+use crate::email::Mailer;
 use crate::ratelimit::{self, Action, Key, RateLimiter};
 use crate::store::{now_ms, NewSession, Store, StoreError};
+use crate::templates::Templates;
 
 pub struct Server {
     pub config: Config,
@@ -20,6 +22,14 @@ pub struct Server {
     pub store: Store,
     pub hasher: PasswordHasherConfig,
     pub limiter: RateLimiter,
+    /// `[email]`'s SMTP transport, when email is configured.
+    pub mailer: Option<Mailer>,
+    /// `[email] allowed_addresses`, compiled.
+    pub allowed_addresses: Vec<regex::Regex>,
+    pub templates: Templates,
+    /// The address the HTTP server listens on (the port may be 0 in the
+    /// configuration), once it does.
+    pub listening_on: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// A logged-in device and its tokens, as login and registration return them.
@@ -47,12 +57,27 @@ impl Server {
         let hasher = PasswordHasherConfig::new(&config.passwords)?;
         let server_name =
             ServerName::parse(&config.server_name).map_err(|e| format!("server_name: {e}"))?;
+        let mailer = match config.email.enabled() {
+            true => Some(Mailer::new(&config.email).map_err(|e| format!("email.smtp_url: {e}"))?),
+            false => None,
+        };
+        let allowed_addresses = config
+            .email
+            .allowed_addresses
+            .iter()
+            .map(|p| regex::Regex::new(p).map_err(|e| format!("email.allowed_addresses: {e}")))
+            .collect::<Result<_, _>>()?;
+        let templates = Templates::new(config.email.templates_dir.as_deref())?;
         Ok(Arc::new(Server {
             server_name,
             limiter: RateLimiter::new(config.rate_limits.clone()),
             config,
             store,
             hasher,
+            mailer,
+            allowed_addresses,
+            templates,
+            listening_on: std::sync::OnceLock::new(),
         }))
     }
 

@@ -32,6 +32,7 @@ use crate::store::{now_ms, UiaSession};
 pub const DUMMY: &str = "m.login.dummy";
 pub const PASSWORD: &str = "m.login.password";
 pub const REGISTRATION_TOKEN: &str = "m.login.registration_token";
+pub const EMAIL: &str = "m.login.email.identity";
 
 pub struct UiaSpec<'a> {
     /// The operation the session is for (its generated `METADATA`).
@@ -43,6 +44,10 @@ pub struct UiaSpec<'a> {
     pub flows: Vec<Vec<&'static str>>,
     /// The request (its client address limits failed password stages).
     pub request: &'a RequestInfo,
+    /// A retry of a completed session passes again, for the caller to answer
+    /// with the result it had (registration); otherwise it is answered with
+    /// the completed stages and nothing runs twice.
+    pub result_on_retry: bool,
 }
 
 /// The outcome of one UIA step.
@@ -101,7 +106,7 @@ impl Server {
         };
         // Completed: registration gives its result again (the caller sees
         // `result_user_id`); anything else lists the completed stages, runs nothing.
-        if session.result_user_id.is_some() && spec.user_id.is_some() {
+        if session.result_user_id.is_some() && !spec.result_on_retry {
             return Ok(self.challenge(spec, &session, None));
         }
         if let Some(stage) = auth.and_then(|a| a.type_.as_deref()) {
@@ -165,6 +170,7 @@ impl Server {
             user_id: spec.user_id.map(str::to_string),
             completed: Vec::new(),
             registration_token: None,
+            threepid_sid: None,
             result_user_id: None,
             expires_ms: now_ms() + (self.config.tokens.uia_session_lifetime_secs * 1000) as i64,
         };
@@ -246,6 +252,35 @@ impl Server {
                     return Ok(Err(("M_FORBIDDEN", "Invalid registration token".into())));
                 }
                 session.registration_token = Some(token.to_string());
+                Ok(Ok(()))
+            }
+            EMAIL => {
+                // `threepid_creds` (or the older `threepidCreds`) of a session
+                // this server validated.
+                let creds = auth
+                    .extra
+                    .get("threepid_creds")
+                    .or_else(|| auth.extra.get("threepidCreds"));
+                let part = |k: &str| creds.and_then(|c| c.get(k)).and_then(Value::as_str);
+                let (Some(sid), Some(secret)) = (part("sid"), part("client_secret")) else {
+                    return Err(MatrixError::missing_param(
+                        "Missing `threepid_creds` with `sid` and `client_secret`",
+                    ));
+                };
+                let validated = self
+                    .store
+                    .validated_threepid(sid, &crypto::token_hash(secret))
+                    .await
+                    .map_err(internal)?
+                    .filter(|v| v.medium == "email");
+                if validated.is_none() {
+                    return Ok(Err((
+                        "M_UNAUTHORIZED",
+                        "This email address is not validated yet: follow the link in the message"
+                            .into(),
+                    )));
+                }
+                session.threepid_sid = Some(sid.to_string());
                 Ok(Ok(()))
             }
             other => Ok(Err((

@@ -383,9 +383,19 @@ impl<E: ErrorEnvelope> Answer<E> {
         })
     }
 
-    /// A page; bytes that are not UTF-8 are replaced, as a browser would show them.
-    pub fn html(&self) -> Html {
-        Html(String::from_utf8_lossy(&self.body).into_owned())
+    /// A page; bytes that are not UTF-8 are replaced, as a browser would show
+    /// them. An answer that is not HTML but the error envelope (the handler's
+    /// error on a status the operation documents with a page) is that error.
+    pub fn html(&self) -> Result<Html, ClientError<E>> {
+        let is_html = self
+            .header("content-type")
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
+        if !is_html {
+            if let Some(envelope) = E::from_body(self.status, &self.body) {
+                return Err(ClientError::Api(envelope));
+            }
+        }
+        Ok(Html(String::from_utf8_lossy(&self.body).into_owned()))
     }
 
     pub fn binary(&self) -> Binary {

@@ -115,7 +115,7 @@ fn client_parse(op: &Operation) -> TokenStream {
         let body = r.content.as_ref().map(|c| match c {
             Content::Json(_) => quote!(answer.json()?),
             Content::Form(_) => quote!(answer.form()?),
-            Content::Html => quote!(answer.html()),
+            Content::Html => quote!(answer.html()?),
             Content::Binary => quote!(answer.binary()),
         });
         let class = matches!(r.status, Status::Class(_));

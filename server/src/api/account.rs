@@ -1,17 +1,85 @@
 //! The caller's own account: password change, deactivation, whoami.
 
+use http::StatusCode;
 use matrix_api::client_server::account_deactivation::{deactivate_account, AccountDeactivationApi};
 use matrix_api::client_server::password_management::{
     change_password, request_token_to_reset_password_email, request_token_to_reset_password_msisdn,
     PasswordManagementApi,
 };
 use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
-use matrix_api::runtime::{Context, MatrixError};
+use matrix_api::runtime::{Context, MatrixError, RequestInfo};
 use matrix_api::types;
 
 use crate::service::{internal, known_user_id, medium_not_supported, msisdn_key, Caller, Server};
 use crate::store::LogoutDevices;
-use crate::uia::{Uia, UiaSpec, PASSWORD};
+use crate::uia::{Uia, UiaSpec, EMAIL, PASSWORD};
+use crate::validation::{session_expired, Purpose};
+
+impl Server {
+    /// `POST /account/password` without a token: the email stage proves an
+    /// address, and the account it is bound to gets the new password.
+    async fn reset_password(
+        &self,
+        request: &RequestInfo,
+        body: &change_password::RequestBody,
+    ) -> Result<change_password::Response, MatrixError> {
+        self.check_password_policy(&body.new_password)?;
+        let spec = UiaSpec {
+            operation: &change_password::METADATA,
+            binding: &[
+                &body.new_password,
+                if body.logout_devices { "1" } else { "0" },
+            ],
+            user_id: None,
+            flows: vec![vec![EMAIL]],
+            request,
+            result_on_retry: false,
+        };
+        let session = match self
+            .user_interactive_auth(&spec, body.auth.as_ref())
+            .await?
+        {
+            Uia::Passed(s) => s,
+            Uia::Challenge(c) => return Ok(c.into()),
+        };
+        let proved = match &session.threepid_sid {
+            Some(sid) => self
+                .store
+                .validated_threepid_by_sid(sid)
+                .await
+                .map_err(internal)?,
+            None => None,
+        };
+        let Some(proved) = proved else {
+            return Err(session_expired());
+        };
+        let owner = self
+            .store
+            .threepid_owner(&proved.medium, &proved.address)
+            .await
+            .map_err(internal)?;
+        let Some(user_id) = owner else {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_THREEPID_NOT_FOUND",
+                "No account has this address",
+            ));
+        };
+        let hash = self.hasher.hash(&body.new_password).await?;
+        let logout = body.logout_devices.then_some(LogoutDevices::All);
+        self.store
+            .change_password(&user_id, &hash, logout)
+            .await
+            .map_err(internal)?;
+        self.store
+            .end_validation(&proved.sid)
+            .await
+            .map_err(internal)?;
+        self.complete_uia(session, &user_id).await?;
+        tracing::info!(user_id, "password reset by email");
+        Ok(change_password::Response::Ok(Default::default()))
+    }
+}
 
 impl PasswordManagementApi for Server {
     async fn change_password(
@@ -19,10 +87,13 @@ impl PasswordManagementApi for Server {
         ctx: Context<Option<Caller>>,
         request: change_password::Request,
     ) -> Result<change_password::Response, MatrixError> {
-        // Without a token the caller would prove an email address instead, which
-        // needs email delivery this server does not have.
+        // Without a token the caller proves an email address instead: "forgot
+        // password". That needs email delivery.
         let Some(caller) = ctx.auth else {
-            return Err(MatrixError::missing_token());
+            if self.mailer.is_none() {
+                return Err(MatrixError::missing_token());
+            }
+            return self.reset_password(&ctx.request, &request.body).await;
         };
         let body = &request.body;
         self.check_password_policy(&body.new_password)?;
@@ -35,6 +106,7 @@ impl PasswordManagementApi for Server {
             user_id: Some(&caller.user_id),
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
+            result_on_retry: false,
         };
         let session = match self
             .user_interactive_auth(&spec, body.auth.as_ref())
@@ -61,8 +133,9 @@ impl PasswordManagementApi for Server {
         _ctx: Context<()>,
         request: request_token_to_reset_password_email::Request,
     ) -> Result<request_token_to_reset_password_email::Response, MatrixError> {
-        self.limit_threepid(&request.body.email)?;
-        Err(medium_not_supported())
+        self.request_email_token(Purpose::PasswordReset, &request.body)
+            .await
+            .map(Into::into)
     }
 
     async fn request_token_to_reset_password_msisdn(
@@ -91,6 +164,7 @@ impl AccountDeactivationApi for Server {
             user_id: Some(&caller.user_id),
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
+            result_on_retry: false,
         };
         if let Uia::Challenge(c) = self
             .user_interactive_auth(&spec, body.auth.as_ref())

@@ -15,6 +15,7 @@ use crate::ratelimit::{Action, Key};
 use crate::service::{check_device_id, internal, known_user_id, locked, Caller, Server};
 use crate::store::{now_ms, LogoutDevices, Refreshed, User};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
+use crate::validation::normalise_email;
 
 impl Server {
     /// The user a password login names: `identifier` (`m.id.user`, or a 3PID the
@@ -56,10 +57,22 @@ impl Server {
         medium: Option<&str>,
         address: Option<&str>,
     ) -> Result<Option<String>, MatrixError> {
-        match (medium, address) {
-            (Some(_), Some(_)) => Ok(None), // No 3PID can be bound without email or SMS delivery.
-            _ => Err(MatrixError::missing_param("No user identifier given")),
-        }
+        let (Some(medium), Some(address)) = (medium, address) else {
+            return Err(MatrixError::missing_param("No user identifier given"));
+        };
+        // Addresses are stored normalised; one that does not parse is bound to
+        // nobody (and gets the same answer as a wrong password).
+        let address = match medium {
+            "email" => match normalise_email(address) {
+                Ok(a) => a,
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        self.store
+            .threepid_owner(medium, &address)
+            .await
+            .map_err(internal)
     }
 
     /// Checks a password login: the user it names, when the password is theirs.
@@ -202,6 +215,7 @@ impl LoginTokenApi for Server {
             user_id: Some(&ctx.auth.user_id),
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
+            result_on_retry: false,
         };
         let session = match self
             .user_interactive_auth(&spec, request.body.auth.as_ref())

@@ -10,6 +10,7 @@ mod openid;
 mod rate_limits;
 mod registration;
 mod threepid;
+mod validation;
 
 /// The client discovery information for a server at `base`: in `/.well-known`
 /// and in login responses.

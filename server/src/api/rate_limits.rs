@@ -6,6 +6,7 @@
 //! the request body or the outcome (per account on login, per 3PID on
 //! `requestToken`, failed passwords) stay in the handlers of those operations.
 
+use matrix_api::account::validation::{confirm_validation, submit_validation_token};
 use matrix_api::client_server::{
     account_deactivation::deactivate_account,
     administrative_contact::{
@@ -106,6 +107,14 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     (
         &request_token_to_3pid_msisdn::METADATA,
         Some((Action::RequestTokenAddress, By::Address)),
+    ),
+    (
+        &submit_validation_token::METADATA,
+        Some((Action::SubmitToken, By::Address)),
+    ),
+    (
+        &confirm_validation::METADATA,
+        Some((Action::SubmitToken, By::Address)),
     ),
     (&get_capabilities::METADATA, None),
     (&get_login_flows::METADATA, None),

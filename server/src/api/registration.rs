@@ -17,9 +17,25 @@ use crate::service::{
     check_device_id, internal, known_user_id, medium_not_supported, msisdn_key, Server, Session,
 };
 use crate::store::{now_ms, UiaSession};
-use crate::uia::{Uia, UiaSpec, DUMMY, REGISTRATION_TOKEN};
+use crate::uia::{Uia, UiaSpec, DUMMY, EMAIL, REGISTRATION_TOKEN};
+use crate::validation::Purpose;
 
 impl Server {
+    /// The registration flows: a registration token where the mode needs one,
+    /// the email stage where email is configured (alone when it is required).
+    fn registration_flows(&self) -> Vec<Vec<&'static str>> {
+        let email = &self.config.email;
+        let token_mode = self.config.registration.mode == RegistrationMode::Token;
+        match (token_mode, email.enabled(), email.require_for_registration) {
+            (false, false, _) => vec![vec![DUMMY], vec![REGISTRATION_TOKEN]],
+            (false, true, false) => vec![vec![DUMMY], vec![REGISTRATION_TOKEN], vec![EMAIL]],
+            (false, true, true) => vec![vec![EMAIL]],
+            (true, false, _) => vec![vec![REGISTRATION_TOKEN]],
+            (true, true, false) => vec![vec![REGISTRATION_TOKEN], vec![REGISTRATION_TOKEN, EMAIL]],
+            (true, true, true) => vec![vec![REGISTRATION_TOKEN, EMAIL]],
+        }
+    }
+
     /// `M_USER_IN_USE` when the ID was ever taken (deactivated IDs stay taken).
     async fn check_free(&self, user_id: &str) -> Result<(), MatrixError> {
         if self.store.user(user_id).await.map_err(internal)?.is_some() {
@@ -151,10 +167,7 @@ impl RegistrationApi for Server {
         if let Some(p) = &body.password {
             self.check_password_policy(p)?;
         }
-        let flows = match self.config.registration.mode {
-            RegistrationMode::Token => vec![vec![REGISTRATION_TOKEN]],
-            _ => vec![vec![DUMMY], vec![REGISTRATION_TOKEN]],
-        };
+        let flows = self.registration_flows();
         let password = body.password.as_deref().unwrap_or("");
         let inhibit = if body.inhibit_login { "1" } else { "0" };
         let spec = UiaSpec {
@@ -164,6 +177,7 @@ impl RegistrationApi for Server {
             user_id: None,
             flows,
             request: &ctx.request,
+            result_on_retry: true,
         };
         let uia = self
             .user_interactive_auth(&spec, body.auth.as_ref())
@@ -182,6 +196,9 @@ impl RegistrationApi for Server {
             (Uia::Passed(s), None) => s,
             (Uia::Challenge(c), None) => return Ok(c.into()),
         };
+        if let Some(sid) = &session.threepid_sid {
+            self.check_validated_free(sid).await?;
+        }
         // The password is hashed once, after authentication succeeded.
         let hash = match &body.password {
             Some(p) => Some(self.hasher.hash(p).await?),
@@ -207,6 +224,9 @@ impl RegistrationApi for Server {
             Err(crate::store::StoreError::Conflict) => return Err(user_in_use()),
             Err(e) => return Err(internal(e)),
         }
+        if let Some(sid) = &session.threepid_sid {
+            self.bind_validated(&user_id, sid).await?;
+        }
         self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, "registered");
         self.registered(body, user_id).await
@@ -217,8 +237,12 @@ impl RegistrationApi for Server {
         _ctx: Context<()>,
         request: request_token_to_register_email::Request,
     ) -> Result<request_token_to_register_email::Response, MatrixError> {
-        self.limit_threepid(&request.body.email)?;
-        Err(medium_not_supported())
+        if self.config.registration.mode == RegistrationMode::Disabled {
+            return Err(registration_disabled());
+        }
+        self.request_email_token(Purpose::Register, &request.body)
+            .await
+            .map(Into::into)
     }
 
     async fn request_token_to_register_msisdn(

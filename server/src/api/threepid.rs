@@ -13,14 +13,7 @@ use matrix_api::types;
 
 use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
-
-fn no_validated_session() -> MatrixError {
-    MatrixError::new(
-        StatusCode::FORBIDDEN,
-        "M_THREEPID_AUTH_FAILED",
-        "No validated session with these credentials",
-    )
-}
+use crate::validation::Purpose;
 
 impl AdministrativeContactApi for Server {
     async fn get_account_3pids(
@@ -49,12 +42,18 @@ impl AdministrativeContactApi for Server {
         Ok(body.into())
     }
 
+    /// Deprecated: binds an address validated with `three_pid_creds`. This
+    /// server validates addresses itself, so the credentials are of a session
+    /// it holds (the identity server named in them is not asked).
     async fn post_3pids(
         &self,
-        _ctx: Context<Caller>,
-        _request: post_3pids::Request,
+        ctx: Context<Caller>,
+        request: post_3pids::Request,
     ) -> Result<post_3pids::Response, MatrixError> {
-        Err(no_validated_session())
+        let creds = &request.body.three_pid_creds;
+        self.bind_own_validated(&ctx.auth.user_id, &creds.sid, &creds.client_secret)
+            .await?;
+        Ok(post_3pids::Response::Ok(Default::default()))
     }
 
     async fn add_3pid(
@@ -71,14 +70,19 @@ impl AdministrativeContactApi for Server {
             user_id: Some(&ctx.auth.user_id),
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
+            result_on_retry: false,
         };
-        if let Uia::Challenge(c) = self
+        let session = match self
             .user_interactive_auth(&spec, body.auth.as_ref())
             .await?
         {
-            return Ok(c.into());
-        }
-        Err(no_validated_session())
+            Uia::Passed(s) => s,
+            Uia::Challenge(c) => return Ok(c.into()),
+        };
+        self.bind_own_validated(&ctx.auth.user_id, &body.sid, &body.client_secret)
+            .await?;
+        self.complete_uia(session, &ctx.auth.user_id).await?;
+        Ok(add_3pid::Response::Ok(Default::default()))
     }
 
     async fn bind_3pid(
@@ -129,8 +133,9 @@ impl AdministrativeContactApi for Server {
         _ctx: Context<()>,
         request: request_token_to_3pid_email::Request,
     ) -> Result<request_token_to_3pid_email::Response, MatrixError> {
-        self.limit_threepid(&request.body.email)?;
-        Err(medium_not_supported())
+        self.request_email_token(Purpose::AddThreepid, &request.body)
+            .await
+            .map(Into::into)
     }
 
     async fn request_token_to_3pid_msisdn(

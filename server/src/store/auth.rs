@@ -13,6 +13,8 @@ pub struct UiaSession {
     pub user_id: Option<String>,
     pub completed: Vec<String>,
     pub registration_token: Option<String>,
+    /// The validation session the email stage was passed with.
+    pub threepid_sid: Option<String>,
     /// The account a completed registration created.
     pub result_user_id: Option<String>,
     pub expires_ms: i64,
@@ -61,9 +63,10 @@ impl Store {
             Option<String>,
             Option<String>,
             i64,
+            Option<String>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT endpoint, binding, user_id, completed, registration_token, result_user_id, expires_ms \
+            "SELECT endpoint, binding, user_id, completed, registration_token, result_user_id, expires_ms, threepid_sid \
              FROM uia_sessions WHERE session_id = $1 AND expires_ms > $2",
         )
         .bind(token_hash(session_id))
@@ -79,6 +82,7 @@ impl Store {
                 registration_token,
                 result_user_id,
                 expires_ms,
+                threepid_sid,
             )| {
                 UiaSession {
                     session_id: session_id.to_string(),
@@ -87,6 +91,7 @@ impl Store {
                     user_id,
                     completed: serde_json::from_str(&completed).unwrap_or_default(),
                     registration_token,
+                    threepid_sid,
                     result_user_id,
                     expires_ms,
                 }
@@ -96,12 +101,13 @@ impl Store {
 
     pub async fn update_uia_session(&self, s: &UiaSession) -> Result<()> {
         sqlx::query(
-            "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3 WHERE session_id = $4",
+            "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3, threepid_sid = $5 WHERE session_id = $4",
         )
         .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
         .bind(&s.registration_token)
         .bind(&s.result_user_id)
         .bind(token_hash(&s.session_id))
+        .bind(&s.threepid_sid)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -10,6 +10,7 @@
 mod auth;
 mod cache;
 mod sqlite_reads;
+mod threepid;
 mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +20,7 @@ use sqlx::AnyPool;
 use sqlx::{Any, Executor, Transaction};
 
 pub use auth::UiaSession;
+pub use threepid::{NewValidation, Submitted};
 pub use users::{LogoutDevices, NewSession, Refreshed, User};
 
 #[derive(Debug)]

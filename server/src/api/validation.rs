@@ -1,0 +1,196 @@
+//! This server's own validation endpoints (api/account/validation.yaml): the
+//! `submit_url` clients post tokens to, and the pages the emailed link opens.
+//! The page only shows what is being confirmed; the button posts a form, so a
+//! link-preview bot that fetches the link validates nothing. The form carries
+//! a CSRF value that must match the cookie the page set (double submit).
+
+use bytes::Bytes;
+use matrix_api::account::validation::{
+    confirm_validation, get_stylesheet, show_validated_page, show_validation_page,
+    submit_validation_token, ValidationApi,
+};
+use matrix_api::runtime::{Binary, Context, Html, MatrixError};
+use serde::Serialize;
+
+use crate::crypto;
+use crate::service::{internal, Server};
+use crate::templates::STYLE_CSS;
+use crate::validation::{check_secret_grammar, BASE};
+
+/// The cookie the validation page sets and its form must echo.
+const CSRF_COOKIE: &str = "validation_csrf";
+
+impl Server {
+    fn page(&self, name: &str, context: impl Serialize) -> Result<Html, MatrixError> {
+        self.templates.render(name, context).map(Html).map_err(|e| {
+            tracing::error!(error = e, "template failed");
+            MatrixError::unknown("Internal server error")
+        })
+    }
+
+    fn error_page(&self, message: &str) -> Result<Html, MatrixError> {
+        self.page(
+            "pages/validation_error.html",
+            minijinja::context! {
+                message,
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+            },
+        )
+    }
+}
+
+/// The value of one cookie in a `Cookie` header.
+fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?
+        .split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl ValidationApi for Server {
+    async fn submit_validation_token(
+        &self,
+        _ctx: Context<()>,
+        request: submit_validation_token::Request,
+    ) -> Result<submit_validation_token::Response, MatrixError> {
+        let b = &request.body;
+        check_secret_grammar("sid", &b.sid)?;
+        check_secret_grammar("client_secret", &b.client_secret)?;
+        self.submit_token(&b.sid, &b.client_secret, &b.token)
+            .await?;
+        Ok(submit_validation_token::OkBody::new(true).into())
+    }
+
+    async fn show_validation_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_validation_page::Request,
+    ) -> Result<show_validation_page::Response, MatrixError> {
+        let grammar = check_secret_grammar("sid", &request.sid)
+            .and_then(|()| check_secret_grammar("client_secret", &request.client_secret));
+        let session = match grammar {
+            Ok(()) => self
+                .store
+                .validation_session(
+                    &request.sid,
+                    &crypto::token_hash(&request.client_secret),
+                    self.config.email.max_token_failures,
+                )
+                .await
+                .map_err(internal)?,
+            Err(_) => None,
+        };
+        let Some(session) = session else {
+            let page = self.error_page("This link is not valid, has expired, or was used too many times with a wrong code.")?;
+            return Ok(show_validation_page::Response::BadRequest(page));
+        };
+        let csrf = crypto::new_token("csrf");
+        let page = self.page(
+            "pages/validate.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+                action => format!("{BASE}/3pid/validate"),
+                purpose => session.purpose,
+                medium_name => if session.medium == "email" { "email address" } else { "phone number" },
+                address => session.address,
+                sid => request.sid,
+                client_secret => request.client_secret,
+                token => request.token,
+                csrf,
+            },
+        )?;
+        let secure = if self.public_base().starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        Ok(show_validation_page::Response::Ok {
+            body: page,
+            set_cookie: format!(
+                "{CSRF_COOKIE}={csrf}; Path={BASE}/3pid; HttpOnly; SameSite=Strict{secure}"
+            ),
+        })
+    }
+
+    async fn confirm_validation(
+        &self,
+        _ctx: Context<()>,
+        request: confirm_validation::Request,
+    ) -> Result<confirm_validation::Response, MatrixError> {
+        let b = &request.body;
+        let expected = cookie(request.cookie.as_deref(), CSRF_COOKIE);
+        if !expected.is_some_and(|c| crypto::secrets_equal(c, &b.csrf)) {
+            let page = self.error_page(
+                "This form did not come from the confirmation page. Open the link from the message again.",
+            )?;
+            return Ok(confirm_validation::Response::Forbidden(page));
+        }
+        let grammar = check_secret_grammar("sid", &b.sid)
+            .and_then(|()| check_secret_grammar("client_secret", &b.client_secret));
+        let outcome = match grammar {
+            Ok(()) => self.submit_token(&b.sid, &b.client_secret, &b.token).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(next_link) => Ok(confirm_validation::Response::SeeOther {
+                location: next_link.unwrap_or_else(|| format!("{BASE}/3pid/validated")),
+            }),
+            Err(e) if e.status == http::StatusCode::BAD_REQUEST => {
+                let message = match e.errcode.as_str() {
+                    "M_TOKEN_INCORRECT" => "The code in this link is wrong.",
+                    "M_SESSION_EXPIRED" => {
+                        "This link has expired or was used too many times with a wrong code."
+                    }
+                    _ => "This link is not valid.",
+                };
+                Ok(confirm_validation::Response::BadRequest(
+                    self.error_page(message)?,
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn show_validated_page(
+        &self,
+        _ctx: Context<()>,
+        _request: show_validated_page::Request,
+    ) -> Result<show_validated_page::Response, MatrixError> {
+        let page = self.page(
+            "pages/validated.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+            },
+        )?;
+        Ok(page.into())
+    }
+
+    async fn get_stylesheet(
+        &self,
+        _ctx: Context<()>,
+        _request: get_stylesheet::Request,
+    ) -> Result<get_stylesheet::Response, MatrixError> {
+        let css = Binary {
+            content_type: Some("text/css; charset=utf-8".into()),
+            bytes: Bytes::from_static(STYLE_CSS.as_bytes()),
+        };
+        Ok(css.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csrf_cookie_is_found_among_others() {
+        let h = Some("a=1; validation_csrf=xyz; b=2");
+        assert_eq!(cookie(h, CSRF_COOKIE), Some("xyz"));
+        assert_eq!(cookie(Some("validation_csrfx=1"), CSRF_COOKIE), None);
+        assert_eq!(cookie(None, CSRF_COOKIE), None);
+    }
+}
