@@ -1147,6 +1147,36 @@ both!(admin_commands_manage_users_and_tokens, |s| {
         "error: @carol:test.local: already exists"
     );
 
+    // Addresses, bound without validation by the operator.
+    s.user("dina");
+    stdout(&s.cli(&["user", "add-email", "dina", "Dina@Example.ORG"]));
+    assert_eq!(
+        stdout(&s.cli(&["user", "threepids", "dina"])),
+        "email\tdina@example.org\n"
+    );
+    let taken = s.cli(&["user", "add-email", "carol", "dina@example.org"]);
+    assert_eq!(
+        String::from_utf8_lossy(&taken.stderr).trim(),
+        "error: dina@example.org: already bound to @dina:test.local"
+    );
+    let bad = s.cli(&["user", "add-email", "dina", "not an address"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let r = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "password": "correct horse",
+               "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "dina@example.org"}}),
+    );
+    assert_eq!(r.body["user_id"], "@dina:test.local", "{r:?}");
+    stdout(&s.cli(&["user", "remove-email", "dina", "dina@example.org"]));
+    assert_eq!(stdout(&s.cli(&["user", "threepids", "dina"])), "");
+    assert_eq!(
+        s.cli(&["user", "remove-email", "dina", "dina@example.org"])
+            .status
+            .code(),
+        Some(1)
+    );
+
     let token = stdout(&s.cli(&["token", "create", "--uses", "2"]))
         .trim()
         .to_string();

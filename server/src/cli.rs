@@ -5,6 +5,7 @@ use clap::Subcommand;
 use crate::crypto;
 use crate::service::Server;
 use crate::store::{now_ms, LogoutDevices, StoreError};
+use crate::validation::normalise_email;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -45,6 +46,20 @@ pub enum UserCommand {
     },
     /// List users with their flags.
     List,
+    /// List a user's email addresses and phone numbers.
+    Threepids {
+        user: String,
+    },
+    /// Bind an email address to a user without validating it.
+    AddEmail {
+        user: String,
+        address: String,
+    },
+    /// Unbind an email address from a user.
+    RemoveEmail {
+        user: String,
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +200,53 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Unlock { user } => set_flag(server, &user, Flag::Locked, false).await?,
         UserCommand::Suspend { user } => set_flag(server, &user, Flag::Suspended, true).await?,
         UserCommand::Unsuspend { user } => set_flag(server, &user, Flag::Suspended, false).await?,
+        UserCommand::Threepids { user } => {
+            let u = existing(resolve(&user)?).await?;
+            for t in server
+                .store
+                .threepids(&u.user_id)
+                .await
+                .map_err(store_err)?
+            {
+                println!("{}\t{}", t.medium, t.address);
+            }
+        }
+        UserCommand::AddEmail { user, address } => {
+            let u = existing(resolve(&user)?).await?;
+            let address =
+                normalise_email(&address).map_err(|e| format!("{address}: {}", e.error))?;
+            match server
+                .store
+                .add_threepid(&u.user_id, "email", &address)
+                .await
+            {
+                Ok(()) => println!("added {address} to {}", u.user_id),
+                Err(StoreError::Conflict) => {
+                    let owner = server
+                        .store
+                        .threepid_owner("email", &address)
+                        .await
+                        .map_err(store_err)?
+                        .unwrap_or_default();
+                    return Err(format!("{address}: already bound to {owner}"));
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        UserCommand::RemoveEmail { user, address } => {
+            let u = existing(resolve(&user)?).await?;
+            let address =
+                normalise_email(&address).map_err(|e| format!("{address}: {}", e.error))?;
+            let removed = server
+                .store
+                .delete_threepid(&u.user_id, "email", &address)
+                .await
+                .map_err(store_err)?;
+            if !removed {
+                return Err(format!("{address}: not an address of {}", u.user_id));
+            }
+            println!("removed {address} from {}", u.user_id);
+        }
         UserCommand::List => {
             for u in server.store.users().await.map_err(store_err)? {
                 let mut flags = Vec::new();

@@ -37,8 +37,8 @@ impl CapabilitiesApi for Server {
         moderation.lock = Some(admin);
         let mut capabilities = get_capabilities::Capabilities::new();
         capabilities.m_change_password = enabled(!ctx.auth.is_guest);
-        // No email or SMS delivery is configured, so no 3PID can be added.
-        capabilities.m_3pid_changes = enabled(false);
+        // Adding an address needs a way to validate it: email delivery.
+        capabilities.m_3pid_changes = enabled(self.mailer.is_some() && !ctx.auth.is_guest);
         capabilities.m_get_login_token = enabled(!ctx.auth.is_guest);
         capabilities.m_account_moderation = Some(moderation);
         Ok(get_capabilities::OkBody::new(capabilities).into())
