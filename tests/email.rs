@@ -426,6 +426,9 @@ mail_test!(
     "",
     |s, sink| {
         let (_, token) = s.user("gus");
+        // With email delivery, addresses can be changed.
+        let caps = s.get("/_matrix/client/v3/capabilities", Some(&token));
+        assert_eq!(caps.body["capabilities"]["m.3pid_changes"]["enabled"], true);
         let c = s.client().with_access_token(&token);
         let req =
             request_token_to_3pid_email::Request::new(email_request("add", "gus@example.org", 1));
