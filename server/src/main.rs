@@ -10,6 +10,7 @@ mod email;
 mod http_server;
 mod ratelimit;
 mod service;
+mod sms;
 mod store;
 mod templates;
 mod uia;

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::crypto::{self, PasswordHasherConfig};
 use crate::email::Mailer;
 use crate::ratelimit::{self, Action, Key, RateLimiter};
+use crate::sms::SmsSender;
 use crate::store::{now_ms, NewSession, Store, StoreError};
 use crate::templates::Templates;
 
@@ -24,6 +25,8 @@ pub struct Server {
     pub limiter: RateLimiter,
     /// `[email]`'s SMTP transport, when email is configured.
     pub mailer: Option<Mailer>,
+    /// `[sms]`'s gateway, when text messages are configured.
+    pub sms: Option<SmsSender>,
     /// `[email] allowed_addresses`, compiled.
     pub allowed_addresses: Vec<regex::Regex>,
     pub templates: Templates,
@@ -68,6 +71,7 @@ impl Server {
             .map(|p| regex::Regex::new(p).map_err(|e| format!("email.allowed_addresses: {e}")))
             .collect::<Result<_, _>>()?;
         let templates = Templates::new(config.email.templates_dir.as_deref())?;
+        let config_sms = config.sms.enabled().then(|| SmsSender::new(&config.sms));
         Ok(Arc::new(Server {
             server_name,
             limiter: RateLimiter::new(config.rate_limits.clone()),
@@ -75,6 +79,7 @@ impl Server {
             store,
             hasher,
             mailer,
+            sms: config_sms,
             allowed_addresses,
             templates,
             listening_on: std::sync::OnceLock::new(),
@@ -261,17 +266,6 @@ pub fn check_device_id(device_id: &str) -> Result<(), MatrixError> {
         ));
     }
     Ok(())
-}
-
-/// The rate-limit key of a phone number as a client gives it (until numbers are
-/// normalised, digits only).
-pub fn msisdn_key(body: &matrix_api::types::RequestMsisdnValidation) -> String {
-    let digits: String = body
-        .phone_number
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    format!("msisdn:{}:{digits}", body.country.to_ascii_uppercase())
 }
 
 /// A user ID the server stored or built itself, as the runtime's type. It is

@@ -11,6 +11,10 @@ use serde::Serialize;
 
 const BUILT_IN: &[(&str, &str)] = &[
     (
+        "sms/validation.txt",
+        include_str!("../templates/sms/validation.txt"),
+    ),
+    (
         "email/validation_subject.txt",
         include_str!("../templates/email/validation_subject.txt"),
     ),

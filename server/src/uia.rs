@@ -33,6 +33,7 @@ pub const DUMMY: &str = "m.login.dummy";
 pub const PASSWORD: &str = "m.login.password";
 pub const REGISTRATION_TOKEN: &str = "m.login.registration_token";
 pub const EMAIL: &str = "m.login.email.identity";
+pub const MSISDN: &str = "m.login.msisdn";
 
 pub struct UiaSpec<'a> {
     /// The operation the session is for (its generated `METADATA`).
@@ -254,9 +255,10 @@ impl Server {
                 session.registration_token = Some(token.to_string());
                 Ok(Ok(()))
             }
-            EMAIL => {
+            EMAIL | MSISDN => {
                 // `threepid_creds` (or the older `threepidCreds`) of a session
-                // this server validated.
+                // this server validated, for the stage's medium.
+                let medium = if stage == EMAIL { "email" } else { "msisdn" };
                 let creds = auth
                     .extra
                     .get("threepid_creds")
@@ -272,11 +274,11 @@ impl Server {
                     .validated_threepid(sid, &crypto::token_hash(secret))
                     .await
                     .map_err(internal)?
-                    .filter(|v| v.medium == "email");
+                    .filter(|v| v.medium == medium);
                 if validated.is_none() {
                     return Ok(Err((
                         "M_UNAUTHORIZED",
-                        "This email address is not validated yet: follow the link in the message"
+                        "This address is not validated yet: follow the link or enter the code sent to it"
                             .into(),
                     )));
                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use matrix_api::runtime::MatrixError;
-use matrix_api::types::{RequestEmailValidation, RequestTokenResponse};
+use matrix_api::types::{RequestEmailValidation, RequestMsisdnValidation, RequestTokenResponse};
 use rand::Rng;
 
 use crate::crypto;
@@ -19,6 +19,18 @@ use crate::store::{NewValidation, StoreError, Submitted};
 
 /// The path of this server's own validation endpoints (api/account/validation.yaml).
 pub const BASE: &str = "/_account/v1";
+
+/// One `requestToken` call, checked and normalised.
+struct TokenRequest<'a> {
+    purpose: Purpose,
+    /// `email` or `msisdn`.
+    medium: &'static str,
+    /// The normalised address: a lower-cased email address, or E.164 digits.
+    address: &'a str,
+    client_secret: &'a str,
+    send_attempt: i64,
+    next_link: Option<&'a str>,
+}
 
 /// What a validation is for: the message says so, and the session remembers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +68,25 @@ pub fn check_secret_grammar(name: &str, value: &str) -> Result<(), MatrixError> 
             "{name} must be 1 to 255 characters of [0-9a-zA-Z.=_-]"
         )))
     }
+}
+
+/// A phone number as this server stores and compares it: parsed for the
+/// client's `country` (ISO 3166 alpha-2) with the `phonenumber` crate
+/// (libphonenumber's data), checked to be a valid number, and written as E.164
+/// digits without the `+` (the form the spec's `msisdn` uses).
+pub fn normalise_phone(country: &str, number: &str) -> Result<String, MatrixError> {
+    let country: phonenumber::country::Id = country
+        .trim()
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| MatrixError::invalid_param("Unknown country code"))?;
+    let invalid = || MatrixError::invalid_param("Not a valid phone number");
+    let parsed = phonenumber::parse(Some(country), number).map_err(|_| invalid())?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(invalid());
+    }
+    let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+    Ok(e164.trim_start_matches('+').to_string())
 }
 
 /// An email address as this server stores and compares it: parsed by lettre
@@ -145,25 +176,67 @@ impl Server {
         Ok(())
     }
 
-    /// `requestToken` for an email address: checks, then a session, then the
-    /// message (only when the session is new or `send_attempt` grew). Answers
-    /// only once the SMTP server accepted the message.
+    /// `requestToken` for an email address.
     pub async fn request_email_token(
         &self,
         purpose: Purpose,
         body: &RequestEmailValidation,
     ) -> Result<RequestTokenResponse, MatrixError> {
-        let Some(mailer) = &self.mailer else {
+        if self.mailer.is_none() {
             return Err(medium_not_supported());
-        };
+        }
         check_secret_grammar("client_secret", &body.client_secret)?;
         let address = normalise_email(&body.email)?;
-        if let Some(link) = &body.next_link {
+        let request = TokenRequest {
+            purpose,
+            medium: "email",
+            address: &address,
+            client_secret: &body.client_secret,
+            send_attempt: body.send_attempt,
+            next_link: body.next_link.as_deref(),
+        };
+        self.request_token(request).await
+    }
+
+    /// `requestToken` for a phone number (`country` + `phone_number`).
+    pub async fn request_msisdn_token(
+        &self,
+        purpose: Purpose,
+        body: &RequestMsisdnValidation,
+    ) -> Result<RequestTokenResponse, MatrixError> {
+        if self.sms.is_none() {
+            return Err(medium_not_supported());
+        }
+        check_secret_grammar("client_secret", &body.client_secret)?;
+        let address = normalise_phone(&body.country, &body.phone_number)?;
+        let request = TokenRequest {
+            purpose,
+            medium: "msisdn",
+            address: &address,
+            client_secret: &body.client_secret,
+            send_attempt: body.send_attempt,
+            next_link: body.next_link.as_deref(),
+        };
+        self.request_token(request).await
+    }
+
+    /// Checks, then a session, then the message (only when the session is new
+    /// or `send_attempt` grew). Answers only once the message was accepted
+    /// for delivery.
+    async fn request_token(
+        &self,
+        r: TokenRequest<'_>,
+    ) -> Result<RequestTokenResponse, MatrixError> {
+        if let Some(link) = r.next_link {
             self.check_next_link(link)?;
         }
         let email = &self.config.email;
-        if !email.allowed_addresses.is_empty()
-            && !self.allowed_addresses.iter().any(|r| r.is_match(&address))
+        if r.medium == "email"
+            && !email.allowed_addresses.is_empty()
+            && !self
+                .allowed_addresses
+                .iter()
+                .any(|re| re.is_match(r.address))
         {
             return Err(MatrixError::new(
                 StatusCode::FORBIDDEN,
@@ -171,13 +244,13 @@ impl Server {
                 "This server does not accept this address",
             ));
         }
-        self.limit_threepid(&address)?;
+        self.limit_threepid(&format!("{}:{}", r.medium, r.address))?;
         let owner = self
             .store
-            .threepid_owner("email", &address)
+            .threepid_owner(r.medium, r.address)
             .await
             .map_err(internal)?;
-        let refusal = match (purpose, owner) {
+        let refusal = match (r.purpose, owner) {
             (Purpose::Register | Purpose::AddThreepid, Some(_)) => Some(threepid_in_use()),
             (Purpose::PasswordReset, None) => Some(threepid_not_found()),
             _ => None,
@@ -194,50 +267,104 @@ impl Server {
             answer.submit_url = Some(self.submit_url());
             return Ok(answer);
         }
+        // Email: a code to type or a link to follow; SMS: six digits to type.
+        let (token, lifetime_secs) = match r.medium {
+            "email" => (crypto::new_id(), email.validation_token_lifetime_secs),
+            _ => (
+                format!("{:06}", rand::thread_rng().gen_range(0..1_000_000)),
+                self.config.sms.validation_token_lifetime_secs,
+            ),
+        };
         let requested = self
             .store
             .request_validation(NewValidation {
-                client_secret_hash: &crypto::token_hash(&body.client_secret),
-                medium: "email",
-                address: &address,
-                purpose: purpose.as_str(),
-                send_attempt: body.send_attempt,
-                next_link: body.next_link.as_deref(),
-                lifetime_ms: (email.validation_token_lifetime_secs * 1000) as i64,
+                client_secret_hash: &crypto::token_hash(r.client_secret),
+                medium: r.medium,
+                address: r.address,
+                purpose: r.purpose.as_str(),
+                token_hash: &crypto::token_hash(&token),
+                send_attempt: r.send_attempt,
+                next_link: r.next_link,
+                lifetime_ms: (lifetime_secs * 1000) as i64,
             })
             .await
             .map_err(internal)?;
-        if let Some(token) = &requested.send {
-            let mail = self.validation_mail(
-                purpose,
-                &address,
-                &requested.sid,
-                &body.client_secret,
-                token,
-            )?;
-            if let Err(why) = mailer.send(mail).await {
+        if requested.send {
+            if let Err(why) = self
+                .deliver(&r, &requested.sid, &token, lifetime_secs)
+                .await
+            {
                 tracing::warn!(
                     sid = requested.sid,
+                    medium = r.medium,
                     error = why,
-                    "validation email not sent"
+                    "validation not sent"
                 );
                 self.store
                     .validation_not_sent(&requested.sid)
                     .await
                     .map_err(internal)?;
                 return Err(MatrixError::unknown(format!(
-                    "The email could not be sent: {why}"
+                    "The validation message could not be sent: {why}"
                 )));
             }
             tracing::info!(
                 sid = requested.sid,
-                purpose = purpose.as_str(),
-                "validation email sent"
+                medium = r.medium,
+                purpose = r.purpose.as_str(),
+                "validation sent"
             );
         }
         let mut answer = RequestTokenResponse::new(requested.sid);
         answer.submit_url = Some(self.submit_url());
         Ok(answer)
+    }
+
+    /// Sends a session's token: an email with the code and a link to the
+    /// validation page, or a text message with the code.
+    async fn deliver(
+        &self,
+        r: &TokenRequest<'_>,
+        sid: &str,
+        token: &str,
+        lifetime_secs: u64,
+    ) -> Result<(), String> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("sid", sid)
+            .append_pair("client_secret", r.client_secret)
+            .append_pair("token", token)
+            .finish();
+        let link = format!("{}{BASE}/3pid/validate?{query}", self.public_base());
+        let context = minijinja::context! {
+            purpose => r.purpose.as_str(),
+            server_name => self.config.server_name,
+            link,
+            token,
+            address => r.address,
+            lifetime_hours => lifetime_secs.div_ceil(3600),
+            lifetime_minutes => lifetime_secs.div_ceil(60),
+        };
+        let render = |name: &str| {
+            self.templates.render(name, &context).inspect_err(|e| {
+                tracing::error!(error = e, "template failed");
+            })
+        };
+        match (r.medium, &self.mailer, &self.sms) {
+            ("email", Some(mailer), _) => {
+                let mail = Mail {
+                    to: r.address,
+                    subject: render("email/validation_subject.txt")?.trim().to_string(),
+                    text: render("email/validation.txt")?,
+                    html: render("email/validation.html")?,
+                };
+                mailer.send(mail).await
+            }
+            ("msisdn", _, Some(sms)) => {
+                let text = render("sms/validation.txt")?;
+                sms.send(r.address, text.trim()).await
+            }
+            _ => Err("no delivery for this medium".into()),
+        }
     }
 
     /// Before an account is made with the address a session proved: the
@@ -314,43 +441,6 @@ impl Server {
         format!("{}{BASE}/3pid/submit_token", self.public_base())
     }
 
-    fn validation_mail<'a>(
-        &self,
-        purpose: Purpose,
-        address: &'a str,
-        sid: &str,
-        client_secret: &str,
-        token: &str,
-    ) -> Result<Mail<'a>, MatrixError> {
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("sid", sid)
-            .append_pair("client_secret", client_secret)
-            .append_pair("token", token)
-            .finish();
-        let link = format!("{}{BASE}/3pid/validate?{query}", self.public_base());
-        let context = minijinja::context! {
-            purpose => purpose.as_str(),
-            server_name => self.config.server_name,
-            link,
-            token,
-            address,
-            lifetime_hours => self.config.email.validation_token_lifetime_secs.div_ceil(3600),
-        };
-        let render = |name: &str| {
-            self.templates.render(name, &context).map_err(|e| {
-                tracing::error!(error = e, "template failed");
-                MatrixError::unknown("Internal server error")
-            })
-        };
-        let subject = render("email/validation_subject.txt")?;
-        Ok(Mail {
-            to: address,
-            subject: subject.trim().to_string(),
-            text: render("email/validation.txt")?,
-            html: render("email/validation.html")?,
-        })
-    }
-
     /// A token submitted through `submit_url` or the page's form.
     pub async fn submit_token(
         &self,
@@ -399,6 +489,34 @@ mod tests {
         for bad in ["", "a b", "ä", "a/b", &"x".repeat(256)] {
             let e = check_secret_grammar("client_secret", bad).unwrap_err();
             assert_eq!(e.errcode, "M_INVALID_PARAM", "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_parsed_for_their_country_and_written_as_e164() {
+        assert_eq!(
+            normalise_phone("GB", "07400 123456").unwrap(),
+            "447400123456"
+        );
+        assert_eq!(
+            normalise_phone("gb", "+44 7400 123456").unwrap(),
+            "447400123456"
+        );
+        assert_eq!(
+            normalise_phone("US", "(650) 253-0000").unwrap(),
+            "16502530000"
+        );
+        for (country, number) in [
+            ("GB", "123"),
+            ("XX", "07700900123"),
+            ("GB", "not a number"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                normalise_phone(country, number).unwrap_err().errcode,
+                "M_INVALID_PARAM",
+                "{country} {number}"
+            );
         }
     }
 

@@ -10,9 +10,9 @@ use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
 use matrix_api::runtime::{Context, MatrixError, RequestInfo};
 use matrix_api::types;
 
-use crate::service::{internal, known_user_id, medium_not_supported, msisdn_key, Caller, Server};
+use crate::service::{internal, known_user_id, Caller, Server};
 use crate::store::LogoutDevices;
-use crate::uia::{Uia, UiaSpec, EMAIL, PASSWORD};
+use crate::uia::{Uia, UiaSpec, EMAIL, MSISDN, PASSWORD};
 use crate::validation::{session_expired, Purpose};
 
 impl Server {
@@ -31,7 +31,11 @@ impl Server {
                 if body.logout_devices { "1" } else { "0" },
             ],
             user_id: None,
-            flows: vec![vec![EMAIL]],
+            flows: [(self.mailer.is_some(), EMAIL), (self.sms.is_some(), MSISDN)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, stage)| vec![stage])
+                .collect(),
             request,
             result_on_retry: false,
         };
@@ -90,7 +94,7 @@ impl PasswordManagementApi for Server {
         // Without a token the caller proves an email address instead: "forgot
         // password". That needs email delivery.
         let Some(caller) = ctx.auth else {
-            if self.mailer.is_none() {
+            if self.mailer.is_none() && self.sms.is_none() {
                 return Err(MatrixError::missing_token());
             }
             return self.reset_password(&ctx.request, &request.body).await;
@@ -143,8 +147,9 @@ impl PasswordManagementApi for Server {
         _ctx: Context<()>,
         request: request_token_to_reset_password_msisdn::Request,
     ) -> Result<request_token_to_reset_password_msisdn::Response, MatrixError> {
-        self.limit_threepid(&msisdn_key(&request.body))?;
-        Err(medium_not_supported())
+        self.request_msisdn_token(Purpose::PasswordReset, &request.body)
+            .await
+            .map(Into::into)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::ratelimit::{Action, Key};
 use crate::service::{check_device_id, internal, known_user_id, locked, Caller, Server};
 use crate::store::{now_ms, LogoutDevices, Refreshed, User};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
-use crate::validation::normalise_email;
+use crate::validation::{normalise_email, normalise_phone};
 
 impl Server {
     /// The user a password login names: `identifier` (`m.id.user`, or a 3PID the
@@ -31,7 +31,21 @@ impl Server {
                     .user_by_threepid(field("medium"), field("address"))
                     .await
             }
-            Some("m.id.phone") => return Ok(None),
+            Some("m.id.phone") => {
+                let (Some(country), Some(phone)) = (field("country"), field("phone")) else {
+                    return Err(MatrixError::missing_param(
+                        "m.id.phone needs `country` and `phone`",
+                    ));
+                };
+                let Ok(number) = normalise_phone(country, phone) else {
+                    return Ok(None);
+                };
+                return self
+                    .store
+                    .threepid_owner("msisdn", &number)
+                    .await
+                    .map_err(internal);
+            }
             Some(_) => {
                 return Err(MatrixError::new(
                     StatusCode::BAD_REQUEST,
@@ -67,6 +81,8 @@ impl Server {
                 Ok(a) => a,
                 Err(_) => return Ok(None),
             },
+            // An msisdn is E.164 digits already.
+            "msisdn" => address.trim_start_matches('+').to_string(),
             _ => return Ok(None),
         };
         self.store

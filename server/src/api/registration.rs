@@ -13,11 +13,9 @@ use matrix_api::runtime::{Context, MatrixError, ServerName};
 
 use crate::config::RegistrationMode;
 use crate::crypto;
-use crate::service::{
-    check_device_id, internal, known_user_id, medium_not_supported, msisdn_key, Server, Session,
-};
+use crate::service::{check_device_id, internal, known_user_id, Server, Session};
 use crate::store::{now_ms, UiaSession};
-use crate::uia::{Uia, UiaSpec, DUMMY, EMAIL, REGISTRATION_TOKEN};
+use crate::uia::{Uia, UiaSpec, DUMMY, EMAIL, MSISDN, REGISTRATION_TOKEN};
 use crate::validation::Purpose;
 
 impl Server {
@@ -26,14 +24,24 @@ impl Server {
     fn registration_flows(&self) -> Vec<Vec<&'static str>> {
         let email = &self.config.email;
         let token_mode = self.config.registration.mode == RegistrationMode::Token;
-        match (token_mode, email.enabled(), email.require_for_registration) {
+        let mut flows = match (token_mode, email.enabled(), email.require_for_registration) {
             (false, false, _) => vec![vec![DUMMY], vec![REGISTRATION_TOKEN]],
             (false, true, false) => vec![vec![DUMMY], vec![REGISTRATION_TOKEN], vec![EMAIL]],
             (false, true, true) => vec![vec![EMAIL]],
             (true, false, _) => vec![vec![REGISTRATION_TOKEN]],
             (true, true, false) => vec![vec![REGISTRATION_TOKEN], vec![REGISTRATION_TOKEN, EMAIL]],
             (true, true, true) => vec![vec![REGISTRATION_TOKEN, EMAIL]],
+        };
+        // A phone number may stand in for what the mode asks, unless an email
+        // address is required.
+        if self.sms.is_some() && !email.require_for_registration {
+            flows.push(if token_mode {
+                vec![REGISTRATION_TOKEN, MSISDN]
+            } else {
+                vec![MSISDN]
+            });
         }
+        flows
     }
 
     /// `M_USER_IN_USE` when the ID was ever taken (deactivated IDs stay taken).
@@ -250,8 +258,9 @@ impl RegistrationApi for Server {
         _ctx: Context<()>,
         request: request_token_to_register_msisdn::Request,
     ) -> Result<request_token_to_register_msisdn::Response, MatrixError> {
-        self.limit_threepid(&msisdn_key(&request.body))?;
-        Err(medium_not_supported())
+        self.request_msisdn_token(Purpose::Register, &request.body)
+            .await
+            .map(Into::into)
     }
 
     async fn check_username_availability(

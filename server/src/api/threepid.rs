@@ -11,7 +11,7 @@ use matrix_api::client_server::administrative_contact::{
 use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types;
 
-use crate::service::{internal, medium_not_supported, msisdn_key, Caller, Server};
+use crate::service::{internal, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 use crate::validation::Purpose;
 
@@ -143,7 +143,8 @@ impl AdministrativeContactApi for Server {
         _ctx: Context<()>,
         request: request_token_to_3pid_msisdn::Request,
     ) -> Result<request_token_to_3pid_msisdn::Response, MatrixError> {
-        self.limit_threepid(&msisdn_key(&request.body))?;
-        Err(medium_not_supported())
+        self.request_msisdn_token(Purpose::AddThreepid, &request.body)
+            .await
+            .map(Into::into)
     }
 }

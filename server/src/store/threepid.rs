@@ -12,17 +12,18 @@ pub struct NewValidation<'a> {
     pub medium: &'a str,
     pub address: &'a str,
     pub purpose: &'a str,
+    /// The SHA-256 of the token to send (the caller makes the token).
+    pub token_hash: &'a str,
     pub send_attempt: i64,
     pub next_link: Option<&'a str>,
     pub lifetime_ms: i64,
 }
 
-/// The outcome of a `requestToken` call: the session, and the token to send
-/// when there is something to send (a new session, or a larger
-/// `send_attempt`).
+/// The outcome of a `requestToken` call: the session, and whether its token
+/// (the new one) must be sent (a new session, or a larger `send_attempt`).
 pub struct Requested {
     pub sid: String,
-    pub send: Option<String>,
+    pub send: bool,
 }
 
 /// A session as the validation page and the stages see it.
@@ -68,15 +69,14 @@ impl Store {
         .bind(new.address)
         .fetch_optional(&mut *tx)
         .await?;
-        let token = crypto::new_id();
         let requested = match existing {
-            Some((sid, attempt)) if new.send_attempt <= attempt => Requested { sid, send: None },
+            Some((sid, attempt)) if new.send_attempt <= attempt => Requested { sid, send: false },
             Some((sid, _)) => {
                 sqlx::query(
                     "UPDATE threepid_sessions SET token_hash = $1, send_attempt = $2,
                      next_link = $3, purpose = $4, failures = 0, expires_ms = $5 WHERE sid = $6",
                 )
-                .bind(crypto::token_hash(&token))
+                .bind(new.token_hash)
                 .bind(new.send_attempt)
                 .bind(new.next_link)
                 .bind(new.purpose)
@@ -84,10 +84,7 @@ impl Store {
                 .bind(&sid)
                 .execute(&mut *tx)
                 .await?;
-                Requested {
-                    sid,
-                    send: Some(token),
-                }
+                Requested { sid, send: true }
             }
             None => {
                 let sid = crypto::new_token("sid").replace('_', ".");
@@ -101,17 +98,14 @@ impl Store {
                 .bind(new.medium)
                 .bind(new.address)
                 .bind(new.purpose)
-                .bind(crypto::token_hash(&token))
+                .bind(new.token_hash)
                 .bind(new.send_attempt)
                 .bind(new.next_link)
                 .bind(now)
                 .bind(now + new.lifetime_ms)
                 .execute(&mut *tx)
                 .await?;
-                Requested {
-                    sid,
-                    send: Some(token),
-                }
+                Requested { sid, send: true }
             }
         };
         tx.commit().await?;
