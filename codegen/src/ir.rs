@@ -259,6 +259,20 @@ pub struct Response {
 }
 
 impl Operation {
+    /// The parameters with the path's in the order the path names them (each
+    /// fills the template's next `{..}`), then the others in spec order.
+    pub fn params_in_path_order(&self) -> Vec<&Param> {
+        let mut params: Vec<&Param> = self.params.iter().collect();
+        params.sort_by_key(|p| match p.location {
+            ParamIn::Path => self
+                .path
+                .find(&format!("{{{}}}", p.wire))
+                .unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        });
+        params
+    }
+
     /// The responses that are variants of the operation's typed `Response`:
     /// every documented one whose body is not an error envelope.
     pub fn variants(&self) -> impl Iterator<Item = &Response> {

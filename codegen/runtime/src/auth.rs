@@ -53,6 +53,46 @@ pub struct Metadata {
     pub render_error: fn(MatrixError) -> crate::response::HttpResponse,
 }
 
+#[cfg(test)]
+impl Metadata {
+    /// An operation for the runtime's own tests: public, nothing special,
+    /// Matrix errors; the builders below change what a test needs.
+    pub(crate) const fn for_tests(method: Method, path: &'static str) -> Metadata {
+        Metadata {
+            operation_id: "test",
+            method,
+            path,
+            security: Security {
+                optional: false,
+                schemes: &[],
+            },
+            rate_limited: false,
+            added_in: None,
+            deprecated: false,
+            lock_exempt: false,
+            legacy_path: None,
+            uia: false,
+            render_error: crate::error::render_error::<MatrixError>,
+        }
+    }
+
+    pub(crate) const fn secured(mut self, schemes: &'static [(&'static str, AuthScheme)]) -> Self {
+        self.security = Security {
+            optional: false,
+            schemes,
+        };
+        self
+    }
+
+    pub(crate) const fn rendering(
+        mut self,
+        render_error: fn(MatrixError) -> crate::response::HttpResponse,
+    ) -> Self {
+        self.render_error = render_error;
+        self
+    }
+}
+
 /// A credential found in a request, with the name of the scheme that found it
 /// (`accessTokenBearer`, `accessTokenQuery`, ...).
 #[derive(Clone, Copy, Debug)]

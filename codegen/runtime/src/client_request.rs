@@ -435,25 +435,11 @@ impl<E: ErrorEnvelope> Answer<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Security;
     use crate::error::MatrixError;
 
-    static OP: Metadata = Metadata {
-        operation_id: "op",
-        method: http::Method::PUT,
-        path: "/_x/v3/rooms/{roomId}/state/{key}/end",
-        security: Security {
-            optional: false,
-            schemes: &[("b", AuthScheme::Authorization("Bearer"))],
-        },
-        rate_limited: false,
-        added_in: None,
-        deprecated: false,
-        lock_exempt: false,
-        legacy_path: None,
-        uia: false,
-        render_error: crate::error::render_error::<crate::error::MatrixError>,
-    };
+    static OP: Metadata =
+        Metadata::for_tests(http::Method::PUT, "/_x/v3/rooms/{roomId}/state/{key}/end")
+            .secured(&[("b", AuthScheme::Authorization("Bearer"))]);
 
     #[test]
     fn builds_path_query_headers_and_token() {

@@ -281,24 +281,9 @@ fn json_error(e: serde_json::Error, text: &str) -> MatrixError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Metadata, Security};
+    use crate::auth::Metadata;
 
-    static OP: Metadata = Metadata {
-        operation_id: "test",
-        method: Method::POST,
-        path: "/test",
-        security: Security {
-            optional: false,
-            schemes: &[],
-        },
-        rate_limited: false,
-        added_in: None,
-        deprecated: false,
-        lock_exempt: false,
-        legacy_path: None,
-        uia: false,
-        render_error: crate::error::render_error::<crate::error::MatrixError>,
-    };
+    static OP: Metadata = Metadata::for_tests(Method::POST, "/test");
 
     fn incoming(body: &'static [u8]) -> Incoming {
         Incoming {

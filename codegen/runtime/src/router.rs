@@ -398,25 +398,11 @@ fn credential<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Metadata, Security};
+    use crate::auth::Metadata;
     use crate::oauth_error::OAuthError;
 
-    static TOKEN: Metadata = Metadata {
-        operation_id: "token",
-        method: Method::POST,
-        path: "/oauth2/token",
-        security: Security {
-            optional: false,
-            schemes: &[],
-        },
-        rate_limited: false,
-        added_in: None,
-        deprecated: false,
-        lock_exempt: false,
-        legacy_path: None,
-        uia: false,
-        render_error: crate::error::render_error::<OAuthError>,
-    };
+    static TOKEN: Metadata = Metadata::for_tests(Method::POST, "/oauth2/token")
+        .rendering(crate::error::render_error::<OAuthError>);
 
     static ROUTES: &[Route] = &[Route {
         method: Method::POST,

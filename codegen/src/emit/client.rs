@@ -46,15 +46,7 @@ impl Emitter<'_> {
 
     /// The `Outgoing` calls that put each parameter and the body in place.
     fn client_build(&self, op: &Operation, module: &Module) -> Vec<TokenStream> {
-        let mut params: Vec<_> = op.params.iter().collect();
-        // Path parameters in path order: each fills the template's next `{..}`.
-        params.sort_by_key(|p| match p.location {
-            ParamIn::Path => op
-                .path
-                .find(&format!("{{{}}}", p.wire))
-                .unwrap_or(usize::MAX),
-            _ => usize::MAX,
-        });
+        let params = op.params_in_path_order();
         let mut calls = Vec::new();
         for p in params {
             let name = format_ident!("{}", p.name);

@@ -167,15 +167,8 @@ impl Emitter<'_> {
             .map(|p| p.wire.as_str())
             .collect();
         let mut path_index = 0usize;
-        let mut params: Vec<_> = op.params.iter().collect();
         // Path parameters in path order, so indices match the route's segments.
-        params.sort_by_key(|p| match p.location {
-            ParamIn::Path => op
-                .path
-                .find(&format!("{{{}}}", p.wire))
-                .unwrap_or(usize::MAX),
-            _ => usize::MAX,
-        });
+        let params = op.params_in_path_order();
         for p in params {
             let name = format_ident!("{}", p.name);
             let wire = &p.wire;

@@ -49,6 +49,17 @@ pub enum Submitted {
     Unknown,
 }
 
+/// A session from `SELECT sid, medium, address, purpose, validated_ms`.
+fn session_from_row(r: &sqlx::any::AnyRow) -> ValidationSession {
+    ValidationSession {
+        sid: r.get(0),
+        medium: r.get(1),
+        address: r.get(2),
+        purpose: r.get(3),
+        validated: r.get::<Option<i64>, _>(4).is_some(),
+    }
+}
+
 impl Store {
     /// Starts a validation session, or finds the one this client secret already
     /// has for the address: the same `send_attempt` (or a smaller one) sends
@@ -138,13 +149,7 @@ impl Store {
         .bind(i64::from(max_failures))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| ValidationSession {
-            sid: r.get(0),
-            medium: r.get(1),
-            address: r.get(2),
-            purpose: r.get(3),
-            validated: r.get::<Option<i64>, _>(4).is_some(),
-        }))
+        Ok(row.as_ref().map(session_from_row))
     }
 
     /// Checks a submitted token. A wrong one counts; the one that exceeds
@@ -213,20 +218,14 @@ impl Store {
     /// The validated, live session an interactive-auth stage was passed with.
     pub async fn validated_threepid_by_sid(&self, sid: &str) -> Result<Option<ValidationSession>> {
         let row = sqlx::query(
-            "SELECT sid, medium, address, purpose FROM threepid_sessions
+            "SELECT sid, medium, address, purpose, validated_ms FROM threepid_sessions
              WHERE sid = $1 AND expires_ms > $2 AND validated_ms IS NOT NULL",
         )
         .bind(sid)
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| ValidationSession {
-            sid: r.get(0),
-            medium: r.get(1),
-            address: r.get(2),
-            purpose: r.get(3),
-            validated: true,
-        }))
+        Ok(row.as_ref().map(session_from_row))
     }
 
     /// Ends a session once what it validated was used (an address bound, a
