@@ -1,5 +1,6 @@
 //! Helpers shared by the workspace-level tests.
 
+pub mod browser;
 pub mod server;
 pub mod skip;
 pub mod smtp;

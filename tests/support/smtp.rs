@@ -403,7 +403,7 @@ fn workspace() -> PathBuf {
 
 /// The target directory of the running test binary (`<target>/<profile>/deps/`),
 /// else `$CARGO_TARGET_DIR`, else `<workspace>/target`.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
