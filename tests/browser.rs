@@ -180,7 +180,12 @@ fn after_the_button_the_browser_follows_next_link() {
         return;
     };
     let c = s.client();
-    let next_link = format!("{}/_account/v1/3pid/validated?from=next", s.base);
+    // Another origin than the page's (`localhost`, not `127.0.0.1`), as a
+    // client's next_link is: no CSP of the page may stop the redirect.
+    let next_link = format!(
+        "{}/_account/v1/3pid/validated?from=next",
+        s.base.replace("127.0.0.1", "localhost")
+    );
     let sid = request_token(&c, "next", "jo@example.org", Some(next_link.clone()));
     b.open(&link(&sink.wait_for_message(WAIT)));
     b.click("#confirm");
@@ -240,4 +245,71 @@ fn a_wrong_or_unknown_link_shows_the_error_page() {
     assert!(!b.exists("#confirm"));
     b.screenshot("error-unknown-link");
     assert_page_sound(&b, "main", &["status of 400"]);
+}
+
+/// The interactive-auth fallback in a real browser, as an app's embedded
+/// browser uses it: the app defines `window.onAuthDone`, opens the page for
+/// the password stage of its password change, the person types the password,
+/// and the page's script calls the app back; the app repeats its request with
+/// just the session, and the password changes.
+#[test]
+fn the_fallback_page_completes_a_password_stage_and_calls_the_app_back() {
+    let Some(Setup {
+        browser, server, ..
+    }) = setup()
+    else {
+        return;
+    };
+    let (_, token) = server.user("fred");
+    let c = server.client().with_access_token(&token);
+    use matrix_api::client_server::password_management::change_password::{
+        Request, RequestBody, Response,
+    };
+    let mut body = RequestBody::new("a better password".into());
+    let session = match c.send(&Request::new(body.clone())) {
+        Ok(Response::Unauthorized(uia)) => uia.session.expect("a session"),
+        other => panic!("{other:?}"),
+    };
+    browser.before_every_page("window.onAuthDone = () => { window.authDoneCalled = true; };");
+    let page = format!(
+        "{}/_matrix/client/v3/auth/m.login.password/fallback/web?session={session}",
+        server.base
+    );
+    browser.open(&page);
+    assert_eq!(browser.status(), 200);
+    assert!(browser.text("main").contains("@fred:test.local"));
+    assert_eq!(browser.text("label[for=password]"), "Password");
+    browser.assert_styled(STYLESHEET, "button", "background-color", BUTTON_BACKGROUND);
+    browser.screenshot("fallback-password");
+    // A wrong password first: the page says so, nothing is completed.
+    browser.type_into("#password", "not it");
+    browser.click("#submit");
+    browser.wait_for("#error");
+    assert_eq!(browser.status(), 400);
+    browser.screenshot("fallback-wrong-password");
+    browser.open(&page);
+    browser.type_into("#password", "correct horse");
+    browser.click("#submit");
+    browser.wait_for("#done");
+    browser.screenshot("fallback-done");
+    assert_eq!(
+        browser.execute("return window.authDoneCalled === true;", vec![]),
+        json!(true),
+        "the page called window.onAuthDone()"
+    );
+    browser.assert_no_csp_violations();
+    // The app repeats its request with just the session.
+    body.auth = Some(auth_stage_session(&session));
+    match c.send(&Request::new(body)) {
+        Ok(Response::Ok(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.login("fred", "a better password").status, 200);
+}
+
+/// `auth: {session}`: what a client sends after the fallback page.
+fn auth_stage_session(session: &str) -> matrix_api::types::AuthData {
+    let mut auth = matrix_api::types::AuthData::new();
+    auth.session = Some(session.to_string());
+    auth
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Full};
 use matrix_api::account::validation;
 use matrix_api::client_server::{
-    account_deactivation, admin, administrative_contact, capabilities, login, login_token, logout,
-    openid, password_management, refresh, registration, registration_tokens, versions, wellknown,
-    whoami,
+    account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
+    login_token, logout, openid, password_management, refresh, registration, registration_tokens,
+    versions, wellknown, whoami,
 };
 use matrix_api::router::Dispatcher;
 use matrix_api::runtime::testing::Stub;
@@ -403,6 +403,29 @@ async fn every_operation_round_trips_through_the_router() {
         validation::confirm_validation::Response::SeeOther {
             location: "https://client.example.org/?a=1".into(),
         },
+    )
+    .await;
+    h.round_trip(
+        validation::get_auth_done_script::Request::new(),
+        validation::get_auth_done_script::Response::Ok(matrix_api::runtime::Binary {
+            content_type: Some("text/javascript; charset=utf-8".into()),
+            bytes: bytes::Bytes::from_static(b"x()"),
+        }),
+    )
+    .await;
+    h.round_trip(
+        auth_fallback::show_auth_fallback::Request::new("m.login.password".into(), "S/1".into()),
+        auth_fallback::show_auth_fallback::Response::Ok {
+            body: Html("<form></form>".into()),
+            set_cookie: None,
+        },
+    )
+    .await;
+    let mut form = auth_fallback::submit_auth_fallback::RequestBody::new("S1".into(), "c".into());
+    form.password = Some("p w&=".into());
+    h.round_trip(
+        auth_fallback::submit_auth_fallback::Request::new("m.login.password".into(), form),
+        auth_fallback::submit_auth_fallback::Response::BadRequest(Html("wrong".into())),
     )
     .await;
     h.round_trip(

@@ -948,7 +948,11 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
         "getVersions" | "getLoginFlows" | "getCapabilities" | "getTokenOwner"
         | "getAccount3PIDs" | "logout" | "logout_all" => (200, ""),
         // This server's own pages: nothing to parse.
-        "showValidatedPage" | "getStylesheet" => (200, ""),
+        "showValidatedPage" | "getStylesheet" | "getAuthDoneScript" => (200, ""),
+        // The fallback page's query (session) was not given.
+        "showAuthFallback" => (400, "M_MISSING_PARAM"),
+        // A form body: none of the bodies sent has its fields.
+        "submitAuthFallback" => (400, "M_MISSING_PARAM"),
         // The page's query (sid, client_secret, token) was not given.
         "showValidationPage" => (400, "M_MISSING_PARAM"),
         "getWellknown" => (404, "M_NOT_FOUND"), // no public_baseurl configured
@@ -1003,7 +1007,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 39);
+        assert_eq!(ops.len(), 42);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

@@ -3,6 +3,7 @@
 //   api/client-server/account_deactivation.yaml
 //   api/client-server/admin.yaml
 //   api/client-server/administrative_contact.yaml
+//   api/client-server/auth_fallback.yaml
 //   api/client-server/capabilities.yaml
 //   api/client-server/definitions/auth_data.yaml
 //   api/client-server/definitions/auth_response.yaml
@@ -60,6 +61,7 @@ pub const SOURCES: &[&str] = &[
     "api/client-server/account_deactivation.yaml",
     "api/client-server/admin.yaml",
     "api/client-server/administrative_contact.yaml",
+    "api/client-server/auth_fallback.yaml",
     "api/client-server/capabilities.yaml",
     "api/client-server/login.yaml",
     "api/client-server/login_token.yaml",

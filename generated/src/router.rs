@@ -3,6 +3,7 @@
 //   api/client-server/account_deactivation.yaml
 //   api/client-server/admin.yaml
 //   api/client-server/administrative_contact.yaml
+//   api/client-server/auth_fallback.yaml
 //   api/client-server/capabilities.yaml
 //   api/client-server/definitions/auth_data.yaml
 //   api/client-server/definitions/auth_response.yaml
@@ -36,12 +37,13 @@
 //! The router serving every operation of every API file.
 /// Everything a server implements: all route traits (and so the
 /// [`crate::runtime::Authenticator`] they share).
-pub trait Api: crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
+pub trait Api: crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::auth_fallback::AuthFallbackApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
 impl<
     T: crate::account::validation::ValidationApi
         + crate::client_server::account_deactivation::AccountDeactivationApi
         + crate::client_server::admin::AdminApi
         + crate::client_server::administrative_contact::AdministrativeContactApi
+        + crate::client_server::auth_fallback::AuthFallbackApi
         + crate::client_server::capabilities::CapabilitiesApi
         + crate::client_server::login::LoginApi
         + crate::client_server::login_token::LoginTokenApi
@@ -115,7 +117,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 11usize,
+        op: 12usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -125,7 +127,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 11usize,
+        op: 12usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -135,7 +137,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 12usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -145,7 +147,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 12usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -156,7 +158,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 13usize,
+        op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -167,7 +169,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 13usize,
+        op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -178,7 +180,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 14usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -189,7 +191,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 14usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -200,7 +202,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 15usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -211,7 +213,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 15usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -223,7 +225,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 17usize,
+        op: 18usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -235,6 +237,52 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
+        op: 18usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 19usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 19usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("unbind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
+        op: 17usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("unbind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
         op: 17usize,
     },
     crate::runtime::Route {
@@ -242,56 +290,10 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client/v3",
         segments: &[
             crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 18usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 18usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("unbind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 16usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("unbind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 16usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 5usize,
+        op: 6usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -301,7 +303,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 5usize,
+        op: 6usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -311,7 +313,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 26usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -321,7 +323,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 26usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -333,7 +335,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 27usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -345,7 +347,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 27usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -357,7 +359,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 28usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -369,7 +371,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 28usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -379,7 +381,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 37usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -389,49 +391,97 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 37usize,
+        op: 40usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("auth"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("fallback"),
+            crate::runtime::Seg::Lit("web"),
+        ],
+        metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
+        op: 20usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("auth"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("fallback"),
+            crate::runtime::Seg::Lit("web"),
+        ],
+        metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
+        op: 20usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("auth"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("fallback"),
+            crate::runtime::Seg::Lit("web"),
+        ],
+        metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
+        op: 21usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("auth"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("fallback"),
+            crate::runtime::Seg::Lit("web"),
+        ],
+        metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
+        op: 21usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 19usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 19usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 20usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 20usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 21usize,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 21usize,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -441,35 +491,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 22usize,
+        op: 25usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 23usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 23usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 24usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 24usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -479,7 +529,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 36usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -489,28 +539,28 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 38usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 29usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 30usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 30usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -520,7 +570,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 33usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -530,7 +580,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 33usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -541,7 +591,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 31usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -552,7 +602,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 31usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -563,7 +613,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 34usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -574,7 +624,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 32usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -585,7 +635,17 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 32usize,
+        op: 35usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("static"),
+            crate::runtime::Seg::Lit("auth_done.js"),
+        ],
+        metadata: &crate::account::validation::get_auth_done_script::METADATA,
+        op: 4usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -595,7 +655,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("style.css"),
         ],
         metadata: &crate::account::validation::get_stylesheet::METADATA,
-        op: 4usize,
+        op: 5usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -607,7 +667,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 25usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -619,7 +679,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 25usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -631,7 +691,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 9usize,
+        op: 10usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -643,7 +703,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 10usize,
+        op: 11usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -655,7 +715,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 7usize,
+        op: 8usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -667,7 +727,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 8usize,
+        op: 9usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -679,14 +739,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 6usize,
+        op: 7usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 35usize,
+        op: 38usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -761,7 +821,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_stylesheet(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_auth_done_script(
                                 &api,
                                 ctx,
                                 r,
@@ -771,6 +831,20 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             5usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_stylesheet(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            6usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -786,7 +860,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            6usize => {
+            7usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -801,7 +875,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            7usize => {
+            8usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -817,7 +891,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            8usize => {
+            9usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -833,7 +907,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            9usize => {
+            10usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -849,7 +923,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            10usize => {
+            11usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -865,7 +939,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            11usize => {
+            12usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -881,7 +955,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            12usize => {
+            13usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -897,7 +971,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            13usize => {
+            14usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -913,7 +987,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            14usize => {
+            15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -929,7 +1003,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            15usize => {
+            16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -945,7 +1019,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            16usize => {
+            17usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -961,7 +1035,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            17usize => {
+            18usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -975,7 +1049,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            18usize => {
+            19usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -989,7 +1063,35 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            19usize => {
+            20usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::client_server::auth_fallback::AuthFallbackApi>::show_auth_fallback(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            21usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::client_server::auth_fallback::AuthFallbackApi>::submit_auth_fallback(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1005,7 +1107,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            20usize => {
+            23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1019,7 +1121,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            21usize => {
+            24usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1033,7 +1135,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            22usize => {
+            25usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1049,7 +1151,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            23usize => {
+            26usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1064,7 +1166,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            24usize => {
+            27usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1079,7 +1181,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            25usize => {
+            28usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1095,7 +1197,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            26usize => {
+            29usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1111,7 +1213,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            27usize => {
+            30usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1125,7 +1227,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            28usize => {
+            31usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1139,7 +1241,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            29usize => {
+            32usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1153,7 +1255,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            30usize => {
+            33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1167,7 +1269,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            31usize => {
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1181,7 +1283,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            32usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1195,7 +1297,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1209,7 +1311,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1223,7 +1325,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1239,7 +1341,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1253,7 +1355,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1269,7 +1371,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

@@ -31,6 +31,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/base.html"),
     ),
     (
+        "pages/auth_fallback.html",
+        include_str!("../templates/pages/auth_fallback.html"),
+    ),
+    (
         "pages/validate.html",
         include_str!("../templates/pages/validate.html"),
     ),
@@ -46,6 +50,9 @@ const BUILT_IN: &[(&str, &str)] = &[
 
 /// The pages' style sheet (served at `/_account/v1/static/style.css`).
 pub const STYLE_CSS: &str = include_str!("../templates/pages/style.css");
+
+/// The interactive-auth fallback's script (`/_account/v1/static/auth_done.js`).
+pub const AUTH_DONE_JS: &str = include_str!("../templates/pages/auth_done.js");
 
 pub struct Templates {
     env: Environment<'static>,

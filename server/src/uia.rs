@@ -144,6 +144,40 @@ impl Server {
         })
     }
 
+    /// The fallback page's form (`/auth/{type}/fallback/web`): runs one stage
+    /// in an existing session, out of band. `Ok(Err(message))` is a failed
+    /// stage. The stage counts for the session's flows when the client repeats
+    /// its request with the session ID.
+    pub async fn fallback_stage(
+        &self,
+        session: &mut UiaSession,
+        stage: &str,
+        auth: &AuthData,
+        request: &RequestInfo,
+        operation: &Metadata,
+    ) -> Result<Result<(), String>, MatrixError> {
+        let user_id = session.user_id.clone();
+        let spec = UiaSpec {
+            operation,
+            binding: &[],
+            user_id: user_id.as_deref(),
+            flows: Vec::new(),
+            request,
+            result_on_retry: false,
+        };
+        if let Err((_, message)) = self.run_stage(&spec, session, stage, auth).await? {
+            return Ok(Err(message));
+        }
+        if !session.completed.iter().any(|c| c == stage) {
+            session.completed.push(stage.to_string());
+        }
+        self.store
+            .update_uia_session(session)
+            .await
+            .map_err(internal)?;
+        Ok(Ok(()))
+    }
+
     /// Marks a session completed: the call it authorised acted for `user_id`.
     pub async fn complete_uia(
         &self,

@@ -240,6 +240,12 @@ impl Browser {
         self.step(&format!("click {css}"), element.click());
     }
 
+    /// Types `text` into the field `css` selects, as a person would.
+    pub fn type_into(&self, css: &str, text: &str) {
+        let element = self.wait_for(css);
+        self.step(&format!("type into {css}"), element.send_keys(text));
+    }
+
     /// Waits up to [`STEP`] for an element `css` selects, e.g. the page a click
     /// leads to.
     pub fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
@@ -349,6 +355,16 @@ impl Browser {
         let path = self.screenshots.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path
+    }
+
+    /// Runs `source` in every page opened from now on, before the page's own
+    /// scripts (as an app's embedded browser defines `window.onAuthDone`).
+    pub fn before_every_page(&self, source: &str) {
+        self.step(
+            "add a script to new documents",
+            self.client()
+                .issue_cmd(ScriptOnNewDocument(source.to_string())),
+        );
     }
 
     /// Every console entry of this session so far (the browser's own
@@ -485,6 +501,34 @@ impl Drop for Browser {
         if panicking && !log.trim().is_empty() {
             let _ = writeln!(std::io::stderr(), "browser: chromedriver's log:\n{log}");
         }
+    }
+}
+
+/// chromedriver's `POST /session/{id}/goog/cdp/execute` with
+/// `Page.addScriptToEvaluateOnNewDocument`: a script every later page runs
+/// before its own (what an embedded browser of a client does to define
+/// `window.onAuthDone`).
+#[derive(Debug)]
+struct ScriptOnNewDocument(String);
+
+impl WebDriverCompatibleCommand for ScriptOnNewDocument {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "cmd": "Page.addScriptToEvaluateOnNewDocument",
+            "params": {"source": self.0},
+        });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod account_deactivation;
 pub mod admin;
 pub mod administrative_contact;
+pub mod auth_fallback;
 pub mod capabilities;
 pub mod login;
 pub mod login_token;

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod auth_fallback;
 mod discovery;
 mod login;
 mod openid;

@@ -7,6 +7,7 @@
 //! `requestToken`, failed passwords) stay in the handlers of those operations.
 
 use matrix_api::account::validation::{confirm_validation, submit_validation_token};
+use matrix_api::client_server::auth_fallback::submit_auth_fallback;
 use matrix_api::client_server::{
     account_deactivation::deactivate_account,
     administrative_contact::{
@@ -114,6 +115,10 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     ),
     (
         &confirm_validation::METADATA,
+        Some((Action::SubmitToken, By::Address)),
+    ),
+    (
+        &submit_auth_fallback::METADATA,
         Some((Action::SubmitToken, By::Address)),
     ),
     (&get_capabilities::METADATA, None),

@@ -6,15 +6,15 @@
 
 use bytes::Bytes;
 use matrix_api::account::validation::{
-    confirm_validation, get_stylesheet, show_validated_page, show_validation_page,
-    submit_validation_token, ValidationApi,
+    confirm_validation, get_auth_done_script, get_stylesheet, show_validated_page,
+    show_validation_page, submit_validation_token, ValidationApi,
 };
 use matrix_api::runtime::{Binary, Context, Html, MatrixError};
 use serde::Serialize;
 
 use crate::crypto;
 use crate::service::{internal, Server};
-use crate::templates::STYLE_CSS;
+use crate::templates::{AUTH_DONE_JS, STYLE_CSS};
 use crate::validation::{check_secret_grammar, BASE};
 
 /// The cookie the validation page sets and its form must echo.
@@ -167,6 +167,18 @@ impl ValidationApi for Server {
             },
         )?;
         Ok(page.into())
+    }
+
+    async fn get_auth_done_script(
+        &self,
+        _ctx: Context<()>,
+        _request: get_auth_done_script::Request,
+    ) -> Result<get_auth_done_script::Response, MatrixError> {
+        let js = Binary {
+            content_type: Some("text/javascript; charset=utf-8".into()),
+            bytes: Bytes::from_static(AUTH_DONE_JS.as_bytes()),
+        };
+        Ok(js.into())
     }
 
     async fn get_stylesheet(
