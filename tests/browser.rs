@@ -313,3 +313,52 @@ fn auth_stage_session(session: &str) -> matrix_api::types::AuthData {
     auth.session = Some(session.to_string());
     auth
 }
+
+/// The login fallback in a real browser, as an app's embedded browser uses
+/// it: the page logs in through `POST /login` with the query's `device_id`
+/// and hands the response to `window.matrixLogin.onLogin`.
+#[test]
+fn the_login_fallback_logs_in_and_hands_the_response_to_the_app() {
+    let Some(Setup {
+        browser, server, ..
+    }) = setup()
+    else {
+        return;
+    };
+    server.user("gwen");
+    browser.before_every_page(
+        "window.matrixLogin = { onLogin: function (r) { window.loginResponse = r; } };",
+    );
+    let page = format!(
+        "{}/_matrix/static/client/login/?device_id=BROWSERDEV",
+        server.base
+    );
+    browser.open(&page);
+    assert_eq!(browser.status(), 200);
+    assert_eq!(browser.text("label[for=user]"), "Username");
+    assert_eq!(browser.text("label[for=password]"), "Password");
+    browser.assert_styled(STYLESHEET, "button", "background-color", BUTTON_BACKGROUND);
+    browser.screenshot("login");
+    browser.type_into("#user", "gwen");
+    browser.type_into("#password", "wrong password");
+    browser.click("#submit");
+    browser.wait_for("#error:not([hidden])");
+    assert_eq!(browser.text("#error"), "Invalid username or password");
+    browser.screenshot("login-wrong-password");
+    browser.open(&page);
+    browser.type_into("#user", "gwen");
+    browser.type_into("#password", "correct horse");
+    browser.click("#submit");
+    browser.wait_for("#done:not([hidden])");
+    browser.screenshot("login-done");
+    let response = browser.execute("return window.loginResponse;", vec![]);
+    assert_eq!(response["user_id"], "@gwen:test.local", "{response}");
+    assert_eq!(
+        response["device_id"], "BROWSERDEV",
+        "the query's device_id was forwarded"
+    );
+    let token = response["access_token"].as_str().expect("an access token");
+    let who = server.get("/_matrix/client/v3/account/whoami", Some(token));
+    assert_eq!(who.body["device_id"], "BROWSERDEV");
+    browser.assert_no_csp_violations();
+}

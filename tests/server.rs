@@ -948,7 +948,9 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
         "getVersions" | "getLoginFlows" | "getCapabilities" | "getTokenOwner"
         | "getAccount3PIDs" | "logout" | "logout_all" => (200, ""),
         // This server's own pages: nothing to parse.
-        "showValidatedPage" | "getStylesheet" | "getAuthDoneScript" => (200, ""),
+        "showValidatedPage" | "showLoginFallback" => (200, ""),
+        // The path names no file.
+        "getStaticFile" => (404, "M_NOT_FOUND"),
         // The fallback page's query (session) was not given.
         "showAuthFallback" => (400, "M_MISSING_PARAM"),
         // A form body: none of the bodies sent has its fields.

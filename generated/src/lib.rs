@@ -19,6 +19,7 @@
 //   api/client-server/definitions/wellknown/homeserver.yaml
 //   api/client-server/definitions/wellknown/identity_server.yaml
 //   api/client-server/login.yaml
+//   api/client-server/login_fallback.yaml
 //   api/client-server/login_token.yaml
 //   api/client-server/logout.yaml
 //   api/client-server/openid.yaml
@@ -64,6 +65,7 @@ pub const SOURCES: &[&str] = &[
     "api/client-server/auth_fallback.yaml",
     "api/client-server/capabilities.yaml",
     "api/client-server/login.yaml",
+    "api/client-server/login_fallback.yaml",
     "api/client-server/login_token.yaml",
     "api/client-server/logout.yaml",
     "api/client-server/openid.yaml",

@@ -19,6 +19,7 @@
 //   api/client-server/definitions/wellknown/homeserver.yaml
 //   api/client-server/definitions/wellknown/identity_server.yaml
 //   api/client-server/login.yaml
+//   api/client-server/login_fallback.yaml
 //   api/client-server/login_token.yaml
 //   api/client-server/logout.yaml
 //   api/client-server/openid.yaml
@@ -37,7 +38,7 @@
 //! The router serving every operation of every API file.
 /// Everything a server implements: all route traits (and so the
 /// [`crate::runtime::Authenticator`] they share).
-pub trait Api: crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::auth_fallback::AuthFallbackApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
+pub trait Api: crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::auth_fallback::AuthFallbackApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_fallback::LoginFallbackApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
 impl<
     T: crate::account::validation::ValidationApi
         + crate::client_server::account_deactivation::AccountDeactivationApi
@@ -46,6 +47,7 @@ impl<
         + crate::client_server::auth_fallback::AuthFallbackApi
         + crate::client_server::capabilities::CapabilitiesApi
         + crate::client_server::login::LoginApi
+        + crate::client_server::login_fallback::LoginFallbackApi
         + crate::client_server::login_token::LoginTokenApi
         + crate::client_server::logout::LogoutApi
         + crate::client_server::openid::ClientServerOpenidApi
@@ -117,7 +119,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 12usize,
+        op: 11usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -127,6 +129,26 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
+        op: 11usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+        ],
+        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
+        op: 12usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+        ],
+        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
         op: 12usize,
     },
     crate::runtime::Route {
@@ -135,30 +157,10 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
-        ],
-        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 13usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-        ],
-        metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 13usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 14usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -169,6 +171,28 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
+        op: 13usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("bind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
+        op: 14usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("bind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
         op: 14usize,
     },
     crate::runtime::Route {
@@ -177,32 +201,10 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("bind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 15usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("bind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 15usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 16usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -213,7 +215,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 16usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -225,7 +227,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 18usize,
+        op: 17usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -237,6 +239,30 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
+        op: 17usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 18usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
         op: 18usize,
     },
     crate::runtime::Route {
@@ -245,34 +271,10 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         segments: &[
             crate::runtime::Seg::Lit("account"),
             crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 19usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 19usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 17usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -283,7 +285,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 17usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -293,7 +295,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 6usize,
+        op: 5usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -303,7 +305,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 6usize,
+        op: 5usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -403,7 +405,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 20usize,
+        op: 19usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -415,22 +417,22 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
+        op: 19usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("auth"),
+            crate::runtime::Seg::Param,
+            crate::runtime::Seg::Lit("fallback"),
+            crate::runtime::Seg::Lit("web"),
+        ],
+        metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
         op: 20usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("auth"),
-            crate::runtime::Seg::Param,
-            crate::runtime::Seg::Lit("fallback"),
-            crate::runtime::Seg::Lit("web"),
-        ],
-        metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 21usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("auth"),
@@ -439,48 +441,55 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
+        op: 20usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/v3",
+        segments: &[crate::runtime::Seg::Lit("capabilities")],
+        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
+        op: 21usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/r0",
+        segments: &[crate::runtime::Seg::Lit("capabilities")],
+        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
         op: 21usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
-        segments: &[crate::runtime::Seg::Lit("capabilities")],
-        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 22usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::GET,
-        base: "/_matrix/client/r0",
-        segments: &[crate::runtime::Seg::Lit("capabilities")],
-        metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 22usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::GET,
-        base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 23usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 23usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 24usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
+        op: 23usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/static/client",
+        segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
+        metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
         op: 24usize,
     },
     crate::runtime::Route {
@@ -640,22 +649,9 @@ pub static ROUTES: &[crate::runtime::Route] = &[
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
-        segments: &[
-            crate::runtime::Seg::Lit("static"),
-            crate::runtime::Seg::Lit("auth_done.js"),
-        ],
-        metadata: &crate::account::validation::get_auth_done_script::METADATA,
+        segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
+        metadata: &crate::account::validation::get_static_file::METADATA,
         op: 4usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::GET,
-        base: "/_account/v1",
-        segments: &[
-            crate::runtime::Seg::Lit("static"),
-            crate::runtime::Seg::Lit("style.css"),
-        ],
-        metadata: &crate::account::validation::get_stylesheet::METADATA,
-        op: 5usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -691,7 +687,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 10usize,
+        op: 9usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -703,7 +699,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 11usize,
+        op: 10usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -715,7 +711,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 8usize,
+        op: 7usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -727,7 +723,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 9usize,
+        op: 8usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -739,7 +735,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 7usize,
+        op: 6usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -821,7 +817,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_auth_done_script(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_static_file(
                                 &api,
                                 ctx,
                                 r,
@@ -831,20 +827,6 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             5usize => {
-                Box::pin(async move {
-                    crate::runtime::handle_public(
-                            &*api,
-                            req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_stylesheet(
-                                &api,
-                                ctx,
-                                r,
-                            ),
-                        )
-                        .await
-                })
-            }
-            6usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -860,7 +842,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            7usize => {
+            6usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -875,7 +857,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            8usize => {
+            7usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -891,7 +873,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            9usize => {
+            8usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -907,7 +889,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            10usize => {
+            9usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -923,7 +905,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            11usize => {
+            10usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -939,7 +921,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            12usize => {
+            11usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -955,7 +937,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            13usize => {
+            12usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -971,7 +953,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            14usize => {
+            13usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -987,7 +969,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            15usize => {
+            14usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1003,7 +985,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            16usize => {
+            15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1019,7 +1001,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            17usize => {
+            16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1035,7 +1017,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            18usize => {
+            17usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1049,7 +1031,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            19usize => {
+            18usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1063,7 +1045,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            20usize => {
+            19usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1077,7 +1059,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            21usize => {
+            20usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1091,7 +1073,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            22usize => {
+            21usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1107,7 +1089,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            23usize => {
+            22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1121,12 +1103,26 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            24usize => {
+            23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
                             req,
                             |ctx, r| <S as crate::client_server::login::LoginApi>::login(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            24usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::client_server::login_fallback::LoginFallbackApi>::show_login_fallback(
                                 &api,
                                 ctx,
                                 r,

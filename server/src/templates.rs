@@ -35,6 +35,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/auth_fallback.html"),
     ),
     (
+        "pages/login.html",
+        include_str!("../templates/pages/login.html"),
+    ),
+    (
         "pages/validate.html",
         include_str!("../templates/pages/validate.html"),
     ),
@@ -48,11 +52,25 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
-/// The pages' style sheet (served at `/_account/v1/static/style.css`).
-pub const STYLE_CSS: &str = include_str!("../templates/pages/style.css");
-
-/// The interactive-auth fallback's script (`/_account/v1/static/auth_done.js`).
-pub const AUTH_DONE_JS: &str = include_str!("../templates/pages/auth_done.js");
+/// The files the pages load (`/_account/v1/static/{file}`): a content type
+/// and the text. Built in; not templates, so nothing in them varies.
+pub fn static_file(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "style.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../templates/pages/style.css"),
+        ),
+        "auth_done.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../templates/pages/auth_done.js"),
+        ),
+        "login.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../templates/pages/login.js"),
+        ),
+        _ => return None,
+    })
+}
 
 pub struct Templates {
     env: Environment<'static>,

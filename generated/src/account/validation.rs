@@ -458,17 +458,19 @@ pub mod show_validated_page {
         }
     }
 }
-/// The script of the interactive-auth fallback page's last step.
+/// A file the pages load (their style sheet, their scripts).
 ///
-/// Calls `window.onAuthDone()`, or posts `"authDone"` to the opener, as the spec's fallback
-/// section says. Served from here so the page's CSP allows scripts from `'self'` only.
-pub mod get_auth_done_script {
+/// Served from here so the pages load nothing from elsewhere: their CSP allows styles and
+/// scripts from `'self'` only. `style.css`, `auth_done.js` (the interactive-auth fallback's
+/// last step: calls `window.onAuthDone()`, or posts `"authDone"` to the opener), `login.js`
+/// (the login fallback).
+pub mod get_static_file {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
     pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
-        operation_id: "getAuthDoneScript",
+        operation_id: "getStaticFile",
         method: http::Method::GET,
-        path: "/_account/v1/static/auth_done.js",
+        path: "/_account/v1/static/{file}",
         security: crate::runtime::Security {
             optional: false,
             schemes: &[],
@@ -484,23 +486,21 @@ pub mod get_auth_done_script {
     /// The typed request: parameters and body.
     #[derive(Clone, Debug, PartialEq)]
     #[non_exhaustive]
-    pub struct Request {}
-    impl Request {
-        /// A value with every field absent or at its default.
-        pub fn new() -> Self {
-            Self {}
-        }
+    pub struct Request {
+        /// The file's name.
+        pub file: String,
     }
-    impl Default for Request {
-        fn default() -> Self {
-            Self::new()
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(file: String) -> Self {
+            Self { file }
         }
     }
     impl crate::runtime::FromRequest for Request {
         fn from_request(
-            _req: &crate::runtime::Incoming,
+            req: &crate::runtime::Incoming,
         ) -> Result<Self, crate::runtime::MatrixError> {
-            Ok(Self {})
+            Ok(Self { file: req.path(0, "file")? })
         }
     }
     /// The typed response: one variant per documented status, except the
@@ -508,7 +508,7 @@ pub mod get_auth_done_script {
     /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
-        /// The script.
+        /// The file.
         Ok(crate::runtime::Binary),
     }
     impl From<crate::runtime::Binary> for Response {
@@ -539,100 +539,9 @@ pub mod get_auth_done_script {
             http::Request<crate::runtime::Bytes>,
             crate::runtime::ClientError<Self::Error>,
         > {
-            crate::runtime::Outgoing::new(&METADATA, base_url, access_token).build()
-        }
-        fn parse(
-            response: http::Response<crate::runtime::Bytes>,
-        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
-            let answer = crate::runtime::Answer::<Self::Error>::new(response);
-            match answer.status() {
-                200 => Ok(Response::Ok(answer.binary())),
-                _ => answer.error(),
-            }
-        }
-    }
-}
-/// The style sheet of the pages.
-///
-/// Served from here so the pages load nothing from elsewhere (their CSP allows `'self'` only).
-pub mod get_stylesheet {
-    /// What the spec says about this operation besides its types (a
-    /// `static`, so the route table and each request can point at it).
-    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
-        operation_id: "getStylesheet",
-        method: http::Method::GET,
-        path: "/_account/v1/static/style.css",
-        security: crate::runtime::Security {
-            optional: false,
-            schemes: &[],
-        },
-        rate_limited: false,
-        added_in: None,
-        deprecated: false,
-        lock_exempt: false,
-        legacy_path: None,
-        uia: false,
-        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
-    };
-    /// The typed request: parameters and body.
-    #[derive(Clone, Debug, PartialEq)]
-    #[non_exhaustive]
-    pub struct Request {}
-    impl Request {
-        /// A value with every field absent or at its default.
-        pub fn new() -> Self {
-            Self {}
-        }
-    }
-    impl Default for Request {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-    impl crate::runtime::FromRequest for Request {
-        fn from_request(
-            _req: &crate::runtime::Incoming,
-        ) -> Result<Self, crate::runtime::MatrixError> {
-            Ok(Self {})
-        }
-    }
-    /// The typed response: one variant per documented status, except the
-    /// statuses whose body is the error envelope: every error, documented or
-    /// not, is the handler's `Err`.
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Response {
-        /// The style sheet.
-        Ok(crate::runtime::Binary),
-    }
-    impl From<crate::runtime::Binary> for Response {
-        fn from(body: crate::runtime::Binary) -> Self {
-            Self::Ok(body)
-        }
-    }
-    impl crate::runtime::IntoResponse for Response {
-        fn into_response(self) -> crate::runtime::HttpResponse {
-            match self {
-                Self::Ok(body) => {
-                    crate::runtime::binary(crate::runtime::status(200), body)
-                }
-            }
-        }
-    }
-    impl crate::runtime::ClientRequest for Request {
-        type Response = Response;
-        type Error = crate::runtime::MatrixError;
-        fn metadata() -> &'static crate::runtime::Metadata {
-            &METADATA
-        }
-        fn to_http(
-            &self,
-            base_url: &str,
-            access_token: Option<&str>,
-        ) -> Result<
-            http::Request<crate::runtime::Bytes>,
-            crate::runtime::ClientError<Self::Error>,
-        > {
-            crate::runtime::Outgoing::new(&METADATA, base_url, access_token).build()
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .path(&self.file)
+                .build()
         }
         fn parse(
             response: http::Response<crate::runtime::Bytes>,
@@ -691,26 +600,18 @@ pub trait ValidationApi: crate::runtime::Authenticator {
     ) -> impl std::future::Future<
         Output = Result<show_validated_page::Response, crate::runtime::MatrixError>,
     > + Send;
-    /// The script of the interactive-auth fallback page's last step.
+    /// A file the pages load (their style sheet, their scripts).
     ///
-    /// Calls `window.onAuthDone()`, or posts `"authDone"` to the opener, as the spec's fallback
-    /// section says. Served from here so the page's CSP allows scripts from `'self'` only.
-    fn get_auth_done_script(
+    /// Served from here so the pages load nothing from elsewhere: their CSP allows styles and
+    /// scripts from `'self'` only. `style.css`, `auth_done.js` (the interactive-auth fallback's
+    /// last step: calls `window.onAuthDone()`, or posts `"authDone"` to the opener), `login.js`
+    /// (the login fallback).
+    fn get_static_file(
         &self,
         ctx: crate::runtime::Context<()>,
-        request: get_auth_done_script::Request,
+        request: get_static_file::Request,
     ) -> impl std::future::Future<
-        Output = Result<get_auth_done_script::Response, crate::runtime::MatrixError>,
-    > + Send;
-    /// The style sheet of the pages.
-    ///
-    /// Served from here so the pages load nothing from elsewhere (their CSP allows `'self'` only).
-    fn get_stylesheet(
-        &self,
-        ctx: crate::runtime::Context<()>,
-        request: get_stylesheet::Request,
-    ) -> impl std::future::Future<
-        Output = Result<get_stylesheet::Response, crate::runtime::MatrixError>,
+        Output = Result<get_static_file::Response, crate::runtime::MatrixError>,
     > + Send;
 }
 #[cfg(feature = "server")]
@@ -780,31 +681,16 @@ where
         );
         async move { answer }
     }
-    fn get_auth_done_script(
+    fn get_static_file(
         &self,
         ctx: crate::runtime::Context<()>,
-        request: get_auth_done_script::Request,
+        request: get_static_file::Request,
     ) -> impl std::future::Future<
-        Output = Result<get_auth_done_script::Response, crate::runtime::MatrixError>,
+        Output = Result<get_static_file::Response, crate::runtime::MatrixError>,
     > + Send {
         let answer = crate::runtime::testing::Stub::answer(
             self,
-            &get_auth_done_script::METADATA,
-            &ctx.auth,
-            &request,
-        );
-        async move { answer }
-    }
-    fn get_stylesheet(
-        &self,
-        ctx: crate::runtime::Context<()>,
-        request: get_stylesheet::Request,
-    ) -> impl std::future::Future<
-        Output = Result<get_stylesheet::Response, crate::runtime::MatrixError>,
-    > + Send {
-        let answer = crate::runtime::testing::Stub::answer(
-            self,
-            &get_stylesheet::METADATA,
+            &get_static_file::METADATA,
             &ctx.auth,
             &request,
         );

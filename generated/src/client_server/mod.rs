@@ -8,6 +8,7 @@ pub mod administrative_contact;
 pub mod auth_fallback;
 pub mod capabilities;
 pub mod login;
+pub mod login_fallback;
 pub mod login_token;
 pub mod logout;
 pub mod openid;

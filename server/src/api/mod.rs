@@ -4,8 +4,8 @@
 
 mod account;
 mod admin;
-mod auth_fallback;
 mod discovery;
+mod fallbacks;
 mod login;
 mod openid;
 mod rate_limits;

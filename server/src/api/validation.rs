@@ -1,20 +1,21 @@
 //! This server's own validation endpoints (api/account/validation.yaml): the
-//! `submit_url` clients post tokens to, and the pages the emailed link opens.
+//! `submit_url` clients post tokens to, the pages the emailed link opens, and
+//! the files the pages load.
 //! The page only shows what is being confirmed; the button posts a form, so a
 //! link-preview bot that fetches the link validates nothing. The form carries
 //! a CSRF value that must match the cookie the page set (double submit).
 
 use bytes::Bytes;
 use matrix_api::account::validation::{
-    confirm_validation, get_auth_done_script, get_stylesheet, show_validated_page,
-    show_validation_page, submit_validation_token, ValidationApi,
+    confirm_validation, get_static_file, show_validated_page, show_validation_page,
+    submit_validation_token, ValidationApi,
 };
 use matrix_api::runtime::{Binary, Context, Html, MatrixError};
 use serde::Serialize;
 
 use crate::crypto;
 use crate::service::{internal, Server};
-use crate::templates::{AUTH_DONE_JS, STYLE_CSS};
+use crate::templates::static_file;
 use crate::validation::{check_secret_grammar, BASE};
 
 /// The cookie the validation page sets and its form must echo.
@@ -169,28 +170,19 @@ impl ValidationApi for Server {
         Ok(page.into())
     }
 
-    async fn get_auth_done_script(
+    async fn get_static_file(
         &self,
         _ctx: Context<()>,
-        _request: get_auth_done_script::Request,
-    ) -> Result<get_auth_done_script::Response, MatrixError> {
-        let js = Binary {
-            content_type: Some("text/javascript; charset=utf-8".into()),
-            bytes: Bytes::from_static(AUTH_DONE_JS.as_bytes()),
+        request: get_static_file::Request,
+    ) -> Result<get_static_file::Response, MatrixError> {
+        let Some((content_type, text)) = static_file(&request.file) else {
+            return Err(MatrixError::not_found("No such file"));
         };
-        Ok(js.into())
-    }
-
-    async fn get_stylesheet(
-        &self,
-        _ctx: Context<()>,
-        _request: get_stylesheet::Request,
-    ) -> Result<get_stylesheet::Response, MatrixError> {
-        let css = Binary {
-            content_type: Some("text/css; charset=utf-8".into()),
-            bytes: Bytes::from_static(STYLE_CSS.as_bytes()),
+        let file = Binary {
+            content_type: Some(content_type.into()),
+            bytes: Bytes::from_static(text.as_bytes()),
         };
-        Ok(css.into())
+        Ok(file.into())
     }
 }
 

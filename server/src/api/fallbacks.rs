@@ -1,14 +1,20 @@
-//! The interactive-auth fallback (the spec's "Fallback"): a page a client
-//! opens when it cannot do a stage itself. It asks for what the stage needs,
+//! The spec's fallback pages, for clients that cannot do a step themselves.
+//!
+//! The interactive-auth fallback ("Fallback"): a page a client opens when it
+//! cannot do a stage itself. It asks for what the stage needs,
 //! runs the stage in the client's session when its form is posted (CSRF
 //! double submit, `303` back to the page), and once the stage is completed
 //! loads the script that tells the client (`window.onAuthDone()` or
 //! `postMessage("authDone")`). Stages: `m.login.password` (for a session of a
 //! signed-in user), `m.login.registration_token`, `m.login.dummy`.
+//!
+//! The login fallback ("Login Fallback"): a page that logs in and hands the
+//! response to `window.matrixLogin.onLogin`.
 
 use matrix_api::client_server::auth_fallback::{
     show_auth_fallback, submit_auth_fallback, AuthFallbackApi,
 };
+use matrix_api::client_server::login_fallback::{show_login_fallback, LoginFallbackApi};
 use matrix_api::runtime::{Context, Html, MatrixError};
 use matrix_api::types::AuthData;
 use serde_json::Value;
@@ -161,6 +167,32 @@ impl AuthFallbackApi for Server {
             ),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The login fallback (the spec's "Login Fallback"): a page whose script
+/// (`login.js`) logs in through `POST /login` and hands the response to
+/// `window.matrixLogin.onLogin`.
+impl LoginFallbackApi for Server {
+    async fn show_login_fallback(
+        &self,
+        _ctx: Context<()>,
+        _request: show_login_fallback::Request,
+    ) -> Result<show_login_fallback::Response, MatrixError> {
+        let page = self
+            .templates
+            .render(
+                "pages/login.html",
+                minijinja::context! {
+                    server_name => self.config.server_name,
+                    static_url => format!("{BASE}/static"),
+                },
+            )
+            .map_err(|e| {
+                tracing::error!(error = e, "template failed");
+                MatrixError::unknown("Internal server error")
+            })?;
+        Ok(Html(page).into())
     }
 }
 
