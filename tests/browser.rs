@@ -362,3 +362,84 @@ fn the_login_fallback_logs_in_and_hands_the_response_to_the_app() {
     assert_eq!(who.body["device_id"], "BROWSERDEV");
     browser.assert_no_csp_violations();
 }
+
+/// The email stage's fallback page: a registration whose app cannot do the
+/// email stage opens the page; the person gives an address, follows the link
+/// the server mails (really delivered), confirms, lands back on the page,
+/// continues, and the app is called back; its repeated request registers the
+/// account with the address bound.
+#[test]
+fn the_fallback_page_validates_an_email_address_for_a_registration() {
+    let Some(Setup {
+        browser,
+        server,
+        sink,
+    }) = setup()
+    else {
+        return;
+    };
+    let c = server.client();
+    let mut body = registration::register::RequestBody::new();
+    body.username = Some("hope".into());
+    body.password = Some("correct horse".into());
+    let session = match c.send(&registration::register::Request::new(body.clone())) {
+        Ok(registration::register::Response::Unauthorized(uia)) => uia.session.expect("a session"),
+        other => panic!("{other:?}"),
+    };
+    browser.before_every_page("window.onAuthDone = () => { window.authDoneCalled = true; };");
+    let page = format!(
+        "{}/_matrix/client/v3/auth/m.login.email.identity/fallback/web?session={session}",
+        server.base
+    );
+    browser.open(&page);
+    assert_eq!(browser.text("label[for=email]"), "Email address");
+    browser.screenshot("fallback-email");
+    browser.type_into("#email", "Hope@Example.org");
+    browser.click("#submit");
+    browser.wait_for("#sent");
+    browser.screenshot("fallback-email-sent");
+    // Continuing before the link is followed says so.
+    browser.click("#submit");
+    browser.wait_for("#error");
+    // The really delivered message's link, then its page's button.
+    let m = sink.wait_for_message(WAIT);
+    assert_eq!(m.to, ["hope@example.org"]);
+    browser.open(&link(&m));
+    browser.click("#confirm");
+    // Back on the fallback page (the link's next_link), which continues.
+    browser.wait_for("#submit");
+    assert!(
+        browser
+            .url()
+            .contains("/auth/m.login.email.identity/fallback/web"),
+        "{}",
+        browser.url()
+    );
+    browser.click("#submit");
+    browser.wait_for("#done");
+    browser.screenshot("fallback-email-done");
+    assert_eq!(
+        browser.execute("return window.authDoneCalled === true;", vec![]),
+        json!(true)
+    );
+    browser.assert_no_csp_violations();
+    let mut auth = matrix_api::types::AuthData::new();
+    auth.session = Some(session);
+    body.auth = Some(auth);
+    match c.send(&registration::register::Request::new(body)) {
+        Ok(registration::register::Response::Ok(done)) => {
+            assert_eq!(done.user_id, "@hope:test.local")
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = server.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "password": "correct horse",
+               "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "hope@example.org"}}),
+    );
+    assert_eq!(
+        r.body["user_id"], "@hope:test.local",
+        "the address is bound"
+    );
+}

@@ -178,6 +178,22 @@ impl Server {
         Ok(Ok(()))
     }
 
+    /// Records `stage` as completed in `session` (the email fallback page,
+    /// once the address it had mailed is validated).
+    pub async fn complete_stage(
+        &self,
+        session: &mut UiaSession,
+        stage: &str,
+    ) -> Result<(), MatrixError> {
+        if !session.completed.iter().any(|c| c == stage) {
+            session.completed.push(stage.to_string());
+        }
+        self.store
+            .update_uia_session(session)
+            .await
+            .map_err(internal)
+    }
+
     /// Marks a session completed: the call it authorised acted for `user_id`.
     pub async fn complete_uia(
         &self,

@@ -220,6 +220,31 @@ impl Server {
         self.request_token(request).await
     }
 
+    /// The email stage's fallback page asks for the address itself: a session
+    /// with a client secret of the server's own (the page never shows it),
+    /// whose link leads back to `next_link`, the page. Returns its `sid`.
+    pub async fn request_email_for_page(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        next_link: &str,
+    ) -> Result<String, MatrixError> {
+        if self.mailer.is_none() {
+            return Err(medium_not_supported());
+        }
+        let address = normalise_email(email)?;
+        let client_secret = crypto::new_token("page");
+        let request = TokenRequest {
+            purpose,
+            medium: "email",
+            address: &address,
+            client_secret: &client_secret,
+            send_attempt: 1,
+            next_link: Some(next_link),
+        };
+        Ok(self.request_token(request).await?.sid)
+    }
+
     /// Checks, then a session, then the message (only when the session is new
     /// or `send_attempt` grew). Answers only once the message was accepted
     /// for delivery.

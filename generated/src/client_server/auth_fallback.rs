@@ -7,7 +7,8 @@
 ///
 /// For a client that cannot do a stage itself: it opens this page in a browser with the
 /// session ID of its interactive-auth session. The page asks for what the stage needs
-/// (a password, a registration token); once the stage is completed it runs a script that
+/// (a password, a registration token, an email address to validate by following the
+/// link mailed to it); once the stage is completed it runs a script that
 /// calls `window.onAuthDone()`, or posts `"authDone"` to the window that opened it, and the
 /// client repeats its request with just the session.
 pub mod show_auth_fallback {
@@ -248,6 +249,11 @@ pub mod submit_auth_fallback {
         /// For `m.login.registration_token`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub token: Option<String>,
+        /// For `m.login.email.identity`: the address to validate. The server mails it a
+        /// link that leads back to this page; without it, the form continues once the
+        /// address is validated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
     }
     impl RequestBody {
         /// A value from its required fields; the others absent or at their default.
@@ -257,6 +263,7 @@ pub mod submit_auth_fallback {
                 csrf,
                 password: None,
                 token: None,
+                email: None,
             }
         }
     }
@@ -267,7 +274,8 @@ pub trait AuthFallbackApi: crate::runtime::Authenticator {
     ///
     /// For a client that cannot do a stage itself: it opens this page in a browser with the
     /// session ID of its interactive-auth session. The page asks for what the stage needs
-    /// (a password, a registration token); once the stage is completed it runs a script that
+    /// (a password, a registration token, an email address to validate by following the
+    /// link mailed to it); once the stage is completed it runs a script that
     /// calls `window.onAuthDone()`, or posts `"authDone"` to the window that opened it, and the
     /// client repeats its request with just the session.
     fn show_auth_fallback(

@@ -6,7 +6,11 @@
 //! double submit, `303` back to the page), and once the stage is completed
 //! loads the script that tells the client (`window.onAuthDone()` or
 //! `postMessage("authDone")`). Stages: `m.login.password` (for a session of a
-//! signed-in user), `m.login.registration_token`, `m.login.dummy`.
+//! signed-in user), `m.login.registration_token`, `m.login.dummy`, and
+//! `m.login.email.identity` (the page asks for the address and mails it a
+//! link that leads back to the page; once it is confirmed, the page's button
+//! completes the stage — the session then proves the address as the
+//! client's own validation would).
 //!
 //! The login fallback ("Login Fallback"): a page that logs in and hands the
 //! response to `window.matrixLogin.onLogin`.
@@ -15,14 +19,17 @@ use matrix_api::client_server::auth_fallback::{
     show_auth_fallback, submit_auth_fallback, AuthFallbackApi,
 };
 use matrix_api::client_server::login_fallback::{show_login_fallback, LoginFallbackApi};
+use matrix_api::client_server::password_management::change_password;
+use matrix_api::client_server::registration::register;
 use matrix_api::runtime::{Context, Html, MatrixError};
 use matrix_api::types::AuthData;
 use serde_json::Value;
 
 use crate::crypto;
 use crate::service::{internal, Server};
-use crate::uia::{DUMMY, PASSWORD, REGISTRATION_TOKEN};
-use crate::validation::BASE;
+use crate::store::UiaSession;
+use crate::uia::{DUMMY, EMAIL, PASSWORD, REGISTRATION_TOKEN};
+use crate::validation::{Purpose, BASE};
 
 /// The cookie the page sets and its form must echo.
 const CSRF_COOKIE: &str = "auth_fallback_csrf";
@@ -52,6 +59,70 @@ impl Server {
     }
 }
 
+/// The stages with a fallback page here.
+const FALLBACK_STAGES: [&str; 4] = [PASSWORD, REGISTRATION_TOKEN, DUMMY, EMAIL];
+
+impl Server {
+    /// The email stage's form: with an address, mail it a link back to the
+    /// page (for what the session's request is: a registration or a password
+    /// reset); without one, complete the stage once that address is validated.
+    async fn submit_email_fallback(
+        &self,
+        session: &mut UiaSession,
+        b: &submit_auth_fallback::RequestBody,
+        back: String,
+    ) -> Result<submit_auth_fallback::Response, MatrixError> {
+        let bad = |s: &Server, message: &str| {
+            s.fallback_error(message)
+                .map(submit_auth_fallback::Response::BadRequest)
+        };
+        if let Some(email) = &b.email {
+            let purpose = if session.endpoint.ends_with(register::METADATA.path) {
+                Purpose::Register
+            } else if session.endpoint.ends_with(change_password::METADATA.path) {
+                Purpose::PasswordReset
+            } else {
+                return bad(
+                    self,
+                    "This step has no web page for this request; go back to your app.",
+                );
+            };
+            let next_link = format!("{}{back}", self.public_base());
+            let sid = match self
+                .request_email_for_page(purpose, email, &next_link)
+                .await
+            {
+                Ok(sid) => sid,
+                Err(e) if e.status == http::StatusCode::TOO_MANY_REQUESTS => return Err(e),
+                Err(e) => return bad(self, &e.error),
+            };
+            session.threepid_sid = Some(sid);
+            self.store
+                .update_uia_session(session)
+                .await
+                .map_err(internal)?;
+            return Ok(submit_auth_fallback::Response::SeeOther { location: back });
+        }
+        let validated = match &session.threepid_sid {
+            Some(sid) => self
+                .store
+                .validated_threepid_by_sid(sid)
+                .await
+                .map_err(internal)?
+                .is_some(),
+            None => false,
+        };
+        if !validated {
+            return bad(
+                self,
+                "The address is not confirmed yet: follow the link in the message first.",
+            );
+        }
+        self.complete_stage(session, EMAIL).await?;
+        Ok(submit_auth_fallback::Response::SeeOther { location: back })
+    }
+}
+
 /// The value of one cookie in a `Cookie` header.
 fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?
@@ -68,7 +139,7 @@ impl AuthFallbackApi for Server {
         request: show_auth_fallback::Request,
     ) -> Result<show_auth_fallback::Response, MatrixError> {
         let stage = request.auth_type.as_str();
-        if ![PASSWORD, REGISTRATION_TOKEN, DUMMY].contains(&stage) {
+        if !FALLBACK_STAGES.contains(&stage) {
             let page =
                 self.fallback_error("This step has no web page here; go back to your app.")?;
             return Ok(show_auth_fallback::Response::BadRequest(page));
@@ -83,12 +154,27 @@ impl AuthFallbackApi for Server {
             return Ok(show_auth_fallback::Response::BadRequest(page));
         };
         let done = session.completed.iter().any(|c| c == stage);
+        // The email stage: ask for the address, wait for its link, continue.
+        let (mailed, validated) = match (stage == EMAIL, &session.threepid_sid) {
+            (true, Some(sid)) => {
+                let proved = self
+                    .store
+                    .validated_threepid_by_sid(sid)
+                    .await
+                    .map_err(internal)?;
+                (true, proved.is_some())
+            }
+            _ => (false, false),
+        };
         let csrf = crypto::new_token("csrf");
         let page = self.fallback_page(minijinja::context! {
             stage,
             done,
             needs_password => stage == PASSWORD,
             needs_token => stage == REGISTRATION_TOKEN,
+            needs_email => stage == EMAIL && !mailed,
+            email_sent => stage == EMAIL && mailed && !validated,
+            email_validated => stage == EMAIL && validated,
             user_id => session.user_id,
             session => request.session,
             csrf,
@@ -124,13 +210,17 @@ impl AuthFallbackApi for Server {
         }
         let stage = request.auth_type.as_str();
         let session = self.store.uia_session(&b.session).await.map_err(internal)?;
-        let (Some(mut session), true) = (
-            session,
-            [PASSWORD, REGISTRATION_TOKEN, DUMMY].contains(&stage),
-        ) else {
+        let (Some(mut session), true) = (session, FALLBACK_STAGES.contains(&stage)) else {
             let page = self.fallback_error("This sign-in has expired; start again in your app.")?;
             return Ok(submit_auth_fallback::Response::BadRequest(page));
         };
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("session", &b.session)
+            .finish();
+        let back = format!("{}?{query}", page_path(stage));
+        if stage == EMAIL {
+            return self.submit_email_fallback(&mut session, b, back).await;
+        }
         let mut auth = AuthData::new();
         auth.type_ = Some(stage.to_string());
         if let Some(p) = &b.password {
@@ -150,14 +240,7 @@ impl AuthFallbackApi for Server {
             )
             .await;
         match outcome {
-            Ok(Ok(())) => {
-                let query = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("session", &b.session)
-                    .finish();
-                Ok(submit_auth_fallback::Response::SeeOther {
-                    location: format!("{}?{query}", page_path(stage)),
-                })
-            }
+            Ok(Ok(())) => Ok(submit_auth_fallback::Response::SeeOther { location: back }),
             Ok(Err(message)) => Ok(submit_auth_fallback::Response::BadRequest(
                 self.fallback_error(&message)?,
             )),
