@@ -482,8 +482,27 @@ mail_test!(
         let mut body = login::login::RequestBody::new("m.login.password".into());
         body.identifier = Some(id);
         body.password = Some("correct horse".into());
-        let login::login::Response::Ok(done) = c.send(&login::login::Request::new(body)).unwrap();
+        let login::login::Response::Ok(done) =
+            c.send(&login::login::Request::new(body.clone())).unwrap();
         assert_eq!(done.user_id, "@gus:test.local");
+        // Deleting it (written another way) releases it: no login by it, and
+        // another account may validate it.
+        let r = s.post(
+            "/_matrix/client/v3/account/3pid/delete",
+            Some(&token),
+            json!({"medium": "email", "address": "GUS@Example.org"}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let list = match c.send(&get_account_3pids::Request::new()) {
+            Ok(get_account_3pids::Response::Ok(b)) => b.threepids.unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        assert!(list.is_empty(), "{list:?}");
+        assert!(matches!(
+            c.send(&login::login::Request::new(body)),
+            Err(ClientError::Api(e)) if e.errcode == "M_FORBIDDEN"
+        ));
+        request_register_token(&s.client(), "again", "gus@example.org", 1).unwrap();
     }
 );
 

@@ -1182,6 +1182,26 @@ both!(admin_commands_manage_users_and_tokens, |s| {
             .code(),
         Some(1)
     );
+    stdout(&s.cli(&["user", "add-phone", "dina", "GB", "07400 123456"]));
+    assert_eq!(
+        stdout(&s.cli(&["user", "threepids", "dina"])),
+        "msisdn\t447400123456\n"
+    );
+    let r = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "password": "correct horse",
+               "identifier": {"type": "m.id.phone", "country": "GB", "phone": "+447400123456"}}),
+    );
+    assert_eq!(r.body["user_id"], "@dina:test.local", "{r:?}");
+    assert_eq!(
+        s.cli(&["user", "add-phone", "dina", "GB", "123"])
+            .status
+            .code(),
+        Some(1)
+    );
+    stdout(&s.cli(&["user", "remove-phone", "dina", "GB", "07400123456"]));
+    assert_eq!(stdout(&s.cli(&["user", "threepids", "dina"])), "");
 
     let token = stdout(&s.cli(&["token", "create", "--uses", "2"]))
         .trim()

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use crate::crypto;
 use crate::service::Server;
 use crate::store::{now_ms, LogoutDevices, StoreError};
-use crate::validation::normalise_email;
+use crate::validation::{normalise_email, normalise_phone};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -59,6 +59,19 @@ pub enum UserCommand {
     RemoveEmail {
         user: String,
         address: String,
+    },
+    /// Bind a phone number (country code such as GB, and the number as
+    /// written there) to a user without validating it.
+    AddPhone {
+        user: String,
+        country: String,
+        number: String,
+    },
+    /// Unbind a phone number from a user.
+    RemovePhone {
+        user: String,
+        country: String,
+        number: String,
     },
 }
 
@@ -131,6 +144,63 @@ async fn set_flag(server: &Server, user: &str, flag: Flag, on: bool) -> Result<(
     };
     println!("{what} {user_id}");
     Ok(())
+}
+
+/// Binds a normalised address without validation; says who has it when
+/// another account does.
+async fn add_threepid(
+    server: &Server,
+    user: &str,
+    medium: &str,
+    address: &str,
+) -> Result<(), String> {
+    let user_id = existing_user(server, user).await?;
+    match server.store.add_threepid(&user_id, medium, address).await {
+        Ok(()) => {
+            println!("added {address} to {user_id}");
+            Ok(())
+        }
+        Err(StoreError::Conflict) => {
+            let owner = server
+                .store
+                .threepid_owner(medium, address)
+                .await
+                .map_err(store_err)?
+                .unwrap_or_default();
+            Err(format!("{address}: already bound to {owner}"))
+        }
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+async fn remove_threepid(
+    server: &Server,
+    user: &str,
+    medium: &str,
+    address: &str,
+) -> Result<(), String> {
+    let user_id = existing_user(server, user).await?;
+    let removed = server
+        .store
+        .delete_threepid(&user_id, medium, address)
+        .await
+        .map_err(store_err)?;
+    if !removed {
+        return Err(format!("{address}: not an address of {user_id}"));
+    }
+    println!("removed {address} from {user_id}");
+    Ok(())
+}
+
+/// The user a command names, when the account exists.
+async fn existing_user(server: &Server, user: &str) -> Result<String, String> {
+    let user_id = server
+        .resolve_user(user)
+        .map_err(|e| format!("{user}: {}", e.error))?;
+    match server.store.user(&user_id).await.map_err(store_err)? {
+        Some(_) => Ok(user_id),
+        None => Err(format!("{user_id}: no such user")),
+    }
 }
 
 pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
@@ -212,40 +282,32 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             }
         }
         UserCommand::AddEmail { user, address } => {
-            let u = existing(resolve(&user)?).await?;
             let address =
                 normalise_email(&address).map_err(|e| format!("{address}: {}", e.error))?;
-            match server
-                .store
-                .add_threepid(&u.user_id, "email", &address)
-                .await
-            {
-                Ok(()) => println!("added {address} to {}", u.user_id),
-                Err(StoreError::Conflict) => {
-                    let owner = server
-                        .store
-                        .threepid_owner("email", &address)
-                        .await
-                        .map_err(store_err)?
-                        .unwrap_or_default();
-                    return Err(format!("{address}: already bound to {owner}"));
-                }
-                Err(e) => return Err(store_err(e)),
-            }
+            add_threepid(server, &user, "email", &address).await?;
         }
         UserCommand::RemoveEmail { user, address } => {
-            let u = existing(resolve(&user)?).await?;
             let address =
                 normalise_email(&address).map_err(|e| format!("{address}: {}", e.error))?;
-            let removed = server
-                .store
-                .delete_threepid(&u.user_id, "email", &address)
-                .await
-                .map_err(store_err)?;
-            if !removed {
-                return Err(format!("{address}: not an address of {}", u.user_id));
-            }
-            println!("removed {address} from {}", u.user_id);
+            remove_threepid(server, &user, "email", &address).await?;
+        }
+        UserCommand::AddPhone {
+            user,
+            country,
+            number,
+        } => {
+            let number =
+                normalise_phone(&country, &number).map_err(|e| format!("{number}: {}", e.error))?;
+            add_threepid(server, &user, "msisdn", &number).await?;
+        }
+        UserCommand::RemovePhone {
+            user,
+            country,
+            number,
+        } => {
+            let number =
+                normalise_phone(&country, &number).map_err(|e| format!("{number}: {}", e.error))?;
+            remove_threepid(server, &user, "msisdn", &number).await?;
         }
         UserCommand::List => {
             for u in server.store.users().await.map_err(store_err)? {

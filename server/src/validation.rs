@@ -89,6 +89,17 @@ pub fn normalise_phone(country: &str, number: &str) -> Result<String, MatrixErro
     Ok(e164.trim_start_matches('+').to_string())
 }
 
+/// An address as the `threepids` table holds it, from how a client wrote it
+/// (an email address normalised, an msisdn without `+`); what does not parse
+/// stays as given and so matches nothing.
+pub fn stored_form(medium: &str, address: &str) -> String {
+    match medium {
+        "email" => normalise_email(address).unwrap_or_else(|_| address.to_string()),
+        "msisdn" => address.trim().trim_start_matches('+').to_string(),
+        _ => address.to_string(),
+    }
+}
+
 /// An email address as this server stores and compares it: parsed by lettre
 /// (RFC 5321 syntax), the local part case-folded and the domain lower-cased,
 /// as Synapse canonicalises, so `Alice@Example.ORG` is one address.

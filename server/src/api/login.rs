@@ -15,7 +15,7 @@ use crate::ratelimit::{Action, Key};
 use crate::service::{check_device_id, internal, known_user_id, locked, Caller, Server};
 use crate::store::{now_ms, LogoutDevices, Refreshed, User};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
-use crate::validation::{normalise_email, normalise_phone};
+use crate::validation::{normalise_phone, stored_form};
 
 impl Server {
     /// The user a password login names: `identifier` (`m.id.user`, or a 3PID the
@@ -76,15 +76,7 @@ impl Server {
         };
         // Addresses are stored normalised; one that does not parse is bound to
         // nobody (and gets the same answer as a wrong password).
-        let address = match medium {
-            "email" => match normalise_email(address) {
-                Ok(a) => a,
-                Err(_) => return Ok(None),
-            },
-            // An msisdn is E.164 digits already.
-            "msisdn" => address.trim_start_matches('+').to_string(),
-            _ => return Ok(None),
-        };
+        let address = stored_form(medium, address);
         self.store
             .threepid_owner(medium, &address)
             .await

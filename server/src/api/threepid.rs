@@ -13,7 +13,7 @@ use matrix_api::types;
 
 use crate::service::{internal, Caller, Server};
 use crate::uia::{Uia, UiaSpec, PASSWORD};
-use crate::validation::Purpose;
+use crate::validation::{stored_form, Purpose};
 
 impl AdministrativeContactApi for Server {
     async fn get_account_3pids(
@@ -111,8 +111,10 @@ impl AdministrativeContactApi for Server {
             ));
         }
         let b = &request.body;
+        // Addresses are stored normalised; the client may write one otherwise.
+        let address = stored_form(b.medium.as_str(), &b.address);
         self.store
-            .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &b.address)
+            .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &address)
             .await
             .map_err(internal)?;
         let unbind = types::IdServerUnbindResult::NoSupport;
