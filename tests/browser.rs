@@ -62,14 +62,8 @@ fn request_token(c: &ApiClient, secret: &str, email: &str, next_link: Option<Str
 
 /// The validation link in a message's text part.
 fn link(m: &Message) -> String {
-    m.text_body
-        .as_deref()
-        .expect("a text part")
-        .lines()
-        .map(str::trim)
-        .find(|l| l.contains("/_account/v1/3pid/validate?"))
+    m.text_line_containing("/_account/v1/3pid/validate?")
         .expect("a validation link")
-        .to_string()
 }
 
 /// A registration of `user` whose only stage is the email session `sid`:

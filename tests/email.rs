@@ -61,12 +61,9 @@ fn email_request(secret: &str, email: &str, attempt: i64) -> RequestEmailValidat
 /// The link and the token a validation message carries (its text part).
 fn link_and_token(m: &Message) -> (String, String) {
     let text = m.text_body.as_deref().expect("a text part");
-    let link = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.contains("/_account/v1/3pid/validate?"))
-        .expect("a validation link")
-        .to_string();
+    let link = m
+        .text_line_containing("/_account/v1/3pid/validate?")
+        .expect("a validation link");
     let token = link
         .split('&')
         .find_map(|kv| kv.strip_prefix("token="))

@@ -58,16 +58,17 @@ pub fn uses_uia(api: &Api, op: &Operation) -> bool {
 const LEGACY_CLIENT_BASE: &str = "/_matrix/client/r0";
 const CLIENT_BASE: &str = "/_matrix/client/v3";
 
-/// The operation's path under the legacy `r0` prefix, when it has one: the
-/// spec renamed `/_matrix/client/r0` to `/v3` in v1.1, so an operation that
-/// predates v1.1 (no `x-addedInMatrixVersion`, or an earlier one) was served
-/// there and clients of that time still call it; one added since never was.
-pub fn legacy_path(base_path: &str, op: &Operation) -> Option<String> {
+/// The base path the operation was also served under before v1.1, when it
+/// has one: the spec renamed `/_matrix/client/r0` to `/v3` in v1.1, so an
+/// operation that predates v1.1 (no `x-addedInMatrixVersion`, or an earlier
+/// one) was served there and clients of that time still call it; one added
+/// since never was. Its legacy path is this base and its own path.
+pub fn legacy_base(base_path: &str, op: &Operation) -> Option<&'static str> {
     let predates_v1_1 = match &op.doc.added_in {
         None => true,
         Some(v) => Version::parse(v).is_some_and(|v| v < Version::FIRST),
     };
-    (base_path == CLIENT_BASE && predates_v1_1).then(|| format!("{LEGACY_CLIENT_BASE}{}", op.path))
+    (base_path == CLIENT_BASE && predates_v1_1).then_some(LEGACY_CLIENT_BASE)
 }
 
 /// The statuses the router (with the implementation's authenticator) can answer

@@ -75,6 +75,17 @@ pub struct Message {
 }
 
 impl Message {
+    /// The first line of the text part that contains `needle`, trimmed (the
+    /// link a validation message carries, say).
+    pub fn text_line_containing(&self, needle: &str) -> Option<String> {
+        self.text_body
+            .as_deref()?
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains(needle))
+            .map(str::to_string)
+    }
+
     /// Parses a message from its raw bytes and the sink's envelope JSON
     /// (`{"mail_from": "...", "rcpt_tos": ["..."], "login": ...}`).
     pub fn parse(raw: Vec<u8>, envelope_json: &[u8]) -> Result<Message, String> {

@@ -132,8 +132,11 @@ impl Emitter<'_> {
         let lock_exempt = crate::framework::lock_exempt(op);
         let uia = crate::framework::uses_uia(self.api, op);
         let envelope = format_ident!("{}", envelope.type_name());
-        let legacy_path = match crate::framework::legacy_path(base, op) {
-            Some(p) => quote!(Some(#p)),
+        let legacy_path = match crate::framework::legacy_base(base, op) {
+            Some(legacy) => {
+                let p = format!("{legacy}{}", op.path);
+                quote!(Some(#p))
+            }
             None => quote!(None),
         };
         quote! {

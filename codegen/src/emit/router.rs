@@ -40,8 +40,7 @@ impl Emitter<'_> {
                 let i = op_index;
                 // The current path, and the pre-v1.1 one where the operation
                 // existed then (same segments under the legacy base).
-                let legacy = crate::framework::legacy_path(base, op)
-                    .map(|p| p[..p.len() - op.path.len()].to_string());
+                let legacy = crate::framework::legacy_base(base, op).map(str::to_string);
                 for base in std::iter::once(base.clone()).chain(legacy) {
                     routes.push((
                         key.clone(),

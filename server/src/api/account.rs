@@ -7,45 +7,21 @@ use matrix_api::client_server::password_management::{
     PasswordManagementApi,
 };
 use matrix_api::client_server::whoami::{get_token_owner, WhoamiApi};
-use matrix_api::runtime::{Context, MatrixError, RequestInfo};
+use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types;
 
 use crate::service::{internal, known_user_id, Caller, Server};
-use crate::store::LogoutDevices;
+use crate::store::{LogoutDevices, UiaSession};
 use crate::uia::{Uia, UiaSpec, EMAIL, MSISDN, PASSWORD};
 use crate::validation::{session_expired, Purpose};
 
 impl Server {
-    /// `POST /account/password` without a token: the email stage proves an
-    /// address, and the account it is bound to gets the new password.
-    async fn reset_password(
+    /// "Forgot password": the account whose address the session's email or
+    /// phone stage proved, and that validation session's ID (ended once used).
+    async fn password_reset_owner(
         &self,
-        request: &RequestInfo,
-        body: &change_password::RequestBody,
-    ) -> Result<change_password::Response, MatrixError> {
-        self.check_password_policy(&body.new_password)?;
-        let spec = UiaSpec {
-            operation: &change_password::METADATA,
-            binding: &[
-                &body.new_password,
-                if body.logout_devices { "1" } else { "0" },
-            ],
-            user_id: None,
-            flows: [(self.mailer.is_some(), EMAIL), (self.sms.is_some(), MSISDN)]
-                .into_iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, stage)| vec![stage])
-                .collect(),
-            request,
-            result_on_retry: false,
-        };
-        let session = match self
-            .user_interactive_auth(&spec, body.auth.as_ref())
-            .await?
-        {
-            Uia::Passed(s) => s,
-            Uia::Challenge(c) => return Ok(c.into()),
-        };
+        session: &UiaSession,
+    ) -> Result<(String, String), MatrixError> {
         let proved = match &session.threepid_sid {
             Some(sid) => self
                 .store
@@ -62,53 +38,48 @@ impl Server {
             .threepid_owner(&proved.medium, &proved.address)
             .await
             .map_err(internal)?;
-        let Some(user_id) = owner else {
-            return Err(MatrixError::new(
+        match owner {
+            Some(user_id) => Ok((user_id, proved.sid)),
+            None => Err(MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_THREEPID_NOT_FOUND",
                 "No account has this address",
-            ));
-        };
-        let hash = self.hasher.hash(&body.new_password).await?;
-        let logout = body.logout_devices.then_some(LogoutDevices::All);
-        self.store
-            .change_password(&user_id, &hash, logout)
-            .await
-            .map_err(internal)?;
-        self.store
-            .end_validation(&proved.sid)
-            .await
-            .map_err(internal)?;
-        self.complete_uia(session, &user_id).await?;
-        tracing::info!(user_id, "password reset by email");
-        Ok(change_password::Response::Ok(Default::default()))
+            )),
+        }
     }
 }
 
 impl PasswordManagementApi for Server {
+    /// With an access token, the caller proves their password; without one
+    /// ("forgot password"), an email or phone stage proves an address and the
+    /// account it is bound to gets the new password. That needs delivery.
     async fn change_password(
         &self,
         ctx: Context<Option<Caller>>,
         request: change_password::Request,
     ) -> Result<change_password::Response, MatrixError> {
-        // Without a token the caller proves an email address instead: "forgot
-        // password". That needs email delivery.
-        let Some(caller) = ctx.auth else {
-            if self.mailer.is_none() && self.sms.is_none() {
-                return Err(MatrixError::missing_token());
-            }
-            return self.reset_password(&ctx.request, &request.body).await;
-        };
+        let caller = ctx.auth.as_ref();
+        if caller.is_none() && self.mailer.is_none() && self.sms.is_none() {
+            return Err(MatrixError::missing_token());
+        }
         let body = &request.body;
         self.check_password_policy(&body.new_password)?;
+        let flows = match caller {
+            Some(_) => vec![vec![PASSWORD]],
+            None => [(self.mailer.is_some(), EMAIL), (self.sms.is_some(), MSISDN)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, stage)| vec![stage])
+                .collect(),
+        };
         let spec = UiaSpec {
             operation: &change_password::METADATA,
             binding: &[
                 &body.new_password,
                 if body.logout_devices { "1" } else { "0" },
             ],
-            user_id: Some(&caller.user_id),
-            flows: vec![vec![PASSWORD]],
+            user_id: caller.map(|c| c.user_id.as_str()),
+            flows,
             request: &ctx.request,
             result_on_retry: false,
         };
@@ -119,16 +90,32 @@ impl PasswordManagementApi for Server {
             Uia::Passed(s) => s,
             Uia::Challenge(c) => return Ok(c.into()),
         };
+        let (user_id, logout, validation) = match caller {
+            Some(c) => (
+                c.user_id.clone(),
+                body.logout_devices
+                    .then_some(LogoutDevices::AllBut(&c.device_id)),
+                None,
+            ),
+            None => {
+                let (user_id, sid) = self.password_reset_owner(&session).await?;
+                (
+                    user_id,
+                    body.logout_devices.then_some(LogoutDevices::All),
+                    Some(sid),
+                )
+            }
+        };
         let hash = self.hasher.hash(&body.new_password).await?;
-        let logout = body
-            .logout_devices
-            .then_some(LogoutDevices::AllBut(&caller.device_id));
         self.store
-            .change_password(&caller.user_id, &hash, logout)
+            .change_password(&user_id, &hash, logout)
             .await
             .map_err(internal)?;
-        self.complete_uia(session, &caller.user_id).await?;
-        tracing::info!(user_id = caller.user_id, "password changed");
+        if let Some(sid) = validation {
+            self.store.end_validation(&sid).await.map_err(internal)?;
+        }
+        self.complete_uia(session, &user_id).await?;
+        tracing::info!(user_id, reset = caller.is_none(), "password changed");
         Ok(change_password::Response::Ok(Default::default()))
     }
 

@@ -25,7 +25,7 @@ use matrix_api::runtime::{Context, Html, MatrixError};
 use matrix_api::types::AuthData;
 use serde_json::Value;
 
-use crate::crypto;
+use super::pages::csrf_matches;
 use crate::service::{internal, Server};
 use crate::store::UiaSession;
 use crate::uia::{DUMMY, EMAIL, PASSWORD, REGISTRATION_TOKEN};
@@ -40,22 +40,15 @@ fn page_path(stage: &str) -> String {
 }
 
 impl Server {
-    fn fallback_page(&self, context: minijinja::Value) -> Result<Html, MatrixError> {
-        self.templates
-            .render("pages/auth_fallback.html", context)
-            .map(Html)
-            .map_err(|e| {
-                tracing::error!(error = e, "template failed");
-                MatrixError::unknown("Internal server error")
-            })
-    }
-
     fn fallback_error(&self, message: &str) -> Result<Html, MatrixError> {
-        self.fallback_page(minijinja::context! {
-            error => message,
-            server_name => self.config.server_name,
-            static_url => format!("{BASE}/static"),
-        })
+        self.page(
+            "pages/auth_fallback.html",
+            minijinja::context! {
+                error => message,
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+            },
+        )
     }
 }
 
@@ -63,6 +56,20 @@ impl Server {
 const FALLBACK_STAGES: [&str; 4] = [PASSWORD, REGISTRATION_TOKEN, DUMMY, EMAIL];
 
 impl Server {
+    /// Whether the address the email stage's page mailed (the session's
+    /// validation session) is confirmed.
+    async fn mailed_address_validated(&self, session: &UiaSession) -> Result<bool, MatrixError> {
+        let Some(sid) = &session.threepid_sid else {
+            return Ok(false);
+        };
+        let proved = self
+            .store
+            .validated_threepid_by_sid(sid)
+            .await
+            .map_err(internal)?;
+        Ok(proved.is_some())
+    }
+
     /// The email stage's form: with an address, mail it a link back to the
     /// page (for what the session's request is: a registration or a password
     /// reset); without one, complete the stage once that address is validated.
@@ -103,16 +110,7 @@ impl Server {
                 .map_err(internal)?;
             return Ok(submit_auth_fallback::Response::SeeOther { location: back });
         }
-        let validated = match &session.threepid_sid {
-            Some(sid) => self
-                .store
-                .validated_threepid_by_sid(sid)
-                .await
-                .map_err(internal)?
-                .is_some(),
-            None => false,
-        };
-        if !validated {
+        if !self.mailed_address_validated(session).await? {
             return bad(
                 self,
                 "The address is not confirmed yet: follow the link in the message first.",
@@ -121,15 +119,6 @@ impl Server {
         self.complete_stage(session, EMAIL).await?;
         Ok(submit_auth_fallback::Response::SeeOther { location: back })
     }
-}
-
-/// The value of one cookie in a `Cookie` header.
-fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 impl AuthFallbackApi for Server {
@@ -155,40 +144,28 @@ impl AuthFallbackApi for Server {
         };
         let done = session.completed.iter().any(|c| c == stage);
         // The email stage: ask for the address, wait for its link, continue.
-        let (mailed, validated) = match (stage == EMAIL, &session.threepid_sid) {
-            (true, Some(sid)) => {
-                let proved = self
-                    .store
-                    .validated_threepid_by_sid(sid)
-                    .await
-                    .map_err(internal)?;
-                (true, proved.is_some())
-            }
-            _ => (false, false),
-        };
-        let csrf = crypto::new_token("csrf");
-        let page = self.fallback_page(minijinja::context! {
-            stage,
-            done,
-            needs_password => stage == PASSWORD,
-            needs_token => stage == REGISTRATION_TOKEN,
-            needs_email => stage == EMAIL && !mailed,
-            email_sent => stage == EMAIL && mailed && !validated,
-            email_validated => stage == EMAIL && validated,
-            user_id => session.user_id,
-            session => request.session,
-            csrf,
-            action => page_path(stage),
-            server_name => self.config.server_name,
-            static_url => format!("{BASE}/static"),
-        })?;
-        let set_cookie =
-            (!done).then(|| {
-                format!(
-                "{CSRF_COOKIE}={csrf}; Path=/_matrix/client/v3/auth; HttpOnly; SameSite=Strict{}",
-                if self.public_base().starts_with("https://") { "; Secure" } else { "" }
-            )
-            });
+        let mailed = stage == EMAIL && session.threepid_sid.is_some();
+        let validated = mailed && self.mailed_address_validated(&session).await?;
+        let (csrf, set_cookie) = self.csrf_cookie(CSRF_COOKIE, "/_matrix/client/v3/auth");
+        let page = self.page(
+            "pages/auth_fallback.html",
+            minijinja::context! {
+                stage,
+                done,
+                needs_password => stage == PASSWORD,
+                needs_token => stage == REGISTRATION_TOKEN,
+                needs_email => stage == EMAIL && !mailed,
+                email_sent => stage == EMAIL && mailed && !validated,
+                email_validated => stage == EMAIL && validated,
+                user_id => session.user_id,
+                session => request.session,
+                csrf,
+                action => page_path(stage),
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+            },
+        )?;
+        let set_cookie = (!done).then_some(set_cookie);
         Ok(show_auth_fallback::Response::Ok {
             body: page,
             set_cookie,
@@ -201,8 +178,7 @@ impl AuthFallbackApi for Server {
         request: submit_auth_fallback::Request,
     ) -> Result<submit_auth_fallback::Response, MatrixError> {
         let b = &request.body;
-        let expected = cookie(request.cookie.as_deref(), CSRF_COOKIE);
-        if !expected.is_some_and(|c| crypto::secrets_equal(c, &b.csrf)) {
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
             let page = self.fallback_error(
                 "This form did not come from the sign-in page. Open it again from your app.",
             )?;
@@ -262,33 +238,13 @@ impl LoginFallbackApi for Server {
         _ctx: Context<()>,
         _request: show_login_fallback::Request,
     ) -> Result<show_login_fallback::Response, MatrixError> {
-        let page = self
-            .templates
-            .render(
-                "pages/login.html",
-                minijinja::context! {
-                    server_name => self.config.server_name,
-                    static_url => format!("{BASE}/static"),
-                },
-            )
-            .map_err(|e| {
-                tracing::error!(error = e, "template failed");
-                MatrixError::unknown("Internal server error")
-            })?;
-        Ok(Html(page).into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_csrf_cookie_is_found_among_others() {
-        assert_eq!(
-            cookie(Some("a=1; auth_fallback_csrf=x"), CSRF_COOKIE),
-            Some("x")
-        );
-        assert_eq!(cookie(Some("auth_fallback_csrfx=1"), CSRF_COOKIE), None);
+        let page = self.page(
+            "pages/login.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{BASE}/static"),
+            },
+        )?;
+        Ok(page.into())
     }
 }

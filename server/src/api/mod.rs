@@ -8,6 +8,7 @@ mod discovery;
 mod fallbacks;
 mod login;
 mod openid;
+mod pages;
 mod rate_limits;
 mod registration;
 mod threepid;

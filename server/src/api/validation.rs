@@ -11,8 +11,8 @@ use matrix_api::account::validation::{
     submit_validation_token, ValidationApi,
 };
 use matrix_api::runtime::{Binary, Context, Html, MatrixError};
-use serde::Serialize;
 
+use super::pages::csrf_matches;
 use crate::crypto;
 use crate::service::{internal, Server};
 use crate::templates::static_file;
@@ -22,13 +22,6 @@ use crate::validation::{check_secret_grammar, BASE};
 const CSRF_COOKIE: &str = "validation_csrf";
 
 impl Server {
-    fn page(&self, name: &str, context: impl Serialize) -> Result<Html, MatrixError> {
-        self.templates.render(name, context).map(Html).map_err(|e| {
-            tracing::error!(error = e, "template failed");
-            MatrixError::unknown("Internal server error")
-        })
-    }
-
     fn error_page(&self, message: &str) -> Result<Html, MatrixError> {
         self.page(
             "pages/validation_error.html",
@@ -39,15 +32,6 @@ impl Server {
             },
         )
     }
-}
-
-/// The value of one cookie in a `Cookie` header.
-fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 impl ValidationApi for Server {
@@ -87,7 +71,7 @@ impl ValidationApi for Server {
             let page = self.error_page("This link is not valid, has expired, or was used too many times with a wrong code.")?;
             return Ok(show_validation_page::Response::BadRequest(page));
         };
-        let csrf = crypto::new_token("csrf");
+        let (csrf, set_cookie) = self.csrf_cookie(CSRF_COOKIE, &format!("{BASE}/3pid"));
         let page = self.page(
             "pages/validate.html",
             minijinja::context! {
@@ -103,16 +87,9 @@ impl ValidationApi for Server {
                 csrf,
             },
         )?;
-        let secure = if self.public_base().starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
         Ok(show_validation_page::Response::Ok {
             body: page,
-            set_cookie: format!(
-                "{CSRF_COOKIE}={csrf}; Path={BASE}/3pid; HttpOnly; SameSite=Strict{secure}"
-            ),
+            set_cookie,
         })
     }
 
@@ -122,8 +99,7 @@ impl ValidationApi for Server {
         request: confirm_validation::Request,
     ) -> Result<confirm_validation::Response, MatrixError> {
         let b = &request.body;
-        let expected = cookie(request.cookie.as_deref(), CSRF_COOKIE);
-        if !expected.is_some_and(|c| crypto::secrets_equal(c, &b.csrf)) {
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
             let page = self.error_page(
                 "This form did not come from the confirmation page. Open the link from the message again.",
             )?;
@@ -183,18 +159,5 @@ impl ValidationApi for Server {
             bytes: Bytes::from_static(text.as_bytes()),
         };
         Ok(file.into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_csrf_cookie_is_found_among_others() {
-        let h = Some("a=1; validation_csrf=xyz; b=2");
-        assert_eq!(cookie(h, CSRF_COOKIE), Some("xyz"));
-        assert_eq!(cookie(Some("validation_csrfx=1"), CSRF_COOKIE), None);
-        assert_eq!(cookie(None, CSRF_COOKIE), None);
     }
 }
