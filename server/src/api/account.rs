@@ -94,7 +94,7 @@ impl PasswordManagementApi for Server {
             Some(c) => (
                 c.user_id.clone(),
                 body.logout_devices
-                    .then_some(LogoutDevices::AllBut(&c.device_id)),
+                    .then_some(LogoutDevices::AllBut(c.device_id.clone())),
                 None,
             ),
             None => {

@@ -254,7 +254,10 @@ impl LogoutApi for Server {
         _request: logout::Request,
     ) -> Result<logout::Response, MatrixError> {
         self.store
-            .logout(&ctx.auth.user_id, LogoutDevices::One(&ctx.auth.device_id))
+            .logout(
+                &ctx.auth.user_id,
+                LogoutDevices::One(ctx.auth.device_id.clone()),
+            )
             .await
             .map_err(internal)?;
         Ok(logout::Response::Ok(Default::default()))

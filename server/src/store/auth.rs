@@ -37,18 +37,19 @@ impl RegistrationToken {
 
 impl Store {
     pub async fn create_uia_session(&self, s: &UiaSession) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO uia_sessions (session_id, endpoint, binding, user_id, completed, registration_token, expires_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO uia_sessions (session_id, endpoint, binding, user_id, completed, registration_token, expires_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(token_hash(&s.session_id))
+            .bind(s.endpoint.clone())
+            .bind(s.binding.clone())
+            .bind(s.user_id.clone())
+            .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
+            .bind(s.registration_token.clone())
+            .bind(s.expires_ms),
         )
-        .bind(token_hash(&s.session_id))
-        .bind(&s.endpoint)
-        .bind(&s.binding)
-        .bind(&s.user_id)
-        .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.registration_token)
-        .bind(s.expires_ms)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -100,15 +101,16 @@ impl Store {
     }
 
     pub async fn update_uia_session(&self, s: &UiaSession) -> Result<()> {
-        sqlx::query(
-            "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3, threepid_sid = $5 WHERE session_id = $4",
+        self.execute(
+            sqlx::query(
+                "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3, threepid_sid = $5 WHERE session_id = $4",
+            )
+            .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
+            .bind(s.registration_token.clone())
+            .bind(s.result_user_id.clone())
+            .bind(token_hash(&s.session_id))
+            .bind(s.threepid_sid.clone()),
         )
-        .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.registration_token)
-        .bind(&s.result_user_id)
-        .bind(token_hash(&s.session_id))
-        .bind(&s.threepid_sid)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -128,11 +130,7 @@ impl Store {
                 retired_before,
             ),
         ] {
-            n += sqlx::query(sql)
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            n += self.execute(sqlx::query(sql).bind(before)).await?;
         }
         Ok(n)
     }
@@ -143,13 +141,14 @@ impl Store {
         uses_allowed: Option<i64>,
         expiry_ms: Option<i64>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO registration_tokens (token, uses_allowed, expiry_ms, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(token)
-            .bind(uses_allowed)
-            .bind(expiry_ms)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("INSERT INTO registration_tokens (token, uses_allowed, expiry_ms, created_ms) VALUES ($1, $2, $3, $4)")
+                .bind(token.to_owned())
+                .bind(uses_allowed)
+                .bind(expiry_ms)
+                .bind(now_ms()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -188,11 +187,13 @@ impl Store {
     }
 
     pub async fn delete_registration_token(&self, token: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM registration_tokens WHERE token = $1")
-            .bind(token)
-            .execute(&self.pool)
+        let deleted = self
+            .execute(
+                sqlx::query("DELETE FROM registration_tokens WHERE token = $1")
+                    .bind(token.to_owned()),
+            )
             .await?;
-        Ok(r.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 
     pub async fn create_openid_token(
@@ -201,13 +202,14 @@ impl Store {
         user_id: &str,
         expires_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO openid_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO openid_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(hash.to_owned())
+            .bind(user_id.to_owned())
+            .bind(expires_ms),
         )
-        .bind(hash)
-        .bind(user_id)
-        .bind(expires_ms)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -238,26 +240,35 @@ impl Store {
         user_id: &str,
         expires_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO login_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO login_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(hash.to_owned())
+            .bind(user_id.to_owned())
+            .bind(expires_ms),
         )
-        .bind(hash)
-        .bind(user_id)
-        .bind(expires_ms)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// Uses up a login token: it works once, before it expires.
     pub async fn take_login_token(&self, hash: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "DELETE FROM login_tokens WHERE token_hash = $1 AND expires_ms > $2 RETURNING user_id",
-        )
-        .bind(hash)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
+        let hash = hash.to_owned();
+        let now = now_ms();
+        let row: Option<(String,)> = self
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "DELETE FROM login_tokens WHERE token_hash = $1 AND expires_ms > $2 RETURNING user_id",
+                    )
+                    .bind(hash)
+                    .bind(now)
+                    .fetch_optional(&mut *c)
+                    .await?)
+                })
+            })
+            .await?;
         Ok(row.map(|r| r.0))
     }
 }

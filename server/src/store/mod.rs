@@ -3,21 +3,25 @@
 //!
 //! One implementation serves both: the queries are portable SQL run through sqlx's
 //! `Any` driver, and the schema is one migration set. What really differs between
-//! the databases is here: SQLite's durability pragmas and `BEGIN IMMEDIATE` for
-//! write transactions. Every method commits before returning, so a success the
-//! server acknowledges is on disk.
+//! the databases is here: SQLite's durability pragmas, and how writes commit
+//! (`writer`: batched behind one writer on SQLite, a transaction each on
+//! PostgreSQL). Every method commits before returning, so a success the server
+//! acknowledges is on disk.
 
 mod auth;
 mod cache;
 mod sqlite_reads;
 mod threepid;
 mod users;
+mod writer;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
-use sqlx::{Any, Executor, Transaction};
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+
+use writer::{BoxFuture, Writer};
 
 pub use auth::UiaSession;
 pub use threepid::{NewValidation, Submitted};
@@ -28,6 +32,8 @@ pub enum StoreError {
     /// A unique key is taken (a user ID, a 3PID).
     Conflict,
     Db(sqlx::Error),
+    /// The write ran, but the batch it was committed with failed (or never ran).
+    Commit(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -44,6 +50,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Conflict => write!(f, "already exists"),
             StoreError::Db(e) => write!(f, "database error: {e}"),
+            StoreError::Commit(e) => write!(f, "database write failed: {e}"),
         }
     }
 }
@@ -63,6 +70,8 @@ pub struct Store {
     cache: std::sync::Arc<cache::ReadCache>,
     /// SQLite only: point reads on the calling thread (see `sqlite_reads`).
     reads: Option<std::sync::Arc<sqlite_reads::SqliteReads>>,
+    /// SQLite only: the one writer that batches commits (see `writer`).
+    writer: Option<std::sync::Arc<Writer>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -116,20 +125,45 @@ impl Store {
             .await
             .map_err(|e| format!("database: migration failed: {e}"))?;
         Ok(Store {
-            pool,
             backend,
             cache: std::sync::Arc::new(cache::ReadCache::new(auth_cache)),
             reads: sqlite_path.map(|p| std::sync::Arc::new(sqlite_reads::SqliteReads::new(p))),
+            writer: (backend == Backend::Sqlite)
+                .then(|| std::sync::Arc::new(Writer::start(pool.clone()))),
+            pool,
         })
     }
 
-    /// A transaction that will write: SQLite takes the write lock up front, so two
-    /// writers queue on the busy timeout instead of failing to upgrade a read lock.
-    async fn write(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    /// Runs `job` as one atomic write and returns its result once the write is
+    /// durable. An `Err` from the job undoes everything it wrote; so does a
+    /// failed commit, which fails the job too. Jobs must take their inputs
+    /// owned (they may run on the writer's task) and write nothing outside the
+    /// database: the cache is the caller's business, after this returns.
+    async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.write_job(false, job).await
+    }
+
+    async fn write_job<T, F>(&self, one_statement: bool, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(one_statement, job).await,
+            None => writer::write_alone(&self.pool, job).await,
+        }
+    }
+
+    /// One statement as a write of its own; the number of rows it changed.
+    async fn execute(&self, statement: Query<'static, Any, AnyArguments>) -> Result<u64> {
+        self.write_job(true, move |c| {
+            Box::pin(async move { Ok(statement.execute(&mut *c).await?.rows_affected()) })
         })
+        .await
     }
 }
 
@@ -146,4 +180,27 @@ fn redact(url: &str) -> String {
 
 fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+/// A store on a fresh SQLite file, removed with the returned guard.
+#[cfg(test)]
+pub(crate) async fn scratch_store() -> (Store, RemoveOnDrop) {
+    let dir = std::env::temp_dir().join(format!(
+        "mas-store-test-{}-{}",
+        std::process::id(),
+        crate::crypto::new_id()
+    ));
+    let url = format!("sqlite://{}/db.sqlite", dir.display());
+    let store = Store::open(&url, std::time::Duration::ZERO).await.unwrap();
+    (store, RemoveOnDrop(dir))
+}
+
+#[cfg(test)]
+pub(crate) struct RemoveOnDrop(std::path::PathBuf);
+
+#[cfg(test)]
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

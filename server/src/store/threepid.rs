@@ -66,69 +66,79 @@ impl Store {
     /// nothing again, a larger one sends a new token.
     pub async fn request_validation(&self, new: NewValidation<'_>) -> Result<Requested> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM threepid_sessions WHERE expires_ms <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let existing: Option<(String, i64)> = sqlx::query_as(
-            "SELECT sid, send_attempt FROM threepid_sessions
-             WHERE client_secret_hash = $1 AND medium = $2 AND address = $3",
-        )
-        .bind(new.client_secret_hash)
-        .bind(new.medium)
-        .bind(new.address)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let requested = match existing {
-            Some((sid, attempt)) if new.send_attempt <= attempt => Requested { sid, send: false },
-            Some((sid, _)) => {
-                sqlx::query(
-                    "UPDATE threepid_sessions SET token_hash = $1, send_attempt = $2,
-                     next_link = $3, purpose = $4, failures = 0, expires_ms = $5 WHERE sid = $6",
+        let client_secret_hash = new.client_secret_hash.to_owned();
+        let medium = new.medium.to_owned();
+        let address = new.address.to_owned();
+        let purpose = new.purpose.to_owned();
+        let token_hash = new.token_hash.to_owned();
+        let next_link = new.next_link.map(str::to_owned);
+        let (send_attempt, expires_ms) = (new.send_attempt, now + new.lifetime_ms);
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM threepid_sessions WHERE expires_ms <= $1")
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                let existing: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT sid, send_attempt FROM threepid_sessions
+                     WHERE client_secret_hash = $1 AND medium = $2 AND address = $3",
                 )
-                .bind(new.token_hash)
-                .bind(new.send_attempt)
-                .bind(new.next_link)
-                .bind(new.purpose)
-                .bind(now + new.lifetime_ms)
-                .bind(&sid)
-                .execute(&mut *tx)
+                .bind(&client_secret_hash)
+                .bind(&medium)
+                .bind(&address)
+                .fetch_optional(&mut *c)
                 .await?;
-                Requested { sid, send: true }
-            }
-            None => {
-                let sid = crypto::new_token("sid").replace('_', ".");
-                sqlx::query(
-                    "INSERT INTO threepid_sessions (sid, client_secret_hash, medium, address,
-                     purpose, token_hash, send_attempt, next_link, created_ms, expires_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&sid)
-                .bind(new.client_secret_hash)
-                .bind(new.medium)
-                .bind(new.address)
-                .bind(new.purpose)
-                .bind(new.token_hash)
-                .bind(new.send_attempt)
-                .bind(new.next_link)
-                .bind(now)
-                .bind(now + new.lifetime_ms)
-                .execute(&mut *tx)
-                .await?;
-                Requested { sid, send: true }
-            }
-        };
-        tx.commit().await?;
-        Ok(requested)
+                Ok(match existing {
+                    Some((sid, attempt)) if send_attempt <= attempt => Requested { sid, send: false },
+                    Some((sid, _)) => {
+                        sqlx::query(
+                            "UPDATE threepid_sessions SET token_hash = $1, send_attempt = $2,
+                             next_link = $3, purpose = $4, failures = 0, expires_ms = $5 WHERE sid = $6",
+                        )
+                        .bind(token_hash)
+                        .bind(send_attempt)
+                        .bind(next_link)
+                        .bind(purpose)
+                        .bind(expires_ms)
+                        .bind(&sid)
+                        .execute(&mut *c)
+                        .await?;
+                        Requested { sid, send: true }
+                    }
+                    None => {
+                        let sid = crypto::new_token("sid").replace('_', ".");
+                        sqlx::query(
+                            "INSERT INTO threepid_sessions (sid, client_secret_hash, medium, address,
+                             purpose, token_hash, send_attempt, next_link, created_ms, expires_ms)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(&sid)
+                        .bind(client_secret_hash)
+                        .bind(medium)
+                        .bind(address)
+                        .bind(purpose)
+                        .bind(token_hash)
+                        .bind(send_attempt)
+                        .bind(next_link)
+                        .bind(now)
+                        .bind(expires_ms)
+                        .execute(&mut *c)
+                        .await?;
+                        Requested { sid, send: true }
+                    }
+                })
+            })
+        })
+        .await
     }
 
     /// The message of a session could not be delivered: any retry sends again.
     pub async fn validation_not_sent(&self, sid: &str) -> Result<()> {
-        sqlx::query("UPDATE threepid_sessions SET send_attempt = -1 WHERE sid = $1")
-            .bind(sid)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("UPDATE threepid_sessions SET send_attempt = -1 WHERE sid = $1")
+                .bind(sid.to_owned()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -162,45 +172,50 @@ impl Store {
         max_failures: u32,
     ) -> Result<Submitted> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        let row: Option<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
-            "SELECT client_secret_hash, token_hash, failures, expires_ms, next_link
-             FROM threepid_sessions WHERE sid = $1",
-        )
-        .bind(sid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((secret, stored_token, failures, expires_ms, next_link)) = row else {
-            return Ok(Submitted::Unknown);
-        };
-        if !crypto::secrets_equal(&secret, client_secret_hash) {
-            return Ok(Submitted::Unknown);
-        }
-        if expires_ms <= now || failures > i64::from(max_failures) {
-            return Ok(Submitted::Dead);
-        }
-        let outcome = if crypto::secrets_equal(&stored_token, token_hash) {
-            sqlx::query(
-                "UPDATE threepid_sessions SET validated_ms = COALESCE(validated_ms, $1) WHERE sid = $2",
-            )
-            .bind(now)
-            .bind(sid)
-            .execute(&mut *tx)
-            .await?;
-            Submitted::Validated { next_link }
-        } else {
-            sqlx::query("UPDATE threepid_sessions SET failures = failures + 1 WHERE sid = $1")
-                .bind(sid)
-                .execute(&mut *tx)
+        let sid = sid.to_owned();
+        let client_secret_hash = client_secret_hash.to_owned();
+        let token_hash = token_hash.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let row: Option<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
+                    "SELECT client_secret_hash, token_hash, failures, expires_ms, next_link
+                     FROM threepid_sessions WHERE sid = $1",
+                )
+                .bind(&sid)
+                .fetch_optional(&mut *c)
                 .await?;
-            if failures + 1 > i64::from(max_failures) {
-                Submitted::Dead
-            } else {
-                Submitted::WrongToken
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+                let Some((secret, stored_token, failures, expires_ms, next_link)) = row else {
+                    return Ok(Submitted::Unknown);
+                };
+                if !crypto::secrets_equal(&secret, &client_secret_hash) {
+                    return Ok(Submitted::Unknown);
+                }
+                if expires_ms <= now || failures > i64::from(max_failures) {
+                    return Ok(Submitted::Dead);
+                }
+                Ok(if crypto::secrets_equal(&stored_token, &token_hash) {
+                    sqlx::query(
+                        "UPDATE threepid_sessions SET validated_ms = COALESCE(validated_ms, $1) WHERE sid = $2",
+                    )
+                    .bind(now)
+                    .bind(&sid)
+                    .execute(&mut *c)
+                    .await?;
+                    Submitted::Validated { next_link }
+                } else {
+                    sqlx::query("UPDATE threepid_sessions SET failures = failures + 1 WHERE sid = $1")
+                        .bind(&sid)
+                        .execute(&mut *c)
+                        .await?;
+                    if failures + 1 > i64::from(max_failures) {
+                        Submitted::Dead
+                    } else {
+                        Submitted::WrongToken
+                    }
+                })
+            })
+        })
+        .await
     }
 
     /// The address of a validated, live session of this client secret.
@@ -231,10 +246,10 @@ impl Store {
     /// Ends a session once what it validated was used (an address bound, a
     /// password reset): its credentials cannot be replayed.
     pub async fn end_validation(&self, sid: &str) -> Result<()> {
-        sqlx::query("DELETE FROM threepid_sessions WHERE sid = $1")
-            .bind(sid)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("DELETE FROM threepid_sessions WHERE sid = $1").bind(sid.to_owned()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -252,15 +267,16 @@ impl Store {
     /// Binds an address to an account; `Conflict` when another account has it.
     pub async fn add_threepid(&self, user_id: &str, medium: &str, address: &str) -> Result<()> {
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO threepids (medium, address, user_id, validated_ms, added_ms)
-             VALUES ($1, $2, $3, $4, $4)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO threepids (medium, address, user_id, validated_ms, added_ms)
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(medium.to_owned())
+            .bind(address.to_owned())
+            .bind(user_id.to_owned())
+            .bind(now),
         )
-        .bind(medium)
-        .bind(address)
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }

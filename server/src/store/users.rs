@@ -1,8 +1,6 @@
 //! Users, devices, access and refresh tokens, third-party identifiers.
 
-use sqlx::Row;
-
-use sqlx::{Any, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::{flag, now_ms, Backend, Result, Store, StoreError};
 
@@ -68,11 +66,11 @@ pub struct NewSession<'a> {
 }
 
 /// Which devices a revocation logs out.
-#[derive(Clone, Copy, Debug)]
-pub enum LogoutDevices<'a> {
+#[derive(Clone, Debug)]
+pub enum LogoutDevices {
     All,
-    AllBut(&'a str),
-    One(&'a str),
+    AllBut(String),
+    One(String),
 }
 
 /// What a refresh did.
@@ -120,30 +118,36 @@ impl Store {
         is_admin: bool,
         registration_token: Option<&str>,
     ) -> Result<bool> {
-        let mut tx = self.write().await?;
-        if let Some(token) = registration_token {
-            let used = sqlx::query(
-                "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1 \
-                 AND (uses_allowed IS NULL OR completed < uses_allowed) AND (expiry_ms IS NULL OR expiry_ms > $2)",
-            )
-            .bind(token)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            if used.rows_affected() == 0 {
-                return Ok(false);
-            }
-        }
-        sqlx::query("INSERT INTO users (user_id, password_hash, is_guest, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5)")
-            .bind(user_id)
-            .bind(password_hash)
-            .bind(flag(is_guest))
-            .bind(flag(is_admin))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        let user_id = user_id.to_owned();
+        let password_hash = password_hash.map(str::to_owned);
+        let registration_token = registration_token.map(str::to_owned);
+        self.write(move |c| {
+            Box::pin(async move {
+                if let Some(token) = registration_token {
+                    let used = sqlx::query(
+                        "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1 \
+                         AND (uses_allowed IS NULL OR completed < uses_allowed) AND (expiry_ms IS NULL OR expiry_ms > $2)",
+                    )
+                    .bind(token)
+                    .bind(now_ms())
+                    .execute(&mut *c)
+                    .await?;
+                    if used.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                }
+                sqlx::query("INSERT INTO users (user_id, password_hash, is_guest, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .bind(flag(is_guest))
+                    .bind(flag(is_admin))
+                    .bind(now_ms())
+                    .execute(&mut *c)
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
@@ -176,49 +180,61 @@ impl Store {
         &self,
         user_id: &str,
         password_hash: &str,
-        logout: Option<LogoutDevices<'_>>,
+        logout: Option<LogoutDevices>,
     ) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let r = sqlx::query(
-            "UPDATE users SET password_hash = $1 WHERE user_id = $2 AND deactivated = 0",
-        )
-        .bind(password_hash)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        // Whatever the old password could still start a login with goes too
-        // (a revocation of other devices does that itself).
-        match logout {
-            Some(which) => revoke_devices(&mut tx, user_id, which).await?,
-            None => forget_pending_logins(&mut tx, user_id).await?,
-        }
-        tx.commit().await?;
+        let user_id = user_id.to_owned();
+        let password_hash = password_hash.to_owned();
+        let changed = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "UPDATE users SET password_hash = $1 WHERE user_id = $2 AND deactivated = 0",
+                    )
+                    .bind(password_hash)
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                    if r.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    // Whatever the old password could still start a login with goes
+                    // too (a revocation of other devices does that itself).
+                    match logout {
+                        Some(which) => revoke_devices(c, &user_id, &which).await?,
+                        None => forget_pending_logins(c, &user_id).await?,
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
         self.cache.clear();
-        Ok(true)
+        Ok(changed)
     }
 
     pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET locked = $1 WHERE user_id = $2 AND deactivated = 0")
-            .bind(flag(locked))
-            .bind(user_id)
-            .execute(&self.pool)
+        let changed = self
+            .execute(
+                sqlx::query("UPDATE users SET locked = $1 WHERE user_id = $2 AND deactivated = 0")
+                    .bind(flag(locked))
+                    .bind(user_id.to_owned()),
+            )
             .await?;
         self.cache.clear();
-        Ok(r.rows_affected() == 1)
+        Ok(changed == 1)
     }
 
     pub async fn set_suspended(&self, user_id: &str, suspended: bool) -> Result<bool> {
-        let r =
-            sqlx::query("UPDATE users SET suspended = $1 WHERE user_id = $2 AND deactivated = 0")
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "UPDATE users SET suspended = $1 WHERE user_id = $2 AND deactivated = 0",
+                )
                 .bind(flag(suspended))
-                .bind(user_id)
-                .execute(&self.pool)
-                .await?;
+                .bind(user_id.to_owned()),
+            )
+            .await?;
         self.cache.clear();
-        Ok(r.rows_affected() == 1)
+        Ok(changed == 1)
     }
 
     /// Deactivates for good: the row stays (the ID is never reusable), every device,
@@ -227,35 +243,41 @@ impl Store {
     /// deactivated (and nobody else can); `erase` forgets it with the rest of the
     /// user's personal data.
     pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let r = sqlx::query(
-            "UPDATE users SET deactivated = 1, locked = 0, suspended = 0 WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        // Devices, tokens, login and OpenID tokens, completed registrations.
-        revoke_devices(&mut tx, user_id, LogoutDevices::All).await?;
-        for sql in [
-            "DELETE FROM threepids WHERE user_id = $1",
-            "DELETE FROM uia_sessions WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
-        }
-        if erase {
-            sqlx::query(
-                "UPDATE users SET displayname = NULL, password_hash = NULL WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .execute(&mut *tx)
+        let user_id = user_id.to_owned();
+        let done = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "UPDATE users SET deactivated = 1, locked = 0, suspended = 0 WHERE user_id = $1",
+                    )
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                    if r.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    // Devices, tokens, login and OpenID tokens, completed registrations.
+                    revoke_devices(c, &user_id, &LogoutDevices::All).await?;
+                    for sql in [
+                        "DELETE FROM threepids WHERE user_id = $1",
+                        "DELETE FROM uia_sessions WHERE user_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(&user_id).execute(&mut *c).await?;
+                    }
+                    if erase {
+                        sqlx::query(
+                            "UPDATE users SET displayname = NULL, password_hash = NULL WHERE user_id = $1",
+                        )
+                        .bind(&user_id)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok(true)
+                })
+            })
             .await?;
-        }
-        tx.commit().await?;
         self.cache.clear();
-        Ok(true)
+        Ok(done)
     }
 
     /// Logs a device in: creates it (or keeps it, with its display name), revokes the
@@ -264,67 +286,78 @@ impl Store {
     /// login must not outlive the password change that raced it.
     pub async fn create_session(&self, s: &NewSession<'_>) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.write().await?;
         // The user row first, shared (PostgreSQL): a password change holds it
         // exclusively, so the two cannot interleave; then the device, in the order
         // every other writer takes them.
-        let sql = match self.backend {
+        let read_user = match self.backend {
             Backend::Postgres => {
                 "SELECT password_hash, deactivated FROM users WHERE user_id = $1 FOR SHARE"
             }
             Backend::Sqlite => "SELECT password_hash, deactivated FROM users WHERE user_id = $1",
         };
-        let user: Option<(Option<String>, i64)> = sqlx::query_as(sql)
-            .bind(s.user_id)
-            .fetch_optional(&mut *tx)
+        let user_id = s.user_id.to_owned();
+        let device_id = s.device_id.to_owned();
+        let display_name = s.display_name.map(str::to_owned);
+        let access_hash = s.access_hash.to_owned();
+        let refresh_hash = s.refresh_hash.map(str::to_owned);
+        let checked_hash = s.checked_hash.map(str::to_owned);
+        let (expires_ms, session_ends_ms) = (s.expires_ms, s.session_ends_ms);
+        let created = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let user: Option<(Option<String>, i64)> = sqlx::query_as(read_user)
+                        .bind(&user_id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                    let current = match user {
+                        Some((hash, 0)) => hash,
+                        _ => return Ok(false),
+                    };
+                    if checked_hash.is_some_and(|checked| current != Some(checked)) {
+                        return Ok(false);
+                    }
+                    // An existing device keeps its display name; the no-op update
+                    // locks its row, so this login serialises with a refresh or
+                    // logout of that device.
+                    sqlx::query(
+                        "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name",
+                    )
+                    .bind(&user_id)
+                    .bind(&device_id)
+                    .bind(display_name)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    revoke_device_tokens(c, &user_id, &device_id).await?;
+                    if let Some(refresh) = &refresh_hash {
+                        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(refresh)
+                            .bind(&user_id)
+                            .bind(&device_id)
+                            .bind(now)
+                            .bind(session_ends_ms)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(access_hash)
+                    .bind(&user_id)
+                    .bind(&device_id)
+                    .bind(expires_ms)
+                    .bind(refresh_hash)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(true)
+                })
+            })
             .await?;
-        let current = match user {
-            Some((hash, 0)) => hash,
-            _ => return Ok(false),
-        };
-        if s.checked_hash
-            .is_some_and(|checked| current.as_deref() != Some(checked))
-        {
-            return Ok(false);
-        }
-        // An existing device keeps its display name; the no-op update locks its
-        // row, so this login serialises with a refresh or logout of that device.
-        sqlx::query(
-            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name",
-        )
-        .bind(s.user_id)
-        .bind(s.device_id)
-        .bind(s.display_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        revoke_device_tokens(&mut tx, s.user_id, s.device_id).await?;
-        if let Some(refresh) = s.refresh_hash {
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5)")
-                .bind(refresh)
-                .bind(s.user_id)
-                .bind(s.device_id)
-                .bind(now)
-                .bind(s.session_ends_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(s.access_hash)
-        .bind(s.user_id)
-        .bind(s.device_id)
-        .bind(s.expires_ms)
-        .bind(s.refresh_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         self.cache.clear();
-        Ok(true)
+        Ok(created)
     }
 
     /// The owner of an access token: one indexed join per authenticated request.
@@ -364,64 +397,22 @@ impl Store {
 
     /// The first use of a refreshed pair retires the pair it replaced.
     pub async fn retire_predecessor(&self, refresh_hash: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        if self
-            .lock_token_device(&mut tx, refresh_hash)
-            .await?
-            .is_some()
-        {
-            retire_predecessor(&mut tx, refresh_hash).await?;
-        }
-        tx.commit().await?;
+        let backend = self.backend;
+        let refresh_hash = refresh_hash.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                if lock_token_device(c, backend, &refresh_hash)
+                    .await?
+                    .is_some()
+                {
+                    retire_predecessor(c, &refresh_hash).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
         self.cache.clear();
         Ok(())
-    }
-
-    /// Locks the device of a refresh token (see `lock_device`): its `(user,
-    /// device)`, or `None` when the token or the device is gone.
-    async fn lock_token_device(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        refresh_hash: &str,
-    ) -> Result<Option<(String, String)>> {
-        let device: Option<(String, String)> =
-            sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(refresh_hash)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let Some((user_id, device_id)) = device else {
-            return Ok(None);
-        };
-        Ok(self
-            .lock_device(tx, &user_id, &device_id)
-            .await?
-            .then_some((user_id, device_id)))
-    }
-
-    /// Locks a device's row until the transaction ends (PostgreSQL; SQLite's write
-    /// transactions are serialised already): every change to a device's tokens
-    /// takes this lock first, so a refresh cannot interleave with a logout of the
-    /// same device. `false`: the device is gone.
-    async fn lock_device(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user_id: &str,
-        device_id: &str,
-    ) -> Result<bool> {
-        let sql = match self.backend {
-            Backend::Postgres => {
-                "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2 FOR UPDATE"
-            }
-            Backend::Sqlite => {
-                "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2"
-            }
-        };
-        let row: Option<(String,)> = sqlx::query_as(sql)
-            .bind(user_id)
-            .bind(device_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(row.is_some())
     }
 
     /// Exchanges a refresh token for a new pair, in one transaction that holds the
@@ -437,75 +428,86 @@ impl Store {
         access_lifetime_ms: i64,
     ) -> Result<(Refreshed, Option<i64>)> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        let Some((user_id, device_id)) = self.lock_token_device(&mut tx, old).await? else {
-            return Ok((Refreshed::Unknown, None));
-        };
-        // Read again under the lock: a racing refresh or logout may have changed it.
-        let row: Option<(Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
-            "SELECT r.retired_ms, r.session_ends_ms, u.locked, u.deactivated \
-             FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1",
-        )
-        .bind(old)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((retired, session_ends, locked, deactivated)) = row else {
-            return Ok((Refreshed::Unknown, None));
-        };
-        let outcome = if deactivated != 0 {
-            Some(Refreshed::Unknown)
-        } else if retired.is_some() {
-            Some(Refreshed::Replayed)
-        } else if session_ends.is_some_and(|end| end <= now) {
-            Some(Refreshed::SessionOver)
-        } else if locked != 0 {
-            return Ok((Refreshed::Locked, None));
-        } else {
-            None
-        };
-        if let Some(outcome) = outcome {
-            revoke_devices(&mut tx, &user_id, LogoutDevices::One(&device_id)).await?;
-            tx.commit().await?;
+        let backend = self.backend;
+        let old = old.to_owned();
+        let access_hash = access_hash.to_owned();
+        let refresh_hash = refresh_hash.to_owned();
+        let outcome = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let Some((user_id, device_id)) = lock_token_device(c, backend, &old).await?
+                    else {
+                        return Ok((Refreshed::Unknown, None));
+                    };
+                    // Read again under the lock: a racing refresh or logout may have
+                    // changed it.
+                    let row: Option<(Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
+                        "SELECT r.retired_ms, r.session_ends_ms, u.locked, u.deactivated \
+                         FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1",
+                    )
+                    .bind(&old)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some((retired, session_ends, locked, deactivated)) = row else {
+                        return Ok((Refreshed::Unknown, None));
+                    };
+                    let outcome = if deactivated != 0 {
+                        Some(Refreshed::Unknown)
+                    } else if retired.is_some() {
+                        Some(Refreshed::Replayed)
+                    } else if session_ends.is_some_and(|end| end <= now) {
+                        Some(Refreshed::SessionOver)
+                    } else if locked != 0 {
+                        return Ok((Refreshed::Locked, None));
+                    } else {
+                        None
+                    };
+                    if let Some(outcome) = outcome {
+                        revoke_devices(c, &user_id, &LogoutDevices::One(device_id)).await?;
+                        return Ok((outcome, None));
+                    }
+                    // Using this token is the first use of the pair it belongs to.
+                    retire_predecessor(c, &old).await?;
+                    // An earlier, unused answer to this refresh is replaced.
+                    sqlx::query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
+                        .bind(&old)
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query("DELETE FROM refresh_tokens WHERE predecessor_hash = $1")
+                        .bind(&old)
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(&refresh_hash)
+                        .bind(&user_id)
+                        .bind(&device_id)
+                        .bind(&old)
+                        .bind(now)
+                        .bind(session_ends)
+                        .execute(&mut *c)
+                        .await?;
+                    let expires_ms = session_ends.map_or(now + access_lifetime_ms, |end| {
+                        end.min(now + access_lifetime_ms)
+                    });
+                    sqlx::query(
+                        "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(access_hash)
+                    .bind(&user_id)
+                    .bind(&device_id)
+                    .bind(expires_ms)
+                    .bind(refresh_hash)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok((Refreshed::Rotated { user_id, device_id }, Some(expires_ms)))
+                })
+            })
+            .await?;
+        if outcome.0 != Refreshed::Locked {
             self.cache.clear();
-            return Ok((outcome, None));
         }
-        // Using this token is the first use of the pair it belongs to.
-        retire_predecessor(&mut tx, old).await?;
-        // An earlier, unused answer to this refresh is replaced.
-        sqlx::query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE predecessor_hash = $1")
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(refresh_hash)
-            .bind(&user_id)
-            .bind(&device_id)
-            .bind(old)
-            .bind(now)
-            .bind(session_ends)
-            .execute(&mut *tx)
-            .await?;
-        let expires_ms = session_ends.map_or(now + access_lifetime_ms, |end| {
-            end.min(now + access_lifetime_ms)
-        });
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(access_hash)
-        .bind(&user_id)
-        .bind(&device_id)
-        .bind(expires_ms)
-        .bind(refresh_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.cache.clear();
-        Ok((Refreshed::Rotated { user_id, device_id }, Some(expires_ms)))
+        Ok(outcome)
     }
 
     /// Drops one token's cached owner (after its device's activity time changed).
@@ -521,22 +523,23 @@ impl Store {
         ip: Option<&str>,
         user_agent: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE devices SET last_seen_ms = $1, last_seen_ip = $2, user_agent = $3 WHERE user_id = $4 AND device_id = $5")
-            .bind(now_ms())
-            .bind(ip)
-            .bind(user_agent)
-            .bind(user_id)
-            .bind(device_id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("UPDATE devices SET last_seen_ms = $1, last_seen_ip = $2, user_agent = $3 WHERE user_id = $4 AND device_id = $5")
+                .bind(now_ms())
+                .bind(ip.map(str::to_owned))
+                .bind(user_agent.map(str::to_owned))
+                .bind(user_id.to_owned())
+                .bind(device_id.to_owned()),
+        )
+        .await?;
         Ok(())
     }
 
     /// Logs devices out: deletes them and every token on them.
-    pub async fn logout(&self, user_id: &str, which: LogoutDevices<'_>) -> Result<()> {
-        let mut tx = self.write().await?;
-        revoke_devices(&mut tx, user_id, which).await?;
-        tx.commit().await?;
+    pub async fn logout(&self, user_id: &str, which: LogoutDevices) -> Result<()> {
+        let user_id = user_id.to_owned();
+        self.write(move |c| Box::pin(async move { revoke_devices(c, &user_id, &which).await }))
+            .await?;
         self.cache.clear();
         Ok(())
     }
@@ -586,23 +589,65 @@ impl Store {
         medium: &str,
         address: &str,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "DELETE FROM threepids WHERE user_id = $1 AND medium = $2 AND address = $3",
-        )
-        .bind(user_id)
-        .bind(medium)
-        .bind(address)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        let deleted = self
+            .execute(
+                sqlx::query(
+                    "DELETE FROM threepids WHERE user_id = $1 AND medium = $2 AND address = $3",
+                )
+                .bind(user_id.to_owned())
+                .bind(medium.to_owned())
+                .bind(address.to_owned()),
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 }
 
-async fn revoke_device_tokens(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+/// Locks the device of a refresh token (see `lock_device`): its `(user,
+/// device)`, or `None` when the token or the device is gone.
+async fn lock_token_device(
+    c: &mut AnyConnection,
+    backend: Backend,
+    refresh_hash: &str,
+) -> Result<Option<(String, String)>> {
+    let device: Option<(String, String)> =
+        sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(refresh_hash)
+            .fetch_optional(&mut *c)
+            .await?;
+    let Some((user_id, device_id)) = device else {
+        return Ok(None);
+    };
+    Ok(lock_device(c, backend, &user_id, &device_id)
+        .await?
+        .then_some((user_id, device_id)))
+}
+
+/// Locks a device's row until the transaction ends (PostgreSQL; SQLite's write
+/// transactions are serialised already): every change to a device's tokens
+/// takes this lock first, so a refresh cannot interleave with a logout of the
+/// same device. `false`: the device is gone.
+async fn lock_device(
+    c: &mut AnyConnection,
+    backend: Backend,
     user_id: &str,
     device_id: &str,
-) -> Result<()> {
+) -> Result<bool> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2 FOR UPDATE"
+        }
+        Backend::Sqlite => "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2",
+    };
+    let row: Option<(String,)> = sqlx::query_as(sql)
+        .bind(user_id)
+        .bind(device_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.is_some())
+}
+
+async fn revoke_device_tokens(c: &mut AnyConnection, user_id: &str, device_id: &str) -> Result<()> {
     for sql in [
         "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
         "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
@@ -610,7 +655,7 @@ async fn revoke_device_tokens(
         sqlx::query(sql)
             .bind(user_id)
             .bind(device_id)
-            .execute(&mut **tx)
+            .execute(&mut *c)
             .await?;
     }
     Ok(())
@@ -619,11 +664,7 @@ async fn revoke_device_tokens(
 /// Deletes devices, then every token on them. The device rows go first: that
 /// takes their locks (see `Store::lock_device`), so a refresh holding one finishes
 /// before its tokens are deleted, and one waiting for it finds the device gone.
-async fn revoke_devices(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
-    which: LogoutDevices<'_>,
-) -> Result<()> {
+async fn revoke_devices(c: &mut AnyConnection, user_id: &str, which: &LogoutDevices) -> Result<()> {
     // Each case has its own statements: "every device" has no exclusion filter
     // that an odd device ID could slip through.
     let (statements, device): ([&str; 3], Option<&str>) = match which {
@@ -641,7 +682,7 @@ async fn revoke_devices(
                 "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
                 "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
             ],
-            Some(keep),
+            Some(keep.as_str()),
         ),
         LogoutDevices::One(device) => (
             [
@@ -649,7 +690,7 @@ async fn revoke_devices(
                 "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
             ],
-            Some(device),
+            Some(device.as_str()),
         ),
     };
     for sql in statements {
@@ -657,10 +698,10 @@ async fn revoke_devices(
         if let Some(d) = device {
             q = q.bind(d);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *c).await?;
     }
     if !matches!(which, LogoutDevices::One(_)) {
-        forget_pending_logins(tx, user_id).await?;
+        forget_pending_logins(c, user_id).await?;
     }
     Ok(())
 }
@@ -669,16 +710,13 @@ async fn revoke_devices(
 /// (unused login tokens, and completed registrations, whose retry would log the
 /// account in again: see `uia`) and what vouches for them elsewhere (OpenID
 /// tokens): "log out everywhere" and a password change end these too.
-async fn forget_pending_logins(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
-) -> Result<()> {
+async fn forget_pending_logins(c: &mut AnyConnection, user_id: &str) -> Result<()> {
     for sql in [
         "DELETE FROM login_tokens WHERE user_id = $1",
         "DELETE FROM openid_tokens WHERE user_id = $1",
         "DELETE FROM uia_sessions WHERE result_user_id = $1 AND user_id IS NULL",
     ] {
-        sqlx::query(sql).bind(user_id).execute(&mut **tx).await?;
+        sqlx::query(sql).bind(user_id).execute(&mut *c).await?;
     }
     Ok(())
 }
@@ -686,28 +724,25 @@ async fn forget_pending_logins(
 /// The first use of a refreshed pair: the pair it replaced is retired — its
 /// access token deleted, its refresh token kept (marked) so that a replay is
 /// recognised.
-async fn retire_predecessor(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    refresh_hash: &str,
-) -> Result<()> {
+async fn retire_predecessor(c: &mut AnyConnection, refresh_hash: &str) -> Result<()> {
     let pred: Option<(Option<String>,)> =
         sqlx::query_as("SELECT predecessor_hash FROM refresh_tokens WHERE token_hash = $1")
             .bind(refresh_hash)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *c)
             .await?;
     if let Some((Some(pred),)) = pred {
         sqlx::query("DELETE FROM access_tokens WHERE refresh_hash = $1")
             .bind(&pred)
-            .execute(&mut **tx)
+            .execute(&mut *c)
             .await?;
         sqlx::query("UPDATE refresh_tokens SET retired_ms = $1 WHERE token_hash = $2")
             .bind(now_ms())
             .bind(&pred)
-            .execute(&mut **tx)
+            .execute(&mut *c)
             .await?;
         sqlx::query("UPDATE refresh_tokens SET predecessor_hash = NULL WHERE token_hash = $1")
             .bind(refresh_hash)
-            .execute(&mut **tx)
+            .execute(&mut *c)
             .await?;
     }
     Ok(())
@@ -716,25 +751,7 @@ async fn retire_predecessor(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A store on a fresh SQLite file, removed with the returned guard.
-    async fn scratch_store() -> (Store, RemoveOnDrop) {
-        let dir = std::env::temp_dir().join(format!(
-            "mas-store-test-{}-{}",
-            std::process::id(),
-            crate::crypto::new_id()
-        ));
-        let url = format!("sqlite://{}/db.sqlite", dir.display());
-        let store = Store::open(&url, std::time::Duration::ZERO).await.unwrap();
-        (store, RemoveOnDrop(dir))
-    }
-
-    struct RemoveOnDrop(std::path::PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::store::scratch_store;
 
     #[tokio::test]
     async fn a_password_change_and_its_revocations_commit_together() {
@@ -765,9 +782,9 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        let logout = Some(LogoutDevices::AllBut("MINE"));
+        let logout = Some(LogoutDevices::AllBut("MINE".into()));
         assert!(store
-            .change_password("@a:x", "new hash", logout)
+            .change_password("@a:x", "new hash", logout.clone())
             .await
             .is_err());
         let user = store.user("@a:x").await.unwrap().unwrap();
