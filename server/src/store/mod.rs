@@ -147,3 +147,11 @@ fn redact(url: &str) -> String {
 fn flag(b: bool) -> i64 {
     i64::from(b)
 }
+
+impl Store {
+    /// The pool's open connections and how many of them are idle (for the
+    /// metrics).
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+}
