@@ -749,6 +749,14 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
     fn routes(&self) -> &'static [crate::runtime::Route] {
         ROUTES
     }
+    fn observe(
+        &self,
+        operation: Option<&'static crate::runtime::Metadata>,
+        status: http::StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        crate::runtime::Authenticator::observe(&*self.0, operation, status, elapsed)
+    }
     fn call(
         &self,
         op: usize,

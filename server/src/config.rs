@@ -27,6 +27,15 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub email: Email,
     pub sms: Sms,
+    pub metrics: Metrics,
+}
+
+/// Prometheus metrics (`GET /metrics`) on a listener of their own, off unless
+/// `bind` is set. Not for the public: bind it to loopback or a private network.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub bind: Option<SocketAddr>,
 }
 
 /// Text messages: the server validates phone numbers itself by sending a code
@@ -252,6 +261,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             email: Email::default(),
             sms: Sms::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -539,6 +549,13 @@ gateway_url = ""
 bearer_token = ""
 from = "Matrix"
 validation_token_lifetime_secs = 3600
+
+[metrics]
+# Prometheus metrics: GET /metrics (OpenMetrics text) on a listener of its own,
+# off unless bind is set. It tells anyone who can reach it how busy the server
+# is: keep it on loopback or a private network. Port 0 picks a free port (the
+# server prints the address).
+# bind = "127.0.0.1:9100"
 "#;
 
 impl Config {
@@ -553,7 +570,12 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| {
             let msg = e.message().trim().to_string();
             match e.span() {
-                Some(span) => format!("line {}: {msg}", text[..span.start].lines().count().max(1)),
+                // The line the span starts on (counting newlines before it:
+                // `lines()` would miss the line of a key that starts it).
+                Some(span) => format!(
+                    "line {}: {msg}",
+                    text[..span.start].matches('\n').count() + 1
+                ),
                 None => msg,
             }
         })?;
@@ -593,6 +615,13 @@ impl Config {
             || c.body_timeout_secs == 0
         {
             return Err("connections: max and the timeouts must be positive".into());
+        }
+        if let Some(metrics) = self.metrics.bind {
+            if metrics == self.bind && metrics.port() != 0 {
+                return Err(format!(
+                    "metrics.bind: {metrics} is the API's address (bind); use another port"
+                ));
+            }
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());
@@ -666,5 +695,21 @@ mod tests {
         assert!(Config::parse("bind = \"nowhere\"")
             .unwrap_err()
             .contains("line 1"));
+    }
+
+    #[test]
+    fn metrics_are_off_unless_bound_and_not_on_the_api_address() {
+        assert_eq!(Config::default().metrics.bind, None);
+        let on = Config::parse("[metrics]\nbind = \"127.0.0.1:9100\"").unwrap();
+        assert_eq!(on.metrics.bind, Some("127.0.0.1:9100".parse().unwrap()));
+        let err = Config::parse("[metrics]\nbind = \"localhost\"").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let err = Config::parse("[metrics]\nport = 9100").unwrap_err();
+        assert!(
+            err.starts_with("line 2:") && err.contains("unknown field `port`"),
+            "{err}"
+        );
+        let err = Config::parse("[metrics]\nbind = \"127.0.0.1:8008\"").unwrap_err();
+        assert!(err.starts_with("metrics.bind:"), "{err}");
     }
 }

@@ -65,6 +65,8 @@ pub struct PasswordHasherConfig {
     /// blocking task that hashes, not to the request: a client that disconnects
     /// does not free its slot while its hash still runs.
     permits: Arc<Semaphore>,
+    /// How many permits there are (for the metrics).
+    cores: usize,
     /// Requests waiting for a permit, and how many may wait: beyond that a
     /// request is refused at once instead of queueing without bound.
     waiting: Arc<AtomicUsize>,
@@ -146,6 +148,7 @@ impl PasswordHasherConfig {
         Ok(PasswordHasherConfig {
             argon2,
             permits: Arc::new(Semaphore::new(permits)),
+            cores: permits,
             waiting: Arc::default(),
             max_waiting,
             memory: Arc::default(),
@@ -160,6 +163,7 @@ impl PasswordHasherConfig {
         }
         let waiter = Waiter::enter(&self.waiting);
         if waiter.ahead >= self.max_waiting {
+            crate::metrics::record_rate_limited("password_hash_queue");
             return Err(HashError::Busy);
         }
         // If the request is dropped while it waits (the client went away), the
@@ -167,6 +171,16 @@ impl PasswordHasherConfig {
         let permit = self.permits.clone().acquire_owned().await;
         drop(waiter);
         permit.map_err(|e| HashError::Failed(e.to_string()))
+    }
+
+    /// Requests waiting for a core to hash on (for the metrics).
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Hashes running now (for the metrics).
+    pub fn running(&self) -> usize {
+        self.cores.saturating_sub(self.permits.available_permits())
     }
 
     /// Drops working memory unused for `idle`.
@@ -273,6 +287,7 @@ fn compute(
     let mut salt_buf = [0u8; 64];
     let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
     let params = argon2.params();
+    let started = Instant::now();
     let mut blocks = memory.take(params.block_count());
     let output = Output::init_with(
         params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN),
@@ -283,6 +298,7 @@ fn compute(
         },
     );
     memory.give(blocks);
+    crate::metrics::record_hash(started.elapsed());
     output.map_err(|e| format!("password hashing failed: {e}"))
 }
 

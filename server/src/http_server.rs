@@ -45,7 +45,13 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
     );
     tokio::spawn(purge_expired(server.clone()));
     tokio::spawn(trim_hash_memory(server.clone()));
-    // Tests and scripts read the actual address (the port may be 0 in the config).
+    // Tests and scripts read the actual addresses (ports may be 0 in the
+    // config); the metrics' comes first, so it is there once the API's is.
+    if let Some(bind) = server.config.metrics.bind {
+        let metrics = crate::metrics::serve(bind, server.clone()).await?;
+        println!("metrics listening on http://{metrics}/metrics");
+        tracing::info!(%metrics, "serving metrics");
+    }
     println!("listening on http://{local}");
     tracing::info!(%local, server_name = server.config.server_name, "serving");
 

@@ -8,6 +8,7 @@ mod config;
 mod crypto;
 mod email;
 mod http_server;
+mod metrics;
 mod ratelimit;
 mod service;
 mod sms;

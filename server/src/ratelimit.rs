@@ -130,6 +130,7 @@ impl RateLimiter {
             .collect();
         if let Some(lowest) = levels.iter().copied().reduce(f64::min) {
             if lowest < 1.0 {
+                crate::metrics::record_rate_limited(self.config.bucket(action).0);
                 let wait_ms = ((1.0 - lowest) / bucket.per_second * 1000.0).ceil() as u64;
                 return Err(MatrixError::limit_exceeded(wait_ms.max(1)));
             }

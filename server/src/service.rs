@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use matrix_api::runtime::{
-    Authenticator, Credential, MatrixError, RequestInfo, ServerName, UserId,
+    Authenticator, Credential, MatrixError, Metadata, RequestInfo, ServerName, UserId,
 };
 
 use crate::config::Config;
@@ -312,6 +312,15 @@ impl Authenticator for Server {
         caller: Option<&Caller>,
     ) -> Result<(), MatrixError> {
         self.rate_limit_operation(request, caller)
+    }
+
+    fn observe(
+        &self,
+        operation: Option<&'static Metadata>,
+        status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        crate::metrics::observe_request(operation, status, elapsed);
     }
 
     async fn authenticate(&self, credential: Credential<'_>) -> Result<Caller, MatrixError> {

@@ -387,6 +387,11 @@ impl TestServer {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
+
+    /// What the server printed (the addresses it listens on).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
 }
 
 /// The typed client of a [`TestServer`], blocking: each call runs on a runtime

@@ -3,8 +3,9 @@
 //! implementation's [`Authenticator`] who it belongs to.
 
 use std::future::Future;
+use std::time::Duration;
 
-use http::Method;
+use http::{Method, StatusCode};
 
 use crate::error::MatrixError;
 use crate::request::RequestInfo;
@@ -84,6 +85,16 @@ impl Metadata {
         self
     }
 
+    pub(crate) const fn named(mut self, operation_id: &'static str) -> Self {
+        self.operation_id = operation_id;
+        self
+    }
+
+    pub(crate) const fn legacy(mut self, legacy_path: &'static str) -> Self {
+        self.legacy_path = Some(legacy_path);
+        self
+    }
+
     pub(crate) const fn rendering(
         mut self,
         render_error: fn(MatrixError) -> crate::response::HttpResponse,
@@ -128,6 +139,19 @@ pub trait Authenticator: Send + Sync + 'static {
     ) -> Result<(), MatrixError> {
         let _ = (request, caller);
         Ok(())
+    }
+
+    /// Called by the router once for every request it answered, with the
+    /// operation it was routed to (`None` when none was: an unknown path
+    /// (`404`), a known path with another method (`405`), a CORS preflight
+    /// `OPTIONS`), the status answered and the time from receiving the request
+    /// to the answer being ready (the request's body read, the response's body
+    /// built). For metrics: it runs on every request, so it should be cheap
+    /// and must not block; key anything per operation by the `&'static`
+    /// metadata (its address or `operation_id`) rather than by the path, which
+    /// carries user IDs and tokens. By default it does nothing.
+    fn observe(&self, operation: Option<&'static Metadata>, status: StatusCode, elapsed: Duration) {
+        let _ = (operation, status, elapsed);
     }
 }
 

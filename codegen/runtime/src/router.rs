@@ -8,11 +8,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
+use tracing::Instrument;
 
 use crate::auth::{find_credential, Authenticator, Context, Metadata, Security};
 use crate::error::{ErrorEnvelope, MatrixError};
@@ -43,6 +45,12 @@ pub struct Route {
 pub trait Dispatch: Send + Sync + 'static {
     fn routes(&self) -> &'static [Route];
     fn call(&self, op: usize, req: Incoming) -> BoxFuture<HttpResponse>;
+
+    /// Each answered request (see [`Authenticator::observe`], which generated
+    /// dispatchers forward to); by default nothing.
+    fn observe(&self, operation: Option<&'static Metadata>, status: StatusCode, elapsed: Duration) {
+        let _ = (operation, status, elapsed);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -87,31 +95,71 @@ impl<D: Dispatch> Router<D> {
     }
 
     /// Answers one request; never fails and never panics on input.
+    ///
+    /// Each request runs in a `tracing` span `request` (at `DEBUG`, as
+    /// tower-http's: enable it with e.g. `RUST_LOG=matrix_api_runtime=debug`)
+    /// whose fields are the operation ID, the method and the route template —
+    /// never the path itself, which holds user IDs and tokens — and, once
+    /// answered, the status and the latency in milliseconds; a `DEBUG` event
+    /// "answered" closes it. A request no operation matched (`404`, `405`, a
+    /// CORS preflight) gets the span without operation and route. Then
+    /// [`Dispatch::observe`] (the implementation's
+    /// [`Authenticator::observe`](crate::Authenticator::observe)) sees the
+    /// operation, status and latency.
     pub async fn handle<B>(&self, req: Request<B>) -> HttpResponse
     where
         B: Body<Data = Bytes> + Send,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let mut resp = self.route(req).await;
+        let start = Instant::now();
+        let (operation, span, mut resp) = if req.method() == Method::OPTIONS {
+            let span = request_span(req.method(), None);
+            (None, span, response::empty(StatusCode::NO_CONTENT))
+        } else {
+            let path = req.uri().path().to_owned();
+            match self.match_route(req.method(), &path) {
+                Ok((route, raw_params)) => {
+                    let span = request_span(req.method(), Some(route));
+                    let resp = match decode_params(raw_params) {
+                        Ok(params) => {
+                            self.serve(route.op, route.metadata, path, params, req)
+                                .instrument(span.clone())
+                                .await
+                        }
+                        Err(e) => e.into_response(),
+                    };
+                    (Some(route.metadata), span, resp)
+                }
+                Err(e) => (None, request_span(req.method(), None), e.into_response()),
+            }
+        };
         add_cors(&mut resp);
+        let elapsed = start.elapsed();
+        if !span.is_disabled() {
+            span.record("status", resp.status().as_u16());
+            span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+            tracing::debug!(parent: &span, "answered");
+        }
+        self.dispatch.observe(operation, resp.status(), elapsed);
         resp
     }
 
-    async fn route<B>(&self, req: Request<B>) -> HttpResponse
+    /// A request matched to an operation: read the body, then the operation's
+    /// authentication, rate limit, parsing and handler.
+    async fn serve<B>(
+        &self,
+        op: usize,
+        operation: &'static Metadata,
+        path: String,
+        path_params: Vec<String>,
+        req: Request<B>,
+    ) -> HttpResponse
     where
         B: Body<Data = Bytes> + Send,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if req.method() == Method::OPTIONS {
-            return response::empty(StatusCode::NO_CONTENT);
-        }
-        let path = req.uri().path().to_owned();
-        let (op, operation, path_params) = match self.match_route(req.method(), &path) {
-            Ok(found) => found,
-            Err(e) => return e.into_response(),
-        };
         let query: Vec<(String, String)> = req
             .uri()
             .query()
@@ -158,13 +206,14 @@ impl<D: Dispatch> Router<D> {
         self.dispatch.call(op, incoming).await
     }
 
-    /// The operation for a method and path: `404 M_UNRECOGNIZED` for an unknown
-    /// path, `405 M_UNRECOGNIZED` for a known path with another method.
-    fn match_route(
+    /// The route for a method and path, with the raw path parameters:
+    /// `404 M_UNRECOGNIZED` for an unknown path, `405 M_UNRECOGNIZED` for a
+    /// known path with another method.
+    fn match_route<'p>(
         &self,
         method: &Method,
-        path: &str,
-    ) -> Result<(usize, &'static Metadata, Vec<String>), MatrixError> {
+        path: &'p str,
+    ) -> Result<(&'static Route, Vec<&'p str>), MatrixError> {
         let mut path_matched = false;
         for route in self.dispatch.routes() {
             let Some(rest) = path.strip_prefix(route.base) else {
@@ -177,16 +226,7 @@ impl<D: Dispatch> Router<D> {
                 path_matched = true;
                 continue;
             }
-            let decoded = params
-                .into_iter()
-                .map(|raw| {
-                    percent_encoding::percent_decode_str(raw)
-                        .decode_utf8()
-                        .map(|s| s.into_owned())
-                        .map_err(|_| MatrixError::invalid_param("path parameter is not UTF-8"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok((route.op, route.metadata, decoded));
+            return Ok((route, params));
         }
         if path_matched {
             Err(MatrixError::unrecognized(
@@ -199,6 +239,42 @@ impl<D: Dispatch> Router<D> {
                 "Unrecognized request",
             ))
         }
+    }
+}
+
+/// Path parameters, percent-decoded: `400 M_INVALID_PARAM` when one is not UTF-8.
+fn decode_params(raw: Vec<&str>) -> Result<Vec<String>, MatrixError> {
+    raw.into_iter()
+        .map(|raw| {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| MatrixError::invalid_param("path parameter is not UTF-8"))
+        })
+        .collect()
+}
+
+/// The span of one request (see [`Router::handle`]). Disabled — nothing but a
+/// cached check — unless a subscriber wants `DEBUG` from this crate.
+fn request_span(method: &Method, route: Option<&'static Route>) -> tracing::Span {
+    let operation = route.map(|r| r.metadata);
+    tracing::debug_span!(
+        "request",
+        operation = operation.map(|m| m.operation_id),
+        method = method.as_str(),
+        route = route.map(template),
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+/// The path template a route serves: the operation's path, or its legacy
+/// `r0` path for the legacy route.
+fn template(route: &'static Route) -> &'static str {
+    let m = route.metadata;
+    match m.legacy_path {
+        Some(legacy) if !m.path.starts_with(route.base) => legacy,
+        _ => m.path,
     }
 }
 
@@ -449,5 +525,150 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&frame.into_data().unwrap()).unwrap();
         assert_eq!(json["error"], "invalid_request");
         assert!(json.get("errcode").is_none());
+    }
+
+    static WHOIS: Metadata = Metadata::for_tests(Method::GET, "/_matrix/client/v3/whois/{userId}")
+        .named("getWhoIs")
+        .legacy("/_matrix/client/r0/whois/{userId}");
+
+    static OBSERVED_ROUTES: &[Route] = &[
+        Route {
+            method: Method::GET,
+            base: "/_matrix/client/v3",
+            segments: &[Seg::Lit("whois"), Seg::Param],
+            metadata: &WHOIS,
+            op: 0,
+        },
+        Route {
+            method: Method::GET,
+            base: "/_matrix/client/r0",
+            segments: &[Seg::Lit("whois"), Seg::Param],
+            metadata: &WHOIS,
+            op: 0,
+        },
+    ];
+
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<&'static str>, u16)>>>;
+
+    /// Answers `200`, and records what the router reports of each request.
+    #[derive(Default)]
+    struct Observed(Seen);
+
+    impl Dispatch for Observed {
+        fn routes(&self) -> &'static [Route] {
+            OBSERVED_ROUTES
+        }
+        fn call(&self, _op: usize, _req: Incoming) -> BoxFuture<HttpResponse> {
+            Box::pin(async { response::empty(StatusCode::OK) })
+        }
+        fn observe(&self, operation: Option<&'static Metadata>, status: StatusCode, _: Duration) {
+            let id = operation.map(|m| m.operation_id);
+            self.0.lock().unwrap().push((id, status.as_u16()));
+        }
+    }
+
+    /// Answers a request whose handling needs no I/O.
+    fn answer<D: Dispatch>(router: &Router<D>, method: Method, path: &str) -> HttpResponse {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut fut = std::pin::pin!(router.handle(req));
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(resp) => resp,
+            std::task::Poll::Pending => panic!("the answer needs no I/O"),
+        }
+    }
+
+    #[test]
+    fn every_answer_is_observed_with_its_operation_or_none() {
+        let seen = Seen::default();
+        let router = Router::new(Observed(seen.clone()), RouterConfig::default());
+        answer(&router, Method::GET, "/_matrix/client/v3/whois/%40a%3Ab");
+        answer(&router, Method::GET, "/_matrix/client/r0/whois/@a:b");
+        answer(&router, Method::GET, "/_matrix/client/v3/whois/%FF");
+        answer(&router, Method::POST, "/_matrix/client/v3/whois/@a:b");
+        answer(&router, Method::GET, "/_matrix/client/v3/nowhere");
+        answer(&router, Method::OPTIONS, "/_matrix/client/v3/whois/@a:b");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                (Some("getWhoIs"), 200),
+                (Some("getWhoIs"), 200),
+                (Some("getWhoIs"), 400),
+                (None, 405),
+                (None, 404),
+                (None, 204),
+            ]
+        );
+    }
+
+    /// The spans the router opens, as `name field=value ...` lines.
+    #[derive(Default)]
+    struct Spans(std::sync::Mutex<Vec<String>>);
+
+    struct Fields<'a>(&'a mut String);
+
+    impl tracing::field::Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={:?}", field.name(), value));
+        }
+    }
+
+    impl tracing::Subscriber for Spans {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            let mut spans = self.0.lock().unwrap();
+            let mut line = span.metadata().name().to_string();
+            span.record(&mut Fields(&mut line));
+            spans.push(line);
+            tracing::span::Id::from_u64(spans.len() as u64)
+        }
+        fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+            let mut spans = self.0.lock().unwrap();
+            let line = &mut spans[span.into_u64() as usize - 1];
+            values.record(&mut Fields(line));
+        }
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn each_request_has_a_span_naming_its_operation_and_route_but_not_its_path() {
+        let spans = std::sync::Arc::new(Spans::default());
+        let router = Router::new(Observed::default(), RouterConfig::default());
+        tracing::subscriber::with_default(spans.clone(), || {
+            answer(
+                &router,
+                Method::GET,
+                "/_matrix/client/v3/whois/%40secret%3Ab",
+            );
+            answer(&router, Method::GET, "/_matrix/client/r0/whois/@secret:b");
+            answer(&router, Method::GET, "/_matrix/client/v3/secret");
+        });
+        let spans = spans.0.lock().unwrap();
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        assert!(
+            spans[0].starts_with(
+                "request operation=\"getWhoIs\" method=\"GET\" \
+                 route=\"/_matrix/client/v3/whois/{userId}\" status=200 latency_ms="
+            ),
+            "{spans:?}"
+        );
+        assert!(
+            spans[1].contains(" route=\"/_matrix/client/r0/whois/{userId}\" status=200 "),
+            "{spans:?}"
+        );
+        assert!(
+            spans[2].starts_with("request method=\"GET\" status=404 latency_ms="),
+            "{spans:?}"
+        );
+        assert!(spans.iter().all(|s| !s.contains("secret")), "{spans:?}");
     }
 }

@@ -125,6 +125,15 @@ impl<A: Authenticator> Authenticator for Stub<A> {
     ) -> Result<(), MatrixError> {
         self.auth.rate_limit(request, caller)
     }
+
+    fn observe(
+        &self,
+        operation: Option<&'static Metadata>,
+        status: http::StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        self.auth.observe(operation, status, elapsed)
+    }
 }
 
 /// Deserialises a spec example into `T`, serialises it back, and checks that nothing

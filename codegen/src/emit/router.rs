@@ -97,6 +97,10 @@ impl Emitter<'_> {
                     ROUTES
                 }
 
+                fn observe(&self, operation: Option<&'static crate::runtime::Metadata>, status: http::StatusCode, elapsed: std::time::Duration) {
+                    crate::runtime::Authenticator::observe(&*self.0, operation, status, elapsed)
+                }
+
                 fn call(&self, op: usize, req: crate::runtime::Incoming) -> crate::runtime::BoxFuture<crate::runtime::HttpResponse> {
                     let api = self.0.clone();
                     match op {

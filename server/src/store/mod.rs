@@ -128,8 +128,12 @@ impl Store {
             backend,
             cache: std::sync::Arc::new(cache::ReadCache::new(auth_cache)),
             reads: sqlite_path.map(|p| std::sync::Arc::new(sqlite_reads::SqliteReads::new(p))),
-            writer: (backend == Backend::Sqlite)
-                .then(|| std::sync::Arc::new(Writer::start(pool.clone()))),
+            writer: (backend == Backend::Sqlite).then(|| {
+                std::sync::Arc::new(Writer::start(
+                    pool.clone(),
+                    crate::metrics::record_write_batch,
+                ))
+            }),
             pool,
         })
     }
@@ -180,6 +184,14 @@ fn redact(url: &str) -> String {
 
 fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+impl Store {
+    /// The pool's open connections and how many of them are idle (for the
+    /// metrics).
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
 }
 
 /// A store on a fresh SQLite file, removed with the returned guard.
