@@ -16,7 +16,9 @@ const USAGE: &str = "usage:
   cargo xtask check [--spec DIR --out DIR]        fail with a diff when generated/ (or DIR) differs from what api/ (or the spec) produces, and update it
   cargo xtask openapi [--spec DIR] [--out FILE]   bundle api/ into one OpenAPI 3.1 document, with the router's own answers
   cargo xtask bench                               time regeneration (api/, upstream v1.19) and generated/'s rebuild
-  cargo run --release -p xtask -- loadbench       load-test the release server against a bare hyper server
+  cargo run --release -p xtask -- loadbench [OPTIONS]
+                                                  load-test the release server against a bare hyper server
+                                                  (--scale-out: 1 vs 2 processes on PostgreSQL; --cold-start)
 ";
 
 fn main() -> ExitCode {
@@ -33,10 +35,15 @@ fn main() -> ExitCode {
         }
         Some("openapi") => openapi::openapi(&args[1..]),
         Some("bench") if args.len() == 1 => bench::bench(),
-        Some("loadbench") if args.len() == 1 => loadbench::loadbench(),
+        Some("loadbench") => loadbench::loadbench(&args[1..]),
         // The baseline process `loadbench` starts; not meant to be run by hand.
         Some("bare-server") if args.len() == 1 => loadbench::bare_server(),
-        _ => Err(format!("{USAGE}{}\n{}", openapi::USAGE, apidiff::USAGE)),
+        _ => Err(format!(
+            "{USAGE}{}\n{}\n{}",
+            openapi::USAGE,
+            apidiff::USAGE,
+            loadbench::USAGE
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
