@@ -183,13 +183,12 @@ impl PasswordHasherConfig {
         self.cores.saturating_sub(self.permits.available_permits())
     }
 
-    /// Drops working memory unused for `idle`.
-    pub fn trim(&self, idle: Duration) {
-        self.memory
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(_, at)| at.elapsed() < idle);
+    /// Drops working memory unused for `idle`; how many buffers went.
+    pub fn trim(&self, idle: Duration) -> usize {
+        let mut buffers = self.memory.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let before = buffers.len();
+        buffers.retain(|(_, at)| at.elapsed() < idle);
+        before - buffers.len()
     }
 
     /// Hashes on the blocking pool: argon2 is deliberately slow.
@@ -300,6 +299,17 @@ fn compute(
     memory.give(blocks);
     crate::metrics::record_hash(started.elapsed());
     output.map_err(|e| format!("password hashing failed: {e}"))
+}
+
+/// glibc keeps freed heap pages of every thread's arena for reuse; after a
+/// burst of work (the requests around a burst of hashes) that is several MiB
+/// an idle server holds for nothing. `malloc_trim` hands them back.
+pub fn return_free_heap_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// glibc serves large allocations with mmap, but after the first one is freed it

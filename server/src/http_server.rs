@@ -247,12 +247,15 @@ async fn shutdown_signal() {
     ctrl_c.await.unwrap_or(());
 }
 
-/// Password-hashing memory unused for two seconds goes back to the OS.
+/// Password-hashing memory unused for two seconds goes back to the OS, and
+/// with it what the burst of work around those hashes left free in the heap.
 async fn trim_hash_memory(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        server.hasher.trim(Duration::from_secs(2));
+        if server.hasher.trim(Duration::from_secs(2)) > 0 {
+            crate::crypto::return_free_heap_to_the_os();
+        }
     }
 }
 

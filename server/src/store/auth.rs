@@ -1,6 +1,7 @@
 //! Short-lived authentication state: interactive-auth sessions, registration
 //! tokens, OpenID tokens and login tokens.
 
+use super::sql::query;
 use super::{now_ms, Result, Store};
 use crate::crypto::token_hash;
 
@@ -38,7 +39,7 @@ impl RegistrationToken {
 impl Store {
     pub async fn create_uia_session(&self, s: &UiaSession) -> Result<()> {
         self.execute(
-            sqlx::query(
+            query(
                 "INSERT INTO uia_sessions (session_id, endpoint, binding, user_id, completed, registration_token, expires_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -102,7 +103,7 @@ impl Store {
 
     pub async fn update_uia_session(&self, s: &UiaSession) -> Result<()> {
         self.execute(
-            sqlx::query(
+            query(
                 "UPDATE uia_sessions SET completed = $1, registration_token = $2, result_user_id = $3, threepid_sid = $5 WHERE session_id = $4",
             )
             .bind(serde_json::to_string(&s.completed).unwrap_or_else(|_| "[]".into()))
@@ -130,7 +131,7 @@ impl Store {
                 retired_before,
             ),
         ] {
-            n += self.execute(sqlx::query(sql).bind(before)).await?;
+            n += self.execute(query(sql).bind(before)).await?;
         }
         Ok(n)
     }
@@ -142,7 +143,7 @@ impl Store {
         expiry_ms: Option<i64>,
     ) -> Result<()> {
         self.execute(
-            sqlx::query("INSERT INTO registration_tokens (token, uses_allowed, expiry_ms, created_ms) VALUES ($1, $2, $3, $4)")
+            query("INSERT INTO registration_tokens (token, uses_allowed, expiry_ms, created_ms) VALUES ($1, $2, $3, $4)")
                 .bind(token.to_owned())
                 .bind(uses_allowed)
                 .bind(expiry_ms)
@@ -189,8 +190,7 @@ impl Store {
     pub async fn delete_registration_token(&self, token: &str) -> Result<bool> {
         let deleted = self
             .execute(
-                sqlx::query("DELETE FROM registration_tokens WHERE token = $1")
-                    .bind(token.to_owned()),
+                query("DELETE FROM registration_tokens WHERE token = $1").bind(token.to_owned()),
             )
             .await?;
         Ok(deleted > 0)
@@ -203,7 +203,7 @@ impl Store {
         expires_ms: i64,
     ) -> Result<()> {
         self.execute(
-            sqlx::query(
+            query(
                 "INSERT INTO openid_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
             )
             .bind(hash.to_owned())
@@ -241,12 +241,10 @@ impl Store {
         expires_ms: i64,
     ) -> Result<()> {
         self.execute(
-            sqlx::query(
-                "INSERT INTO login_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
-            )
-            .bind(hash.to_owned())
-            .bind(user_id.to_owned())
-            .bind(expires_ms),
+            query("INSERT INTO login_tokens (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)")
+                .bind(hash.to_owned())
+                .bind(user_id.to_owned())
+                .bind(expires_ms),
         )
         .await?;
         Ok(())
@@ -259,7 +257,7 @@ impl Store {
         let row: Option<(String,)> = self
             .write(move |c| {
                 Box::pin(async move {
-                    Ok(sqlx::query_as(
+                    Ok(query(
                         "DELETE FROM login_tokens WHERE token_hash = $1 AND expires_ms > $2 RETURNING user_id",
                     )
                     .bind(hash)

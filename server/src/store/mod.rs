@@ -10,6 +10,7 @@
 
 mod auth;
 mod cache;
+mod sql;
 mod sqlite_reads;
 mod threepid;
 mod users;
@@ -17,11 +18,11 @@ mod writer;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::any::{AnyArguments, AnyPoolOptions};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
 
-use writer::{BoxFuture, Writer};
+use sql::{BoxFuture, Conn, Statement};
+use writer::Writer;
 
 pub use auth::UiaSession;
 pub use threepid::{NewValidation, Submitted};
@@ -34,6 +35,10 @@ pub enum StoreError {
     Db(sqlx::Error),
     /// The write ran, but the batch it was committed with failed (or never ran).
     Commit(String),
+    /// SQLite's writer connection failed.
+    Sqlite(String),
+    /// A row did not hold what the query expected.
+    Row(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -51,6 +56,8 @@ impl std::fmt::Display for StoreError {
             StoreError::Conflict => write!(f, "already exists"),
             StoreError::Db(e) => write!(f, "database error: {e}"),
             StoreError::Commit(e) => write!(f, "database write failed: {e}"),
+            StoreError::Sqlite(e) => write!(f, "database error: {e}"),
+            StoreError::Row(e) => write!(f, "unexpected row: {e}"),
         }
     }
 }
@@ -124,29 +131,32 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| format!("database: migration failed: {e}"))?;
+        let reads = sqlite_path.map(|p| std::sync::Arc::new(sqlite_reads::SqliteReads::new(p)));
+        let writer = match &reads {
+            Some(r) => Some(std::sync::Arc::new(Writer::start(
+                r.path(),
+                crate::metrics::record_write_batch,
+            )?)),
+            None => None,
+        };
         Ok(Store {
+            pool,
             backend,
             cache: std::sync::Arc::new(cache::ReadCache::new(auth_cache)),
-            reads: sqlite_path.map(|p| std::sync::Arc::new(sqlite_reads::SqliteReads::new(p))),
-            writer: (backend == Backend::Sqlite).then(|| {
-                std::sync::Arc::new(Writer::start(
-                    pool.clone(),
-                    crate::metrics::record_write_batch,
-                ))
-            }),
-            pool,
+            reads,
+            writer,
         })
     }
 
     /// Runs `job` as one atomic write and returns its result once the write is
     /// durable. An `Err` from the job undoes everything it wrote; so does a
     /// failed commit, which fails the job too. Jobs must take their inputs
-    /// owned (they may run on the writer's task) and write nothing outside the
+    /// owned (they may run on the writer's thread) and write nothing outside the
     /// database: the cache is the caller's business, after this returns.
     async fn write<T, F>(&self, job: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         self.write_job(false, job).await
     }
@@ -154,20 +164,23 @@ impl Store {
     async fn write_job<T, F>(&self, one_statement: bool, job: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         match &self.writer {
-            Some(writer) => writer.write(one_statement, job).await,
+            Some(writer) => writer.write(job).await,
+            // A lone statement commits by itself: no BEGIN and COMMIT round trips.
+            None if one_statement => {
+                let mut conn = self.pool.acquire().await?;
+                job(&mut sql::Sqlx(&mut conn)).await
+            }
             None => writer::write_alone(&self.pool, job).await,
         }
     }
 
     /// One statement as a write of its own; the number of rows it changed.
-    async fn execute(&self, statement: Query<'static, Any, AnyArguments>) -> Result<u64> {
-        self.write_job(true, move |c| {
-            Box::pin(async move { Ok(statement.execute(&mut *c).await?.rows_affected()) })
-        })
-        .await
+    async fn execute(&self, statement: Statement) -> Result<u64> {
+        self.write_job(true, move |c| Box::pin(statement.execute(c)))
+            .await
     }
 }
 

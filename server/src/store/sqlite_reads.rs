@@ -29,6 +29,11 @@ impl SqliteReads {
         }
     }
 
+    /// The database file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
         let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::sql::query;
 use super::{now_ms, Result, Store};
 use crate::crypto;
 
@@ -75,11 +76,11 @@ impl Store {
         let (send_attempt, expires_ms) = (new.send_attempt, now + new.lifetime_ms);
         self.write(move |c| {
             Box::pin(async move {
-                sqlx::query("DELETE FROM threepid_sessions WHERE expires_ms <= $1")
+                query("DELETE FROM threepid_sessions WHERE expires_ms <= $1")
                     .bind(now)
                     .execute(&mut *c)
                     .await?;
-                let existing: Option<(String, i64)> = sqlx::query_as(
+                let existing: Option<(String, i64)> = query(
                     "SELECT sid, send_attempt FROM threepid_sessions
                      WHERE client_secret_hash = $1 AND medium = $2 AND address = $3",
                 )
@@ -91,7 +92,7 @@ impl Store {
                 Ok(match existing {
                     Some((sid, attempt)) if send_attempt <= attempt => Requested { sid, send: false },
                     Some((sid, _)) => {
-                        sqlx::query(
+                        query(
                             "UPDATE threepid_sessions SET token_hash = $1, send_attempt = $2,
                              next_link = $3, purpose = $4, failures = 0, expires_ms = $5 WHERE sid = $6",
                         )
@@ -107,7 +108,7 @@ impl Store {
                     }
                     None => {
                         let sid = crypto::new_token("sid").replace('_', ".");
-                        sqlx::query(
+                        query(
                             "INSERT INTO threepid_sessions (sid, client_secret_hash, medium, address,
                              purpose, token_hash, send_attempt, next_link, created_ms, expires_ms)
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -135,7 +136,7 @@ impl Store {
     /// The message of a session could not be delivered: any retry sends again.
     pub async fn validation_not_sent(&self, sid: &str) -> Result<()> {
         self.execute(
-            sqlx::query("UPDATE threepid_sessions SET send_attempt = -1 WHERE sid = $1")
+            query("UPDATE threepid_sessions SET send_attempt = -1 WHERE sid = $1")
                 .bind(sid.to_owned()),
         )
         .await?;
@@ -177,7 +178,7 @@ impl Store {
         let token_hash = token_hash.to_owned();
         self.write(move |c| {
             Box::pin(async move {
-                let row: Option<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
+                let row: Option<(String, String, i64, i64, Option<String>)> = query(
                     "SELECT client_secret_hash, token_hash, failures, expires_ms, next_link
                      FROM threepid_sessions WHERE sid = $1",
                 )
@@ -194,7 +195,7 @@ impl Store {
                     return Ok(Submitted::Dead);
                 }
                 Ok(if crypto::secrets_equal(&stored_token, &token_hash) {
-                    sqlx::query(
+                    query(
                         "UPDATE threepid_sessions SET validated_ms = COALESCE(validated_ms, $1) WHERE sid = $2",
                     )
                     .bind(now)
@@ -203,7 +204,7 @@ impl Store {
                     .await?;
                     Submitted::Validated { next_link }
                 } else {
-                    sqlx::query("UPDATE threepid_sessions SET failures = failures + 1 WHERE sid = $1")
+                    query("UPDATE threepid_sessions SET failures = failures + 1 WHERE sid = $1")
                         .bind(&sid)
                         .execute(&mut *c)
                         .await?;
@@ -246,10 +247,8 @@ impl Store {
     /// Ends a session once what it validated was used (an address bound, a
     /// password reset): its credentials cannot be replayed.
     pub async fn end_validation(&self, sid: &str) -> Result<()> {
-        self.execute(
-            sqlx::query("DELETE FROM threepid_sessions WHERE sid = $1").bind(sid.to_owned()),
-        )
-        .await?;
+        self.execute(query("DELETE FROM threepid_sessions WHERE sid = $1").bind(sid.to_owned()))
+            .await?;
         Ok(())
     }
 
@@ -268,7 +267,7 @@ impl Store {
     pub async fn add_threepid(&self, user_id: &str, medium: &str, address: &str) -> Result<()> {
         let now = now_ms();
         self.execute(
-            sqlx::query(
+            query(
                 "INSERT INTO threepids (medium, address, user_id, validated_ms, added_ms)
                  VALUES ($1, $2, $3, $4, $4)",
             )

@@ -1,6 +1,8 @@
 //! Users, devices, access and refresh tokens, third-party identifiers.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
+
+use super::sql::{query, Conn};
 
 use super::{flag, now_ms, Backend, Result, Store, StoreError};
 
@@ -124,7 +126,7 @@ impl Store {
         self.write(move |c| {
             Box::pin(async move {
                 if let Some(token) = registration_token {
-                    let used = sqlx::query(
+                    let used = query(
                         "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1 \
                          AND (uses_allowed IS NULL OR completed < uses_allowed) AND (expiry_ms IS NULL OR expiry_ms > $2)",
                     )
@@ -132,11 +134,11 @@ impl Store {
                     .bind(now_ms())
                     .execute(&mut *c)
                     .await?;
-                    if used.rows_affected() == 0 {
+                    if used == 0 {
                         return Ok(false);
                     }
                 }
-                sqlx::query("INSERT INTO users (user_id, password_hash, is_guest, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5)")
+                query("INSERT INTO users (user_id, password_hash, is_guest, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5)")
                     .bind(user_id)
                     .bind(password_hash)
                     .bind(flag(is_guest))
@@ -187,14 +189,14 @@ impl Store {
         let changed = self
             .write(move |c| {
                 Box::pin(async move {
-                    let r = sqlx::query(
+                    let r = query(
                         "UPDATE users SET password_hash = $1 WHERE user_id = $2 AND deactivated = 0",
                     )
                     .bind(password_hash)
                     .bind(&user_id)
                     .execute(&mut *c)
                     .await?;
-                    if r.rows_affected() != 1 {
+                    if r != 1 {
                         return Ok(false);
                     }
                     // Whatever the old password could still start a login with goes
@@ -214,7 +216,7 @@ impl Store {
     pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool> {
         let changed = self
             .execute(
-                sqlx::query("UPDATE users SET locked = $1 WHERE user_id = $2 AND deactivated = 0")
+                query("UPDATE users SET locked = $1 WHERE user_id = $2 AND deactivated = 0")
                     .bind(flag(locked))
                     .bind(user_id.to_owned()),
             )
@@ -226,11 +228,9 @@ impl Store {
     pub async fn set_suspended(&self, user_id: &str, suspended: bool) -> Result<bool> {
         let changed = self
             .execute(
-                sqlx::query(
-                    "UPDATE users SET suspended = $1 WHERE user_id = $2 AND deactivated = 0",
-                )
-                .bind(flag(suspended))
-                .bind(user_id.to_owned()),
+                query("UPDATE users SET suspended = $1 WHERE user_id = $2 AND deactivated = 0")
+                    .bind(flag(suspended))
+                    .bind(user_id.to_owned()),
             )
             .await?;
         self.cache.clear();
@@ -247,13 +247,13 @@ impl Store {
         let done = self
             .write(move |c| {
                 Box::pin(async move {
-                    let r = sqlx::query(
+                    let r = query(
                         "UPDATE users SET deactivated = 1, locked = 0, suspended = 0 WHERE user_id = $1",
                     )
                     .bind(&user_id)
                     .execute(&mut *c)
                     .await?;
-                    if r.rows_affected() == 0 {
+                    if r == 0 {
                         return Ok(false);
                     }
                     // Devices, tokens, login and OpenID tokens, completed registrations.
@@ -262,10 +262,10 @@ impl Store {
                         "DELETE FROM threepids WHERE user_id = $1",
                         "DELETE FROM uia_sessions WHERE user_id = $1",
                     ] {
-                        sqlx::query(sql).bind(&user_id).execute(&mut *c).await?;
+                        query(sql).bind(&user_id).execute(&mut *c).await?;
                     }
                     if erase {
-                        sqlx::query(
+                        query(
                             "UPDATE users SET displayname = NULL, password_hash = NULL WHERE user_id = $1",
                         )
                         .bind(&user_id)
@@ -305,7 +305,7 @@ impl Store {
         let created = self
             .write(move |c| {
                 Box::pin(async move {
-                    let user: Option<(Option<String>, i64)> = sqlx::query_as(read_user)
+                    let user: Option<(Option<String>, i64)> = query(read_user)
                         .bind(&user_id)
                         .fetch_optional(&mut *c)
                         .await?;
@@ -319,7 +319,7 @@ impl Store {
                     // An existing device keeps its display name; the no-op update
                     // locks its row, so this login serialises with a refresh or
                     // logout of that device.
-                    sqlx::query(
+                    query(
                         "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name",
                     )
@@ -331,7 +331,7 @@ impl Store {
                     .await?;
                     revoke_device_tokens(c, &user_id, &device_id).await?;
                     if let Some(refresh) = &refresh_hash {
-                        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5)")
+                        query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5)")
                             .bind(refresh)
                             .bind(&user_id)
                             .bind(&device_id)
@@ -340,7 +340,7 @@ impl Store {
                             .execute(&mut *c)
                             .await?;
                     }
-                    sqlx::query(
+                    query(
                         "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
@@ -441,7 +441,7 @@ impl Store {
                     };
                     // Read again under the lock: a racing refresh or logout may have
                     // changed it.
-                    let row: Option<(Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
+                    let row: Option<(Option<i64>, Option<i64>, i64, i64)> = query(
                         "SELECT r.retired_ms, r.session_ends_ms, u.locked, u.deactivated \
                          FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1",
                     )
@@ -469,15 +469,15 @@ impl Store {
                     // Using this token is the first use of the pair it belongs to.
                     retire_predecessor(c, &old).await?;
                     // An earlier, unused answer to this refresh is replaced.
-                    sqlx::query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
+                    query("DELETE FROM access_tokens WHERE refresh_hash IN (SELECT token_hash FROM refresh_tokens WHERE predecessor_hash = $1)")
                         .bind(&old)
                         .execute(&mut *c)
                         .await?;
-                    sqlx::query("DELETE FROM refresh_tokens WHERE predecessor_hash = $1")
+                    query("DELETE FROM refresh_tokens WHERE predecessor_hash = $1")
                         .bind(&old)
                         .execute(&mut *c)
                         .await?;
-                    sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+                    query("INSERT INTO refresh_tokens (token_hash, user_id, device_id, predecessor_hash, created_ms, session_ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
                         .bind(&refresh_hash)
                         .bind(&user_id)
                         .bind(&device_id)
@@ -489,7 +489,7 @@ impl Store {
                     let expires_ms = session_ends.map_or(now + access_lifetime_ms, |end| {
                         end.min(now + access_lifetime_ms)
                     });
-                    sqlx::query(
+                    query(
                         "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(access_hash)
@@ -524,7 +524,7 @@ impl Store {
         user_agent: Option<&str>,
     ) -> Result<()> {
         self.execute(
-            sqlx::query("UPDATE devices SET last_seen_ms = $1, last_seen_ip = $2, user_agent = $3 WHERE user_id = $4 AND device_id = $5")
+            query("UPDATE devices SET last_seen_ms = $1, last_seen_ip = $2, user_agent = $3 WHERE user_id = $4 AND device_id = $5")
                 .bind(now_ms())
                 .bind(ip.map(str::to_owned))
                 .bind(user_agent.map(str::to_owned))
@@ -591,12 +591,10 @@ impl Store {
     ) -> Result<bool> {
         let deleted = self
             .execute(
-                sqlx::query(
-                    "DELETE FROM threepids WHERE user_id = $1 AND medium = $2 AND address = $3",
-                )
-                .bind(user_id.to_owned())
-                .bind(medium.to_owned())
-                .bind(address.to_owned()),
+                query("DELETE FROM threepids WHERE user_id = $1 AND medium = $2 AND address = $3")
+                    .bind(user_id.to_owned())
+                    .bind(medium.to_owned())
+                    .bind(address.to_owned()),
             )
             .await?;
         Ok(deleted > 0)
@@ -606,12 +604,12 @@ impl Store {
 /// Locks the device of a refresh token (see `lock_device`): its `(user,
 /// device)`, or `None` when the token or the device is gone.
 async fn lock_token_device(
-    c: &mut AnyConnection,
+    c: &mut dyn Conn,
     backend: Backend,
     refresh_hash: &str,
 ) -> Result<Option<(String, String)>> {
     let device: Option<(String, String)> =
-        sqlx::query_as("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
+        query("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(refresh_hash)
             .fetch_optional(&mut *c)
             .await?;
@@ -628,7 +626,7 @@ async fn lock_token_device(
 /// takes this lock first, so a refresh cannot interleave with a logout of the
 /// same device. `false`: the device is gone.
 async fn lock_device(
-    c: &mut AnyConnection,
+    c: &mut dyn Conn,
     backend: Backend,
     user_id: &str,
     device_id: &str,
@@ -639,7 +637,7 @@ async fn lock_device(
         }
         Backend::Sqlite => "SELECT device_id FROM devices WHERE user_id = $1 AND device_id = $2",
     };
-    let row: Option<(String,)> = sqlx::query_as(sql)
+    let row: Option<(String,)> = query(sql)
         .bind(user_id)
         .bind(device_id)
         .fetch_optional(&mut *c)
@@ -647,12 +645,12 @@ async fn lock_device(
     Ok(row.is_some())
 }
 
-async fn revoke_device_tokens(c: &mut AnyConnection, user_id: &str, device_id: &str) -> Result<()> {
+async fn revoke_device_tokens(c: &mut dyn Conn, user_id: &str, device_id: &str) -> Result<()> {
     for sql in [
         "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
         "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
     ] {
-        sqlx::query(sql)
+        query(sql)
             .bind(user_id)
             .bind(device_id)
             .execute(&mut *c)
@@ -664,7 +662,7 @@ async fn revoke_device_tokens(c: &mut AnyConnection, user_id: &str, device_id: &
 /// Deletes devices, then every token on them. The device rows go first: that
 /// takes their locks (see `Store::lock_device`), so a refresh holding one finishes
 /// before its tokens are deleted, and one waiting for it finds the device gone.
-async fn revoke_devices(c: &mut AnyConnection, user_id: &str, which: &LogoutDevices) -> Result<()> {
+async fn revoke_devices(c: &mut dyn Conn, user_id: &str, which: &LogoutDevices) -> Result<()> {
     // Each case has its own statements: "every device" has no exclusion filter
     // that an odd device ID could slip through.
     let (statements, device): ([&str; 3], Option<&str>) = match which {
@@ -694,7 +692,7 @@ async fn revoke_devices(c: &mut AnyConnection, user_id: &str, which: &LogoutDevi
         ),
     };
     for sql in statements {
-        let mut q = sqlx::query(sql).bind(user_id);
+        let mut q = query(sql).bind(user_id);
         if let Some(d) = device {
             q = q.bind(d);
         }
@@ -710,13 +708,13 @@ async fn revoke_devices(c: &mut AnyConnection, user_id: &str, which: &LogoutDevi
 /// (unused login tokens, and completed registrations, whose retry would log the
 /// account in again: see `uia`) and what vouches for them elsewhere (OpenID
 /// tokens): "log out everywhere" and a password change end these too.
-async fn forget_pending_logins(c: &mut AnyConnection, user_id: &str) -> Result<()> {
+async fn forget_pending_logins(c: &mut dyn Conn, user_id: &str) -> Result<()> {
     for sql in [
         "DELETE FROM login_tokens WHERE user_id = $1",
         "DELETE FROM openid_tokens WHERE user_id = $1",
         "DELETE FROM uia_sessions WHERE result_user_id = $1 AND user_id IS NULL",
     ] {
-        sqlx::query(sql).bind(user_id).execute(&mut *c).await?;
+        query(sql).bind(user_id).execute(&mut *c).await?;
     }
     Ok(())
 }
@@ -724,23 +722,23 @@ async fn forget_pending_logins(c: &mut AnyConnection, user_id: &str) -> Result<(
 /// The first use of a refreshed pair: the pair it replaced is retired — its
 /// access token deleted, its refresh token kept (marked) so that a replay is
 /// recognised.
-async fn retire_predecessor(c: &mut AnyConnection, refresh_hash: &str) -> Result<()> {
+async fn retire_predecessor(c: &mut dyn Conn, refresh_hash: &str) -> Result<()> {
     let pred: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT predecessor_hash FROM refresh_tokens WHERE token_hash = $1")
+        query("SELECT predecessor_hash FROM refresh_tokens WHERE token_hash = $1")
             .bind(refresh_hash)
             .fetch_optional(&mut *c)
             .await?;
     if let Some((Some(pred),)) = pred {
-        sqlx::query("DELETE FROM access_tokens WHERE refresh_hash = $1")
+        query("DELETE FROM access_tokens WHERE refresh_hash = $1")
             .bind(&pred)
             .execute(&mut *c)
             .await?;
-        sqlx::query("UPDATE refresh_tokens SET retired_ms = $1 WHERE token_hash = $2")
+        query("UPDATE refresh_tokens SET retired_ms = $1 WHERE token_hash = $2")
             .bind(now_ms())
             .bind(&pred)
             .execute(&mut *c)
             .await?;
-        sqlx::query("UPDATE refresh_tokens SET predecessor_hash = NULL WHERE token_hash = $1")
+        query("UPDATE refresh_tokens SET predecessor_hash = NULL WHERE token_hash = $1")
             .bind(refresh_hash)
             .execute(&mut *c)
             .await?;

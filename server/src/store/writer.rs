@@ -3,28 +3,35 @@
 //! A write is answered only once it is on disk: on SQLite that is a WAL `fsync`
 //! per commit (`synchronous = FULL`), which costs far more than the statements
 //! it makes durable. So on SQLite every write is a *job* handed to one writer
-//! task: it takes every job waiting at that moment, runs them in one
+//! thread: it takes every job waiting at that moment, runs them in one
 //! transaction — each inside its own savepoint, so a job that fails undoes only
 //! its own changes — commits once, and only then answers all of them. Under load
 //! a batch grows to the number of requests waiting, and the `fsync` is shared;
 //! alone, a job is a batch of one and waits for nobody. One writer also means
 //! writers never queue on SQLite's lock inside the process.
 //!
+//! The writer thread owns a rusqlite connection and runs the jobs on it
+//! synchronously: the batch is one serial chain of statements, and through
+//! sqlx's SQLite driver each of them would be a hand-off to another thread and
+//! back (measured: about 100 µs each under load, which capped a batch at a few
+//! thousand writes a second). A job's future is polled once: on this
+//! connection every statement is ready at once.
+//!
 //! PostgreSQL groups the WAL flushes of concurrent commits itself, and its
 //! connections write in parallel, so there each job is a transaction of its own
-//! on a pooled connection. The job code is the same for both.
+//! on a pooled sqlx connection. The job code is the same for both (`sql`).
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use sqlx::{AnyConnection, AnyPool, Executor};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::AnyPool;
+use tokio::sync::oneshot;
 
+use super::sql::{self, BoxFuture, Conn};
 use super::{Result, StoreError};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A batch holds at most this many jobs, so one commit's answers are not held
 /// back indefinitely behind a queue that keeps refilling.
@@ -34,42 +41,51 @@ const MAX_BATCH: usize = 256;
 /// its caller once the batch's commit has succeeded or failed.
 struct Ran {
     kept: bool,
-    answer: Box<dyn FnOnce(std::result::Result<(), String>) + Send>,
+    answer: Answer,
 }
 
-struct Job {
-    /// The job is one statement: SQLite undoes a failed statement by itself
-    /// and keeps the transaction, so it needs no savepoint of its own.
-    one_statement: bool,
-    run: RunJob,
-}
+type Answer = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
-type RunJob = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Ran> + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Ran> + Send>;
 
 /// The SQLite writer: the sending side of its queue.
 pub struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime; it ends when the last
-    /// `Writer` handle is dropped. `on_batch` hears the size of every batch
-    /// (the metrics).
-    pub fn start(pool: AnyPool, on_batch: fn(usize)) -> Writer {
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, queue, on_batch));
-        Writer { jobs }
+    /// Opens the writer's connection to the database file and starts its
+    /// thread, which ends when the last `Writer` handle is dropped.
+    /// `on_batch` hears the size of every batch (the metrics).
+    pub fn start(path: &str, on_batch: fn(usize)) -> std::result::Result<Writer, String> {
+        // As the pool's connections (see `Store::open`); a command-line
+        // process may hold the lock for a moment. (A checkpointer thread of
+        // its own, to keep the WAL copy off the writer's path, measured no
+        // faster, and racing the writer it never let the WAL start over.)
+        let conn = rusqlite::Connection::open(path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+                )?;
+                Ok(c)
+            })
+            .map_err(|e| format!("database: cannot open {path} for writing: {e}"))?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, queue, on_batch))
+            .map_err(|e| format!("database: cannot start the writer: {e}"))?;
+        Ok(Writer { jobs })
     }
 
     /// Runs `job` in the next batch; returns its result after the commit.
-    /// `one_statement`: the job runs exactly one statement.
-    pub async fn write<T, F>(&self, one_statement: bool, job: F) -> Result<T>
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let run: RunJob = Box::new(move |conn| {
+        let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 // A panicking job must not take the writer (and every later
                 // write) with it: it counts as failed, and its caller hears so.
@@ -93,7 +109,7 @@ impl Writer {
             })
         });
         self.jobs
-            .send(Job { one_statement, run })
+            .send(job)
             .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
         answered
             .await
@@ -101,20 +117,36 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>, on_batch: fn(usize)) {
+/// After this long without a write, the writer gives its page cache back.
+const IDLE: Duration = Duration::from_secs(2);
+
+fn run(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Job>, on_batch: fn(usize)) {
     let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let size = batch.len();
-        on_batch(size);
-        let (commit, answers) = match pool.acquire().await {
-            Ok(mut conn) => run_batch(&mut conn, std::mem::take(&mut batch)).await,
-            // Dropping the jobs drops their answer channels: their callers
-            // hear that the write did not happen.
-            Err(e) => (Err(format!("no database connection: {e}")), {
-                batch.clear();
-                Vec::new()
-            }),
+    let mut shrunk = true;
+    loop {
+        let first = match queue.recv_timeout(IDLE) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // An idle server need not hold the pages it wrote last.
+                if !shrunk {
+                    let _ = conn.execute_batch("PRAGMA shrink_memory");
+                    shrunk = true;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        shrunk = false;
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        on_batch(batch.len());
+        let size = batch.len();
+        let (commit, answers) = run_batch(&mut conn, std::mem::take(&mut batch));
         if let Err(e) = &commit {
             tracing::error!(error = %e, size, "a write batch failed");
         }
@@ -124,89 +156,59 @@ async fn run(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>, on_batch: f
     }
 }
 
-type Answer = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-
 /// Runs one batch in one transaction; the commit's outcome and every job's
-/// answer, to be given after it.
-///
-/// Every statement is a hand-off to sqlx's SQLite thread, and the batch is one
-/// serial chain of them, so the savepoint bookkeeping rides along with the
-/// statements next to it: one-statement jobs run first without savepoints,
-/// and each savepoint's end is sent together with the next one's start.
-async fn run_batch(
-    conn: &mut AnyConnection,
+/// answer, to be given after it. A job not answered (its batch could not
+/// start, or it waited on something other than the database) is dropped, and
+/// its caller hears that the write did not happen.
+fn run_batch(
+    conn: &mut rusqlite::Connection,
     batch: Vec<Job>,
 ) -> (std::result::Result<(), String>, Vec<Answer>) {
     let mut answers = Vec::with_capacity(batch.len());
-    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-        // The jobs have not run; dropping them tells their callers.
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return (Err(format!("cannot begin: {e}")), answers);
     }
-    let (single, multiple): (Vec<Job>, Vec<Job>) =
-        batch.into_iter().partition(|job| job.one_statement);
-    for job in single {
-        answers.push((job.run)(conn).await.answer);
-    }
-    // How the previous savepoint ends: nothing open, kept, or undone.
-    let mut open = Savepoint::None;
     let mut failed = None;
-    for job in multiple {
-        if failed.is_some() {
-            // After a broken savepoint nothing more runs; dropping the job
-            // drops its answer channel, which its caller reads as a failure.
-            continue;
-        }
-        if let Err(e) = conn.execute(open.then_start()).await {
+    for job in batch {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             failed = Some(e.to_string());
-            continue;
+            break;
         }
-        let ran = (job.run)(conn).await;
-        open = if ran.kept {
-            Savepoint::Kept
-        } else {
-            Savepoint::Undone
+        let ran = ready(job(&mut sql::Sqlite(conn)));
+        let end = match &ran {
+            Some(Ran { kept: true, .. }) => "RELEASE job",
+            _ => "ROLLBACK TO job; RELEASE job",
         };
-        answers.push(ran.answer);
+        if let Some(ran) = ran {
+            answers.push(ran.answer);
+        }
+        if let Err(e) = conn.execute_batch(end) {
+            failed = Some(e.to_string());
+            break;
+        }
     }
     let commit = match failed {
         Some(e) => Err(e),
-        None => conn
-            .execute(open.then_commit())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
     };
     if commit.is_err() {
         // Whatever state the transaction is in, nothing of it stays.
-        let _ = conn.execute("ROLLBACK").await;
+        let _ = conn.execute_batch("ROLLBACK");
     }
     (commit, answers)
 }
 
-/// The savepoint of the job that ran last, if any, and how it ends.
-#[derive(Clone, Copy)]
-enum Savepoint {
-    None,
-    Kept,
-    Undone,
-}
-
-impl Savepoint {
-    /// Ends this savepoint and opens the next job's.
-    fn then_start(self) -> &'static str {
-        match self {
-            Savepoint::None => "SAVEPOINT job",
-            Savepoint::Kept => "RELEASE job; SAVEPOINT job",
-            Savepoint::Undone => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
-        }
-    }
-
-    /// Ends this savepoint and commits the batch.
-    fn then_commit(self) -> &'static str {
-        match self {
-            Savepoint::None => "COMMIT",
-            Savepoint::Kept => "RELEASE job; COMMIT",
-            Savepoint::Undone => "ROLLBACK TO job; RELEASE job; COMMIT",
+/// The output of a future that finishes without waiting, as every job on the
+/// writer's connection does; `None` for one that would wait.
+fn ready<T>(mut future: BoxFuture<'_, T>) -> Option<T> {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => {
+            tracing::error!("a write job waited on something other than the database");
+            None
         }
     }
 }
@@ -214,10 +216,10 @@ impl Savepoint {
 /// PostgreSQL: the job in a transaction of its own.
 pub async fn write_alone<T, F>(pool: &AnyPool, job: F) -> Result<T>
 where
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>>,
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>>,
 {
     let mut tx = pool.begin().await?;
-    let value = job(&mut tx).await?;
+    let value = job(&mut sql::Sqlx(&mut tx)).await?;
     tx.commit().await?;
     Ok(value)
 }
@@ -228,6 +230,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::Writer;
+    use crate::store::sql::query;
     use crate::store::{scratch_store, StoreError};
 
     /// Batches the test's writer ran (a `fn` pointer cannot capture a counter).
@@ -246,9 +249,13 @@ mod tests {
     #[tokio::test]
     async fn writes_waiting_together_share_one_commit_and_fail_alone() {
         let (mut store, _dir) = scratch_store().await;
-        store.writer = Some(Arc::new(Writer::start(store.pool.clone(), |_| {
-            BATCHES.fetch_add(1, Ordering::Relaxed);
-        })));
+        let path = store.reads.as_ref().expect("SQLite").path().to_owned();
+        store.writer = Some(Arc::new(
+            Writer::start(&path, |_| {
+                BATCHES.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap(),
+        ));
         // 48 writes queued at once: every third one takes a name already
         // taken, one writes and then fails, one panics.
         let writes = (0..48).map(|i| {
@@ -259,7 +266,7 @@ mod tests {
                         store
                             .write(|c| {
                                 Box::pin(async move {
-                                    sqlx::query("INSERT INTO registration_tokens (token, created_ms) VALUES ('half', 0)")
+                                    query("INSERT INTO registration_tokens (token, created_ms) VALUES ('half', 0)")
                                         .execute(&mut *c)
                                         .await?;
                                     Err::<(), _>(StoreError::Commit("failed after writing".into()))
