@@ -256,15 +256,14 @@ impl Store {
         let now = now_ms();
         let row: Option<(String,)> = self
             .write(move |c| {
-                Box::pin(async move {
-                    Ok(query(
+                Box::pin(
+                    query(
                         "DELETE FROM login_tokens WHERE token_hash = $1 AND expires_ms > $2 RETURNING user_id",
                     )
                     .bind(hash)
                     .bind(now)
-                    .fetch_optional(&mut *c)
-                    .await?)
-                })
+                    .fetch_optional(c),
+                )
             })
             .await?;
         Ok(row.map(|r| r.0))
