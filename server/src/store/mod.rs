@@ -81,6 +81,13 @@ pub struct Store {
     writer: Option<std::sync::Arc<Writer>>,
 }
 
+/// Every SQLite connection that may write (the pool's, the writer's): WAL lets
+/// readers run beside the writer; FULL syncs the WAL at every commit, so an
+/// acknowledged write survives a crash or power loss; the busy timeout lets a
+/// command-line process and the server take turns at the write lock.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;";
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -115,11 +122,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; FULL syncs the WAL
-                        // at every commit, so an acknowledged write survives a crash
-                        // or power loss.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
-                            .await?;
+                        conn.execute(SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
@@ -177,6 +180,12 @@ impl Store {
         }
     }
 
+    /// The pool's open connections and how many of them are idle (for the
+    /// metrics).
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     /// One statement as a write of its own; the number of rows it changed.
     async fn execute(&self, statement: Statement) -> Result<u64> {
         self.write_job(true, move |c| Box::pin(statement.execute(c)))
@@ -197,14 +206,6 @@ fn redact(url: &str) -> String {
 
 fn flag(b: bool) -> i64 {
     i64::from(b)
-}
-
-impl Store {
-    /// The pool's open connections and how many of them are idle (for the
-    /// metrics).
-    pub fn pool_connections(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
-    }
 }
 
 /// A store on a fresh SQLite file, removed with the returned guard.

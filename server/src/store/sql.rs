@@ -304,14 +304,7 @@ mod tests {
     use super::*;
 
     fn ready<T>(f: BoxFuture<'_, T>) -> T {
-        let mut f = f;
-        match f
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-        {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("SQLite statements are ready at once"),
-        }
+        crate::store::writer::ready(f).expect("SQLite statements are ready at once")
     }
 
     #[test]

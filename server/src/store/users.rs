@@ -340,17 +340,15 @@ impl Store {
                             .execute(&mut *c)
                             .await?;
                     }
-                    query(
-                        "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    insert_access_token(
+                        c,
+                        access_hash,
+                        &user_id,
+                        &device_id,
+                        expires_ms,
+                        refresh_hash,
+                        now,
                     )
-                    .bind(access_hash)
-                    .bind(&user_id)
-                    .bind(&device_id)
-                    .bind(expires_ms)
-                    .bind(refresh_hash)
-                    .bind(now)
-                    .execute(&mut *c)
                     .await?;
                     Ok(true)
                 })
@@ -432,12 +430,12 @@ impl Store {
         let old = old.to_owned();
         let access_hash = access_hash.to_owned();
         let refresh_hash = refresh_hash.to_owned();
-        let outcome = self
+        let (outcome, expires_ms, wrote) = self
             .write(move |c| {
                 Box::pin(async move {
                     let Some((user_id, device_id)) = lock_token_device(c, backend, &old).await?
                     else {
-                        return Ok((Refreshed::Unknown, None));
+                        return Ok((Refreshed::Unknown, None, false));
                     };
                     // Read again under the lock: a racing refresh or logout may have
                     // changed it.
@@ -449,7 +447,7 @@ impl Store {
                     .fetch_optional(&mut *c)
                     .await?;
                     let Some((retired, session_ends, locked, deactivated)) = row else {
-                        return Ok((Refreshed::Unknown, None));
+                        return Ok((Refreshed::Unknown, None, false));
                     };
                     let outcome = if deactivated != 0 {
                         Some(Refreshed::Unknown)
@@ -458,13 +456,13 @@ impl Store {
                     } else if session_ends.is_some_and(|end| end <= now) {
                         Some(Refreshed::SessionOver)
                     } else if locked != 0 {
-                        return Ok((Refreshed::Locked, None));
+                        return Ok((Refreshed::Locked, None, false));
                     } else {
                         None
                     };
                     if let Some(outcome) = outcome {
                         revoke_devices(c, &user_id, &LogoutDevices::One(device_id)).await?;
-                        return Ok((outcome, None));
+                        return Ok((outcome, None, true));
                     }
                     // Using this token is the first use of the pair it belongs to.
                     retire_predecessor(c, &old).await?;
@@ -489,25 +487,25 @@ impl Store {
                     let expires_ms = session_ends.map_or(now + access_lifetime_ms, |end| {
                         end.min(now + access_lifetime_ms)
                     });
-                    query(
-                        "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    insert_access_token(
+                        c,
+                        access_hash,
+                        &user_id,
+                        &device_id,
+                        Some(expires_ms),
+                        Some(refresh_hash),
+                        now,
                     )
-                    .bind(access_hash)
-                    .bind(&user_id)
-                    .bind(&device_id)
-                    .bind(expires_ms)
-                    .bind(refresh_hash)
-                    .bind(now)
-                    .execute(&mut *c)
                     .await?;
-                    Ok((Refreshed::Rotated { user_id, device_id }, Some(expires_ms)))
+                    let rotated = Refreshed::Rotated { user_id, device_id };
+                    Ok((rotated, Some(expires_ms), true))
                 })
             })
             .await?;
-        if outcome.0 != Refreshed::Locked {
+        if wrote {
             self.cache.clear();
         }
-        Ok(outcome)
+        Ok((outcome, expires_ms))
     }
 
     /// Drops one token's cached owner (after its device's activity time changed).
@@ -599,6 +597,31 @@ impl Store {
             .await?;
         Ok(deleted > 0)
     }
+}
+
+/// Stores an access token (with the refresh token it was issued with).
+async fn insert_access_token(
+    c: &mut dyn Conn,
+    access_hash: String,
+    user_id: &str,
+    device_id: &str,
+    expires_ms: Option<i64>,
+    refresh_hash: Option<String>,
+    now: i64,
+) -> Result<()> {
+    query(
+        "INSERT INTO access_tokens (token_hash, user_id, device_id, expires_ms, refresh_hash, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(access_hash)
+    .bind(user_id)
+    .bind(device_id)
+    .bind(expires_ms)
+    .bind(refresh_hash)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
 }
 
 /// Locks the device of a refresh token (see `lock_device`): its `(user,

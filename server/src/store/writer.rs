@@ -58,15 +58,12 @@ impl Writer {
     /// thread, which ends when the last `Writer` handle is dropped.
     /// `on_batch` hears the size of every batch (the metrics).
     pub fn start(path: &str, on_batch: fn(usize)) -> std::result::Result<Writer, String> {
-        // As the pool's connections (see `Store::open`); a command-line
-        // process may hold the lock for a moment. (A checkpointer thread of
-        // its own, to keep the WAL copy off the writer's path, measured no
-        // faster, and racing the writer it never let the WAL start over.)
+        // Set up as the pool's connections. (A checkpointer thread of its own,
+        // to keep the WAL copy off the writer's path, measured no faster, and
+        // racing the writer it never let the WAL start over.)
         let conn = rusqlite::Connection::open(path)
             .and_then(|c| {
-                c.execute_batch(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
-                )?;
+                c.execute_batch(super::SQLITE_PRAGMAS)?;
                 Ok(c)
             })
             .map_err(|e| format!("database: cannot open {path} for writing: {e}"))?;
@@ -200,7 +197,7 @@ fn run_batch(
 
 /// The output of a future that finishes without waiting, as every job on the
 /// writer's connection does; `None` for one that would wait.
-fn ready<T>(mut future: BoxFuture<'_, T>) -> Option<T> {
+pub(super) fn ready<T>(mut future: BoxFuture<'_, T>) -> Option<T> {
     match future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
