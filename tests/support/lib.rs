@@ -1,6 +1,7 @@
 //! Helpers shared by the workspace-level tests.
 
 pub mod browser;
+pub mod oauth_client;
 pub mod server;
 pub mod skip;
 pub mod smtp;
