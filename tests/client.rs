@@ -8,17 +8,17 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
-use matrix_api::account::validation;
+use matrix_api::account::{oauth, oauth_discovery, oauth_pages, validation};
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
-    login_fallback, login_token, logout, openid, password_management, refresh, registration,
-    registration_tokens, versions, wellknown, whoami,
+    login_fallback, login_token, logout, oauth_server_metadata, openid, password_management,
+    refresh, registration, registration_tokens, versions, wellknown, whoami,
 };
 use matrix_api::router::Dispatcher;
 use matrix_api::runtime::testing::Stub;
 use matrix_api::runtime::{
-    Authenticator, ClientError, ClientRequest, Credential, Html, MatrixError, Router, RouterConfig,
-    UserId,
+    Authenticator, ClientError, ClientRequest, Credential, Html, MatrixError, OAuthError, Router,
+    RouterConfig, UserId,
 };
 use matrix_api::server_server::openid as federation_openid;
 use proptest::prelude::*;
@@ -50,6 +50,7 @@ fn harness() -> Harness {
         api.clone(),
         RouterConfig {
             max_body_bytes: 1 << 20,
+            ..RouterConfig::default()
         },
     );
     Harness { api, router }
@@ -70,18 +71,19 @@ impl Harness {
     async fn exchange<R>(
         &self,
         request: &R,
-        reply: Result<R::Response, MatrixError>,
-    ) -> Result<R::Response, ClientError<MatrixError>>
+        reply: Result<R::Response, R::Error>,
+    ) -> Result<R::Response, ClientError<R::Error>>
     where
-        R: ClientRequest<Error = MatrixError> + Debug,
+        R: ClientRequest + Debug,
         R::Response: Clone + Send + 'static,
+        R::Error: Clone + Send + 'static,
     {
         let op = R::metadata();
         self.api.reply(op, reply);
         let before = self.api.calls().len();
         let http = request
             .to_http("", Some("valid-alice"))
-            .unwrap_or_else(|e| panic!("{}: {e}", op.operation_id));
+            .unwrap_or_else(|e| panic!("{}: {e:?}", op.operation_id));
         let resp = self.router.handle(http.map(Full::new)).await;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
@@ -108,6 +110,25 @@ impl Harness {
         let got = self.exchange(&request, Ok(response.clone())).await;
         assert_eq!(got.ok(), Some(response), "{id}");
         let error = MatrixError::forbidden("no").with("extra", 1);
+        match self.exchange(&request, Err(error.clone())).await {
+            Err(ClientError::Api(e)) => assert_eq!(e, error, "{id}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}
+
+impl Harness {
+    /// [`Harness::round_trip`] for an operation of an OAuth file: the error
+    /// comes back in OAuth's envelope.
+    async fn round_trip_oauth<R>(&self, request: R, response: R::Response)
+    where
+        R: ClientRequest<Error = OAuthError> + Debug,
+        R::Response: Clone + Send + PartialEq + Debug + 'static,
+    {
+        let id = R::metadata().operation_id;
+        let got = self.exchange(&request, Ok(response.clone())).await;
+        assert_eq!(got.ok(), Some(response), "{id}");
+        let error = OAuthError::new(http::StatusCode::BAD_REQUEST, "invalid_grant").described("no");
         match self.exchange(&request, Err(error.clone())).await {
             Err(ClientError::Api(e)) => assert_eq!(e, error, "{id}"),
             other => panic!("{id}: {other:?}"),
@@ -443,6 +464,131 @@ async fn every_operation_round_trips_through_the_router() {
         federation_openid::exchange_open_id_token::Response::Ok(de(
             json!({"sub": "@alice:ex.org"}),
         )),
+    )
+    .await;
+
+    // The OAuth 2.0 API: discovery, the machine endpoints, the pages.
+    let metadata = json!({
+        "issuer": "https://m.example/", "authorization_endpoint": "https://m.example/a",
+        "token_endpoint": "https://m.example/t", "revocation_endpoint": "https://m.example/r",
+        "registration_endpoint": "https://m.example/c", "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code"], "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "account_management_actions_supported": ["org.matrix.profile", "org.example.future"],
+    });
+    h.round_trip(
+        oauth_server_metadata::get_auth_metadata::Request::new(),
+        oauth_server_metadata::get_auth_metadata::Response::Ok(de(metadata.clone())),
+    )
+    .await;
+    h.round_trip(
+        oauth_discovery::get_authorization_server_metadata::Request::new(),
+        oauth_discovery::get_authorization_server_metadata::Response::Ok(de(metadata)),
+    )
+    .await;
+    h.round_trip_oauth(
+        oauth::register_client::Request::new(de(json!({
+            "redirect_uris": ["com.example.app:/cb"], "client_uri": "https://example.com/",
+            "client_name#fr": "Appli",
+        }))),
+        oauth::register_client::Response::Created(de(json!({
+            "client_id": "C1", "client_uri": "https://example.com/", "client_name#fr": "Appli",
+        }))),
+    )
+    .await;
+    let mut authorize = oauth::authorize::Request::new();
+    authorize.client_id = Some("C1".into());
+    authorize.scope = Some("urn:matrix:client:api:* urn:matrix:client:device:D&=".into());
+    authorize.cookie = Some("account_session=s".into());
+    h.round_trip_oauth(
+        authorize,
+        oauth::authorize::Response::SeeOther {
+            location: "/_account/v1/consent?session=x".into(),
+        },
+    )
+    .await;
+    h.round_trip_oauth(
+        oauth::authorize::Request::new(),
+        oauth::authorize::Response::BadRequest(Html("<p>unknown client</p>".into())),
+    )
+    .await;
+    let mut grant = oauth::request_token::RequestBody::new("authorization_code".into());
+    grant.code = Some("c o&de".into());
+    grant.code_verifier = Some("v".repeat(43));
+    h.round_trip_oauth(
+        oauth::request_token::Request::new(grant),
+        oauth::request_token::Response::Ok {
+            body: de(json!({
+                "access_token": "a", "token_type": "Bearer", "expires_in": 300,
+                "refresh_token": "r", "scope": "s",
+            })),
+            cache_control: "no-store".into(),
+        },
+    )
+    .await;
+    h.round_trip_oauth(
+        oauth::revoke_token::Request::new(oauth::revoke_token::RequestBody::new("t".into())),
+        oauth::revoke_token::Response::Ok(ok_empty()),
+    )
+    .await;
+    let mut page = oauth_pages::show_login_page::Request::new("S 1".into());
+    page.cookie = Some("oauth_csrf=c".into());
+    h.round_trip(
+        page,
+        oauth_pages::show_login_page::Response::Ok {
+            body: Html("<form></form>".into()),
+            set_cookie: "oauth_csrf=c; HttpOnly".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::submit_login::Request::new(oauth_pages::submit_login::RequestBody::new(
+            "S".into(),
+            "c".into(),
+            "alice".into(),
+            "p w&=".into(),
+        )),
+        oauth_pages::submit_login::Response::SeeOther {
+            location: "/_account/v1/consent?session=S".into(),
+            set_cookie: "account_session=x; HttpOnly".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::show_registration_page::Request::new("S".into()),
+        oauth_pages::show_registration_page::Response::Forbidden(Html("closed".into())),
+    )
+    .await;
+    let mut form = oauth_pages::submit_registration::RequestBody::new(
+        "S".into(),
+        "c".into(),
+        "bob".into(),
+        "pw".into(),
+    );
+    form.registration_token = Some("t".into());
+    h.round_trip(
+        oauth_pages::submit_registration::Request::new(form),
+        oauth_pages::submit_registration::Response::BadRequest(Html("taken".into())),
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::show_consent_page::Request::new("S".into()),
+        oauth_pages::show_consent_page::Response::Ok {
+            body: Html("<form></form>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+            content_security_policy: "default-src 'none'; form-action 'self'".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::submit_consent::Request::new(oauth_pages::submit_consent::RequestBody::new(
+            "S".into(),
+            "c".into(),
+            "allow".into(),
+        )),
+        oauth_pages::submit_consent::Response::SeeOther {
+            location: "http://127.0.0.1:5/cb?code=x&state=y".into(),
+        },
     )
     .await;
 

@@ -934,6 +934,21 @@ fn all_operations() -> Vec<(String, String, String, bool)> {
 /// the router's (the same for every operation that reads a JSON body); a body
 /// that parses but says nothing useful gets the operation's own answer.
 fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'static str) {
+    let (status, code) = expected_matrix_answer(operation, case, json_body);
+    // The OAuth 2.0 endpoints answer in OAuth's envelope: the router's own
+    // errors become the OAuth code of their status.
+    let oauth = matches!(
+        operation,
+        "registerClient" | "authorize" | "requestToken" | "revokeToken"
+    );
+    match code {
+        c if !oauth || !c.starts_with("M_") => (status, code),
+        _ => (status, "invalid_request"),
+    }
+}
+
+/// [`expected_bad_input`] as a Matrix error code.
+fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16, &'static str) {
     match case {
         "huge" => return (413, "M_TOO_LARGE"),
         "malformed" | "invalid utf-8" if json_body => return (400, "M_NOT_JSON"),
@@ -953,6 +968,19 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
         "getStaticFile" => (404, "M_NOT_FOUND"),
         // The fallback page's query (session) was not given.
         "showAuthFallback" => (400, "M_MISSING_PARAM"),
+        // The OAuth 2.0 API: the metadata takes nothing; the authorisation
+        // endpoint shows a page for a request without a client; the form
+        // endpoints and pages miss their required fields (`grant_type`,
+        // `token`, `session`, ...).
+        "getAuthMetadata" | "getAuthorizationServerMetadata" => (200, ""),
+        "authorize" => (400, ""),
+        "requestToken" | "revokeToken" => (400, "M_MISSING_PARAM"),
+        "showLoginPage" | "showRegistrationPage" | "showConsentPage" => (400, "M_MISSING_PARAM"),
+        "submitLogin" | "submitRegistration" | "submitConsent" => (400, "M_MISSING_PARAM"),
+        // Parses (the bad keys are no client metadata), but has no client_uri.
+        "registerClient" if case == "wrong types" || case == "unknown fields" => {
+            (400, "invalid_client_metadata")
+        }
         // A form body: none of the bodies sent has its fields.
         "submitAuthFallback" => (400, "M_MISSING_PARAM"),
         // The page's query (sid, client_secret, token) was not given.
@@ -1009,7 +1037,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 42);
+        assert_eq!(ops.len(), 54);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {
@@ -1020,7 +1048,12 @@ both!(
                     .to_string();
                 let r = s.request(&method, &path, Some(&token), Some(body));
                 let uia = r.status == 401 && r.body["flows"].is_array();
-                let got = (r.status, if uia { "UIA" } else { r.errcode() });
+                // Matrix's errcode, or OAuth's error on the OAuth endpoints.
+                let code = match r.errcode() {
+                    "" => r.body["error"].as_str().unwrap_or(""),
+                    errcode => errcode,
+                };
+                let got = (r.status, if uia { "UIA" } else { code });
                 let want = expected_bad_input(&operation, what, json_body);
                 if got != want {
                     wrong.push(format!(

@@ -4,17 +4,39 @@
 //! Every example in the spec round-trips through its generated type.
 #[test]
 #[rustfmt::skip]
-fn types_validation_token() {
+fn types_client_metadata() {
     matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::ValidationToken,
-    >("{\"sid\":\"1234\",\"client_secret\":\"monkeys_are_GREAT\",\"token\":\"123456\"}");
+        matrix_api::types::ClientMetadata,
+    >(
+        "{\"client_name\":\"My App\",\"client_uri\":\"https://example.com/\",\"redirect_uris\":[\"https://app.example.com/callback\"],\"token_endpoint_auth_method\":\"none\",\"response_types\":[\"code\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"application_type\":\"web\"}",
+    );
 }
 #[test]
 #[rustfmt::skip]
-fn account_validation_submit_validation_token_ok_body() {
+fn account_oauth_request_token_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::account::validation::submit_validation_token::OkBody,
-    >("{\"success\":true}");
+        matrix_api::account::oauth::request_token::RequestBody,
+    >(
+        "{\"grant_type\":\"authorization_code\",\"client_id\":\"01JAYS74TCG3BTWKADN5Q4518C\",\"code\":\"iuB7Eiz9heengah1joh2ioy9ahChuP6R\",\"redirect_uri\":\"https://app.example.com/oauth2-callback\",\"code_verifier\":\"ogie4iVaeteeKeeLaid0aizuimairaCh\"}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn account_oauth_revoke_token_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::account::oauth::revoke_token::RequestBody,
+    >(
+        "{\"token\":\"mat_Kfi2Yde8MkTpxv0uQBlLxGlH\",\"token_type_hint\":\"access_token\",\"client_id\":\"01JAYS74TCG3BTWKADN5Q4518C\"}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn types_authorization_server_metadata() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::AuthorizationServerMetadata,
+    >(
+        "{\"issuer\":\"https://matrix.example.org/\",\"authorization_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/authorize\",\"token_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/token\",\"registration_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/register\",\"revocation_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/revoke\",\"response_types_supported\":[\"code\"],\"grant_types_supported\":[\"authorization_code\",\"refresh_token\"],\"response_modes_supported\":[\"query\",\"fragment\"],\"code_challenge_methods_supported\":[\"S256\"],\"prompt_values_supported\":[\"create\"]}",
+    );
 }
 #[test]
 #[rustfmt::skip]
@@ -32,10 +54,29 @@ fn types_error() {
     >("{\"errcode\":\"M_USER_LOCKED\",\"error\":\"This account has been locked.\"}");
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
+    >(
+        "{\"errcode\":\"M_UNRECOGNIZED\",\"error\":\"This server uses the legacy authentication API only\"}",
+    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::Error,
     >("{\"errcode\":\"M_USER_IN_USE\",\"error\":\"That user ID is taken.\"}");
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::Error,
     >("{\"errcode\":\"M_FORBIDDEN\",\"error\":\"Registration is closed.\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn types_validation_token() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::ValidationToken,
+    >("{\"sid\":\"1234\",\"client_secret\":\"monkeys_are_GREAT\",\"token\":\"123456\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn account_validation_submit_validation_token_ok_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::account::validation::submit_validation_token::OkBody,
+    >("{\"success\":true}");
 }
 #[test]
 #[rustfmt::skip]

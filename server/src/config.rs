@@ -28,6 +28,49 @@ pub struct Config {
     pub email: Email,
     pub sms: Sms,
     pub metrics: Metrics,
+    pub oauth: OAuth,
+}
+
+/// Which authentication APIs the server offers. The one switched off answers
+/// `404 M_UNRECOGNIZED`, as the spec says a server without it does.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthApis {
+    /// The legacy API only (`/login`, `/register` with interactive auth, …).
+    Legacy,
+    /// Both: legacy clients keep working, OAuth 2.0 clients (Element X) can
+    /// register and log in.
+    Both,
+    /// The OAuth 2.0 API only.
+    Oauth,
+}
+
+/// The OAuth 2.0 API (`[oauth]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth {
+    pub apis: AuthApis,
+    /// How long a login on this server's pages lasts in the browser.
+    pub browser_session_lifetime_secs: u64,
+}
+
+impl Default for OAuth {
+    fn default() -> Self {
+        OAuth {
+            apis: AuthApis::Both,
+            browser_session_lifetime_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl OAuth {
+    pub fn enabled(&self) -> bool {
+        self.apis != AuthApis::Legacy
+    }
+
+    pub fn legacy_enabled(&self) -> bool {
+        self.apis != AuthApis::Oauth
+    }
 }
 
 /// Prometheus metrics (`GET /metrics`) on a listener of their own, off unless
@@ -219,6 +262,8 @@ pub struct RateLimits {
     /// Validation tokens submitted (the JSON endpoint and the page's form), per
     /// client address; wrong ones also count against their session.
     pub submit_token: Bucket,
+    /// OAuth 2.0 client registrations, per client address.
+    pub oauth_clients: Bucket,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -262,6 +307,7 @@ impl Default for Config {
             email: Email::default(),
             sms: Sms::default(),
             metrics: Metrics::default(),
+            oauth: OAuth::default(),
         }
     }
 }
@@ -351,6 +397,9 @@ impl Default for RateLimits {
             refresh: Bucket::new(1.0, 20),
             openid: Bucket::new(1.0, 20),
             submit_token: Bucket::new(0.5, 10),
+            // A client registers at the start of every login: as often as
+            // logins, in bursts when someone retries.
+            oauth_clients: Bucket::new(0.2, 10),
         }
     }
 }
@@ -371,6 +420,7 @@ impl RateLimits {
             Action::Refresh => ("refresh", self.refresh),
             Action::Openid => ("openid", self.openid),
             Action::SubmitToken => ("submit_token", self.submit_token),
+            Action::OAuthClients => ("oauth_clients", self.oauth_clients),
         }
     }
 }
@@ -512,6 +562,12 @@ burst = 20
 per_second = 0.5
 burst = 10
 
+# OAuth 2.0 client registrations, per client address (clients register at the
+# start of every login).
+[rate_limits.oauth_clients]
+per_second = 0.2
+burst = 10
+
 [email]
 # The server validates email addresses itself: it sends a token, and the user
 # follows the link or types the token into the client. Off while smtp_url is
@@ -549,6 +605,14 @@ gateway_url = ""
 bearer_token = ""
 from = "Matrix"
 validation_token_lifetime_secs = 3600
+
+[oauth]
+# The authentication APIs: "both" (legacy clients and OAuth 2.0 clients such as
+# Element X), "legacy" (no OAuth 2.0 API) or "oauth" (the OAuth 2.0 API only:
+# legacy login, registration and refresh answer 404 M_UNRECOGNIZED).
+apis = "both"
+# How long a login on the server's own pages (login, consent) lasts.
+browser_session_lifetime_secs = 604800
 
 [metrics]
 # Prometheus metrics: GET /metrics (OpenMetrics text) on a listener of its own,
@@ -622,6 +686,9 @@ impl Config {
                     "metrics.bind: {metrics} is the API's address (bind); use another port"
                 ));
             }
+        }
+        if self.oauth.browser_session_lifetime_secs == 0 {
+            return Err("oauth.browser_session_lifetime_secs must be positive".into());
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());

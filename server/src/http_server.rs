@@ -41,6 +41,7 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         server.clone(),
         RouterConfig {
             max_body_bytes: server.config.max_body_bytes,
+            switched_off: server.switched_off(),
         },
     );
     tokio::spawn(purge_expired(server.clone()));

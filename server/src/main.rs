@@ -9,8 +9,6 @@ mod crypto;
 mod email;
 mod http_server;
 mod metrics;
-// Used by the OAuth endpoints that follow.
-#[allow(dead_code)]
 mod oauth;
 mod ratelimit;
 mod service;

@@ -33,11 +33,12 @@ pub enum Action {
     Refresh,
     Openid,
     SubmitToken,
+    OAuthClients,
 }
 
 impl Action {
     /// Every action (the configuration check visits each bucket).
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::Registration,
         Action::Availability,
         Action::LoginAddress,
@@ -50,6 +51,7 @@ impl Action {
         Action::Refresh,
         Action::Openid,
         Action::SubmitToken,
+        Action::OAuthClients,
     ];
 }
 

@@ -13,7 +13,7 @@ use crate::crypto::{self, PasswordHasherConfig};
 use crate::email::Mailer;
 use crate::ratelimit::{self, Action, Key, RateLimiter};
 use crate::sms::SmsSender;
-use crate::store::{now_ms, NewSession, Store, StoreError};
+use crate::store::{now_ms, NewSession, OAuthGrant, Refreshed, Store, StoreError};
 use crate::templates::Templates;
 
 pub struct Server {
@@ -41,6 +41,15 @@ pub struct Session {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in_ms: Option<i64>,
+}
+
+/// A refresh token exchanged (see [`Server::rotate`]): the new pair, valid
+/// only when the outcome is `Rotated`.
+pub struct Rotation {
+    pub outcome: Refreshed,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_ms: Option<i64>,
 }
 
 /// The authenticated caller of a request.
@@ -84,6 +93,48 @@ impl Server {
             templates,
             listening_on: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The operations the configured authentication APIs leave out (see
+    /// `[oauth] apis`): the router answers them `404 M_UNRECOGNIZED`, the
+    /// spec's answer for an API a server does not offer.
+    pub fn switched_off(&self) -> Vec<&'static str> {
+        use matrix_api::account::{oauth, oauth_discovery, oauth_pages};
+        use matrix_api::client_server::{
+            login, login_token, oauth_server_metadata, refresh, registration,
+        };
+        let mut off = Vec::new();
+        if !self.config.oauth.enabled() {
+            off.extend([
+                oauth_server_metadata::get_auth_metadata::METADATA.operation_id,
+                oauth_discovery::get_authorization_server_metadata::METADATA.operation_id,
+                oauth::register_client::METADATA.operation_id,
+                oauth::authorize::METADATA.operation_id,
+                oauth::request_token::METADATA.operation_id,
+                oauth::revoke_token::METADATA.operation_id,
+                oauth_pages::show_login_page::METADATA.operation_id,
+                oauth_pages::submit_login::METADATA.operation_id,
+                oauth_pages::show_registration_page::METADATA.operation_id,
+                oauth_pages::submit_registration::METADATA.operation_id,
+                oauth_pages::show_consent_page::METADATA.operation_id,
+                oauth_pages::submit_consent::METADATA.operation_id,
+            ]);
+        }
+        if !self.config.oauth.legacy_enabled() {
+            // Logging in, registering and refreshing: what an OAuth 2.0 client
+            // does through the authorisation server instead.
+            off.extend([
+                login::get_login_flows::METADATA.operation_id,
+                login::login::METADATA.operation_id,
+                login_token::generate_login_token::METADATA.operation_id,
+                refresh::refresh::METADATA.operation_id,
+                registration::register::METADATA.operation_id,
+                registration::check_username_availability::METADATA.operation_id,
+                registration::request_token_to_register_email::METADATA.operation_id,
+                registration::request_token_to_register_msisdn::METADATA.operation_id,
+            ]);
+        }
+        off
     }
 
     /// `@localpart:server_name` of the current grammar (the runtime's `UserId`),
@@ -152,6 +203,29 @@ impl Server {
         with_refresh: bool,
         checked_hash: Option<&str>,
     ) -> Result<Session, MatrixError> {
+        self.open_session_for(
+            user_id,
+            device_id,
+            display_name,
+            with_refresh,
+            checked_hash,
+            None,
+        )
+        .await
+    }
+
+    /// [`open_session`](Self::open_session), for a legacy login (`oauth`
+    /// `None`) or one through the OAuth 2.0 API, whose device then belongs to
+    /// the client authorised.
+    pub async fn open_session_for(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        display_name: Option<&str>,
+        with_refresh: bool,
+        checked_hash: Option<&str>,
+        oauth: Option<OAuthGrant<'_>>,
+    ) -> Result<Session, MatrixError> {
         if let Some(id) = device_id {
             check_device_id(id)?;
         }
@@ -181,6 +255,7 @@ impl Server {
                 refresh_hash: refresh_hash.as_deref(),
                 session_ends_ms,
                 checked_hash,
+                oauth,
             })
             .await
             .map_err(internal)?;
@@ -196,6 +271,41 @@ impl Server {
             // Only a client that can refresh is told; the others meet the end of
             // their session as a soft logout.
             expires_in_ms: with_refresh.then(|| expires_ms.map_or(lifetime_ms, |e| e - now)),
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (`POST /refresh` and the OAuth
+    /// 2.0 token endpoint): see `Store::refresh` for rotation, the retry window
+    /// and what a replay does.
+    pub async fn rotate(&self, refresh_token: &str) -> Result<Rotation, MatrixError> {
+        let access = crypto::new_token("mat");
+        let refresh = crypto::new_token("mar");
+        let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
+        let (outcome, expires_ms) = self
+            .store
+            .refresh(
+                &crypto::token_hash(refresh_token),
+                &crypto::token_hash(&access),
+                &crypto::token_hash(&refresh),
+                lifetime_ms,
+            )
+            .await
+            .map_err(internal)?;
+        match &outcome {
+            Refreshed::Rotated { user_id, device_id } => {
+                tracing::debug!(user_id, device_id, "refreshed");
+            }
+            // Someone else holds a copy of this token.
+            Refreshed::Replayed => {
+                tracing::warn!("a retired refresh token was replayed; its device is logged out")
+            }
+            _ => {}
+        }
+        Ok(Rotation {
+            outcome,
+            access_token: access,
+            refresh_token: refresh,
+            expires_ms,
         })
     }
 

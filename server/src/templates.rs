@@ -47,6 +47,22 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/validated.html"),
     ),
     (
+        "pages/oauth_login.html",
+        include_str!("../templates/pages/oauth_login.html"),
+    ),
+    (
+        "pages/oauth_register.html",
+        include_str!("../templates/pages/oauth_register.html"),
+    ),
+    (
+        "pages/oauth_consent.html",
+        include_str!("../templates/pages/oauth_consent.html"),
+    ),
+    (
+        "pages/oauth_error.html",
+        include_str!("../templates/pages/oauth_error.html"),
+    ),
+    (
         "pages/validation_error.html",
         include_str!("../templates/pages/validation_error.html"),
     ),

@@ -57,12 +57,18 @@ pub trait Dispatch: Send + Sync + 'static {
 pub struct RouterConfig {
     /// Larger bodies get `413 M_TOO_LARGE` without being read.
     pub max_body_bytes: usize,
+    /// Operations (by `operationId`) the server does not offer: the router
+    /// answers them as it answers unknown paths, `404 M_UNRECOGNIZED` (the
+    /// spec's answer for an API a server has switched off, such as the legacy
+    /// login API on a server that uses the OAuth 2.0 API only).
+    pub switched_off: Vec<&'static str>,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             max_body_bytes: 1 << 20,
+            switched_off: Vec::new(),
         }
     }
 }
@@ -222,6 +228,13 @@ impl<D: Dispatch> Router<D> {
             let Some(params) = match_segments(route.segments, rest) else {
                 continue;
             };
+            if self
+                .config
+                .switched_off
+                .contains(&route.metadata.operation_id)
+            {
+                continue;
+            }
             if route.method != *method {
                 path_matched = true;
                 continue;
@@ -478,6 +491,7 @@ mod tests {
     use crate::oauth_error::OAuthError;
 
     static TOKEN: Metadata = Metadata::for_tests(Method::POST, "/oauth2/token")
+        .named("requestToken")
         .rendering(crate::error::render_error::<OAuthError>);
 
     static ROUTES: &[Route] = &[Route {
@@ -503,7 +517,13 @@ mod tests {
     /// OAuth's envelope, as the handler's would be.
     #[test]
     fn a_body_too_large_for_an_oauth_operation_is_an_oauth_error() {
-        let router = Router::new(OneRoute, RouterConfig { max_body_bytes: 4 });
+        let router = Router::new(
+            OneRoute,
+            RouterConfig {
+                max_body_bytes: 4,
+                ..RouterConfig::default()
+            },
+        );
         let req = Request::post("/oauth2/token")
             .body(http_body_util::Full::new(Bytes::from_static(
                 b"grant_type=x",
@@ -525,6 +545,34 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&frame.into_data().unwrap()).unwrap();
         assert_eq!(json["error"], "invalid_request");
         assert!(json.get("errcode").is_none());
+    }
+
+    /// A switched-off operation is answered as an unknown endpoint, and
+    /// its handler never runs.
+    #[test]
+    fn a_switched_off_operation_is_unrecognized() {
+        let answer = |switched_off: Vec<&'static str>| {
+            let router = Router::new(
+                OneRoute,
+                RouterConfig {
+                    switched_off,
+                    ..RouterConfig::default()
+                },
+            );
+            let req = Request::post("/oauth2/token")
+                .body(http_body_util::Full::new(Bytes::new()))
+                .unwrap();
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut fut = std::pin::pin!(router.handle(req));
+            let std::task::Poll::Ready(resp) = fut.as_mut().poll(&mut cx) else {
+                panic!("the answer needs no I/O");
+            };
+            resp.status()
+        };
+        assert_eq!(answer(vec![]), StatusCode::NO_CONTENT);
+        assert_eq!(answer(vec!["otherOperation"]), StatusCode::NO_CONTENT);
+        assert_eq!(answer(vec![TOKEN.operation_id]), StatusCode::NOT_FOUND);
     }
 
     static WHOIS: Metadata = Metadata::for_tests(Method::GET, "/_matrix/client/v3/whois/{userId}")

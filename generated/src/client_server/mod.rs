@@ -11,6 +11,7 @@ pub mod login;
 pub mod login_fallback;
 pub mod login_token;
 pub mod logout;
+pub mod oauth_server_metadata;
 pub mod openid;
 pub mod password_management;
 pub mod refresh;

@@ -84,14 +84,23 @@ impl Server {
     }
 
     /// Checks a password login: the user it names, when the password is theirs.
-    /// Attempts are limited per account, and failures per account separately; an
-    /// unknown user costs the same hash as a known one.
     async fn password_login(
         &self,
         body: &login::RequestBody,
         password: &str,
     ) -> Result<Option<User>, MatrixError> {
         let user_id = self.login_user(body).await?;
+        self.check_login_password(user_id, password).await
+    }
+
+    /// The user `user_id` names, when `password` is theirs (`POST /login` and
+    /// the login page). Attempts are limited per account, and failures per
+    /// account separately; an unknown user costs the same hash as a known one.
+    pub(super) async fn check_login_password(
+        &self,
+        user_id: Option<String>,
+        password: &str,
+    ) -> Result<Option<User>, MatrixError> {
         let account: Vec<Key> = user_id.iter().map(|id| Key::User(id.clone())).collect();
         if user_id
             .as_ref()
@@ -282,19 +291,7 @@ impl RefreshApi for Server {
         _ctx: Context<()>,
         request: refresh::Request,
     ) -> Result<refresh::Response, MatrixError> {
-        let access = crypto::new_token("mat");
-        let new_refresh = crypto::new_token("mar");
-        let lifetime_ms = (self.config.tokens.access_token_lifetime_secs * 1000) as i64;
-        let (outcome, expires_ms) = self
-            .store
-            .refresh(
-                &crypto::token_hash(&request.body.refresh_token),
-                &crypto::token_hash(&access),
-                &crypto::token_hash(&new_refresh),
-                lifetime_ms,
-            )
-            .await
-            .map_err(internal)?;
+        let rotation = self.rotate(&request.body.refresh_token).await?;
         let refused = |message| {
             Err(MatrixError::new(
                 StatusCode::UNAUTHORIZED,
@@ -302,22 +299,17 @@ impl RefreshApi for Server {
                 message,
             ))
         };
-        match outcome {
-            Refreshed::Rotated { user_id, device_id } => {
-                tracing::debug!(user_id, device_id, "refreshed");
+        match rotation.outcome {
+            Refreshed::Rotated { .. } => {}
+            Refreshed::Unknown | Refreshed::Replayed => {
+                return refused("Unknown or already used refresh token")
             }
-            Refreshed::Unknown => return refused("Unknown or already used refresh token"),
             Refreshed::SessionOver => return refused("The session has ended: log in again"),
-            Refreshed::Replayed => {
-                // Someone else holds a copy of this token.
-                tracing::warn!("a retired refresh token was replayed; its device is logged out");
-                return refused("Unknown or already used refresh token");
-            }
             Refreshed::Locked => return Err(locked()),
         }
-        let mut body = refresh::OkBody::new(access);
-        body.refresh_token = Some(new_refresh);
-        body.expires_in_ms = expires_ms.map(|e| e - now_ms());
+        let mut body = refresh::OkBody::new(rotation.access_token);
+        body.refresh_token = Some(rotation.refresh_token);
+        body.expires_in_ms = rotation.expires_ms.map(|e| e - now_ms());
         Ok(body.into())
     }
 }

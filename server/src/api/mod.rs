@@ -7,6 +7,8 @@ mod admin;
 mod discovery;
 mod fallbacks;
 mod login;
+mod oauth;
+mod oauth_pages;
 mod openid;
 mod pages;
 mod rate_limits;

@@ -40,7 +40,7 @@ pub(super) fn csrf_matches(cookie_header: Option<&str>, name: &str, submitted: &
 }
 
 /// The value of one cookie in a `Cookie` header.
-fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?
         .split(';')
         .filter_map(|kv| kv.trim().split_once('='))

@@ -6,6 +6,8 @@
 //! the request body or the outcome (per account on login, per 3PID on
 //! `requestToken`, failed passwords) stay in the handlers of those operations.
 
+use matrix_api::account::oauth::{authorize, register_client, request_token, revoke_token};
+use matrix_api::account::oauth_pages::{submit_login, submit_registration};
 use matrix_api::account::validation::{confirm_validation, submit_validation_token};
 use matrix_api::client_server::auth_fallback::submit_auth_fallback;
 use matrix_api::client_server::{
@@ -121,6 +123,20 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
         &submit_auth_fallback::METADATA,
         Some((Action::SubmitToken, By::Address)),
     ),
+    (
+        &register_client::METADATA,
+        Some((Action::OAuthClients, By::Address)),
+    ),
+    (
+        &request_token::METADATA,
+        Some((Action::Refresh, By::Address)),
+    ),
+    // Cheap, and each is followed by a limited step.
+    (&authorize::METADATA, None),
+    (&revoke_token::METADATA, None),
+    // The pages limit themselves, to answer with a page rather than JSON.
+    (&submit_login::METADATA, None),
+    (&submit_registration::METADATA, None),
     (&get_capabilities::METADATA, None),
     (&get_login_flows::METADATA, None),
     (&get_token_owner::METADATA, None),

@@ -127,6 +127,11 @@ impl Store {
             ("DELETE FROM openid_tokens WHERE expires_ms <= $1", now),
             ("DELETE FROM login_tokens WHERE expires_ms <= $1", now),
             (
+                "DELETE FROM oauth_authorizations WHERE expires_ms <= $1",
+                now,
+            ),
+            ("DELETE FROM browser_sessions WHERE expires_ms <= $1", now),
+            (
                 "DELETE FROM refresh_tokens WHERE retired_ms <= $1",
                 retired_before,
             ),

@@ -10,6 +10,7 @@
 
 mod auth;
 mod cache;
+mod oauth;
 mod sql;
 mod sqlite_reads;
 mod threepid;
@@ -25,8 +26,9 @@ use sql::{BoxFuture, Conn, Statement};
 use writer::Writer;
 
 pub use auth::UiaSession;
+pub use oauth::{Authorization, CodeExchange};
 pub use threepid::{NewValidation, Submitted};
-pub use users::{LogoutDevices, NewSession, Refreshed, User};
+pub use users::{LogoutDevices, NewSession, OAuthGrant, Refreshed, User};
 
 #[derive(Debug)]
 pub enum StoreError {

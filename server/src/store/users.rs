@@ -65,6 +65,16 @@ pub struct NewSession<'a> {
     pub session_ends_ms: Option<i64>,
     /// The password hash a password login was checked against.
     pub checked_hash: Option<&'a str>,
+    /// For a login through the OAuth 2.0 API: the client authorised and the
+    /// scope granted, which the device keeps.
+    pub oauth: Option<OAuthGrant<'a>>,
+}
+
+/// What an OAuth 2.0 login puts on its device.
+#[derive(Clone, Copy, Debug)]
+pub struct OAuthGrant<'a> {
+    pub client_id: &'a str,
+    pub scope: &'a str,
 }
 
 /// Which devices a revocation logs out.
@@ -302,6 +312,8 @@ impl Store {
         let refresh_hash = s.refresh_hash.map(str::to_owned);
         let checked_hash = s.checked_hash.map(str::to_owned);
         let (expires_ms, session_ends_ms) = (s.expires_ms, s.session_ends_ms);
+        let oauth_client = s.oauth.map(|g| g.client_id.to_owned());
+        let oauth_scope = s.oauth.map(|g| g.scope.to_owned());
         let created = self
             .write(move |c| {
                 Box::pin(async move {
@@ -316,17 +328,22 @@ impl Store {
                     if checked_hash.is_some_and(|checked| current != Some(checked)) {
                         return Ok(false);
                     }
-                    // An existing device keeps its display name; the no-op update
-                    // locks its row, so this login serialises with a refresh or
-                    // logout of that device.
+                    // An existing device keeps its display name; the update locks
+                    // its row, so this login serialises with a refresh or logout
+                    // of that device. It now belongs to this login's client (none
+                    // for a legacy login).
                     query(
-                        "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name",
+                        "INSERT INTO devices (user_id, device_id, display_name, last_seen_ms, oauth_client_id, oauth_scope) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = devices.display_name, \
+                         oauth_client_id = excluded.oauth_client_id, oauth_scope = excluded.oauth_scope",
                     )
                     .bind(&user_id)
                     .bind(&device_id)
                     .bind(display_name)
                     .bind(now)
+                    .bind(oauth_client)
+                    .bind(oauth_scope)
                     .execute(&mut *c)
                     .await?;
                     revoke_device_tokens(c, &user_id, &device_id).await?;
@@ -685,7 +702,11 @@ async fn revoke_device_tokens(c: &mut dyn Conn, user_id: &str, device_id: &str) 
 /// Deletes devices, then every token on them. The device rows go first: that
 /// takes their locks (see `Store::lock_device`), so a refresh holding one finishes
 /// before its tokens are deleted, and one waiting for it finds the device gone.
-async fn revoke_devices(c: &mut dyn Conn, user_id: &str, which: &LogoutDevices) -> Result<()> {
+pub(super) async fn revoke_devices(
+    c: &mut dyn Conn,
+    user_id: &str,
+    which: &LogoutDevices,
+) -> Result<()> {
     // Each case has its own statements: "every device" has no exclusion filter
     // that an odd device ID could slip through.
     let (statements, device): ([&str; 3], Option<&str>) = match which {
@@ -791,6 +812,7 @@ mod tests {
                 refresh_hash: None,
                 session_ends_ms: None,
                 checked_hash: None,
+                oauth: None,
             })
             .await
             .unwrap();

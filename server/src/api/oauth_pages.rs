@@ -1,0 +1,546 @@
+//! The pages of the OAuth 2.0 authorisation code grant
+//! (api/account/oauth_pages.yaml): log in or create an account, then allow or
+//! deny the client. The authorisation endpoint sends the browser to the
+//! consent page (or, for `prompt=create`, the registration page); the consent
+//! page sends it to the login page when nobody is logged in, and its form
+//! sends it back to the client.
+//!
+//! A login starts a browser session: a random cookie (`HttpOnly`,
+//! `SameSite=Lax` so the client's navigation to the authorisation endpoint
+//! carries it, `Secure` over https) stored as its SHA-256. Every form carries
+//! a CSRF value that must match the CSRF cookie (double submit), and every
+//! successful post answers `303`.
+
+use matrix_api::account::oauth_pages::{
+    show_consent_page, show_login_page, show_registration_page, submit_consent, submit_login,
+    submit_registration, OAuthPagesApi,
+};
+use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo, PAGE_CSP};
+
+use super::oauth::{parse_client, ACCOUNT_BASE, CODE_LIFETIME_MS};
+use super::pages::{cookie, csrf_matches};
+use crate::config::RegistrationMode;
+use crate::crypto;
+use crate::oauth::callback::{callback_url, ResponseMode};
+use crate::ratelimit::{Action, Key};
+use crate::service::{internal, Server};
+use crate::store::{now_ms, Authorization, StoreError};
+
+/// The CSRF cookie of these pages' forms.
+const CSRF_COOKIE: &str = "oauth_csrf";
+/// The browser session's cookie.
+const SESSION_COOKIE: &str = "account_session";
+
+/// What a page shows of the client it is about.
+struct ClientView {
+    name: String,
+    uri: Option<String>,
+}
+
+impl Server {
+    /// The pending authorisation request `session` and its client, or the
+    /// page saying it is gone.
+    async fn pending(
+        &self,
+        session: &str,
+    ) -> Result<Result<(Authorization, ClientView), Html>, MatrixError> {
+        let pending = self
+            .store
+            .pending_authorization(session)
+            .await
+            .map_err(internal)?;
+        let client = match &pending {
+            Some(a) => self
+                .store
+                .oauth_client(&a.client_id)
+                .await
+                .map_err(internal)?,
+            None => None,
+        };
+        let metadata = client.as_deref().and_then(parse_client);
+        match (pending, metadata) {
+            (Some(a), Some(m)) => {
+                let view = ClientView {
+                    name: m
+                        .display_name(None)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| m.client_uri.clone()),
+                    uri: Some(m.client_uri.clone()),
+                };
+                Ok(Ok((a, view)))
+            }
+            _ => Ok(Err(self.oauth_page_error(
+                "This sign-in request has expired or was already answered.",
+            )?)),
+        }
+    }
+
+    fn oauth_page_error(&self, message: &str) -> Result<Html, MatrixError> {
+        self.page(
+            "pages/oauth_error.html",
+            minijinja::context! {
+                message,
+                server_name => self.config.server_name,
+                static_url => format!("{ACCOUNT_BASE}/static"),
+            },
+        )
+    }
+
+    /// The CSRF value for a page's form: the one the browser already holds
+    /// (so two open tabs both work), or a fresh one with its `Set-Cookie`.
+    fn page_csrf(&self, cookie_header: Option<&str>) -> (String, String) {
+        match cookie(cookie_header, CSRF_COOKIE).filter(|v| v.starts_with("csrf_") && v.len() > 40)
+        {
+            Some(value) => {
+                let value = value.to_string();
+                let set_cookie = self.cookie_header(CSRF_COOKIE, &value, "Strict", None);
+                (value, set_cookie)
+            }
+            None => self.csrf_cookie(CSRF_COOKIE, ACCOUNT_BASE),
+        }
+    }
+
+    /// A `Set-Cookie` for the pages under [`ACCOUNT_BASE`].
+    fn cookie_header(
+        &self,
+        name: &str,
+        value: &str,
+        same_site: &str,
+        max_age: Option<u64>,
+    ) -> String {
+        let secure = if self.public_base().starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let max_age = max_age
+            .map(|s| format!("; Max-Age={s}"))
+            .unwrap_or_default();
+        format!(
+            "{name}={value}; Path={ACCOUNT_BASE}; HttpOnly; SameSite={same_site}{max_age}{secure}"
+        )
+    }
+
+    /// Starts a browser session for `user_id`; its `Set-Cookie`.
+    async fn start_browser_session(&self, user_id: &str) -> Result<String, MatrixError> {
+        let value = crypto::new_token("abs");
+        let lifetime = self.config.oauth.browser_session_lifetime_secs;
+        self.store
+            .create_browser_session(&value, user_id, now_ms() + (lifetime * 1000) as i64)
+            .await
+            .map_err(internal)?;
+        Ok(self.cookie_header(SESSION_COOKIE, &value, "Lax", Some(lifetime)))
+    }
+
+    /// The logged-in user of the browser, if any.
+    async fn browser_user(
+        &self,
+        cookie_header: Option<&str>,
+    ) -> Result<Option<String>, MatrixError> {
+        match cookie(cookie_header, SESSION_COOKIE) {
+            Some(value) => self
+                .store
+                .browser_session_user(value)
+                .await
+                .map_err(internal),
+            None => Ok(None),
+        }
+    }
+
+    /// A page-level rate limit: `None` when allowed, else the page saying
+    /// when to try again.
+    fn page_limit(&self, action: Action, keys: &[Key]) -> Result<Option<Html>, MatrixError> {
+        match self.limiter.check(action, keys) {
+            Ok(()) => Ok(None),
+            Err(e) => {
+                let seconds = e
+                    .extra
+                    .get("retry_after_ms")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(1000)
+                    .div_ceil(1000);
+                let message = format!("Too many attempts. Try again in {seconds} seconds.");
+                Ok(Some(self.oauth_page_error(&message)?))
+            }
+        }
+    }
+
+    fn address_keys(&self, info: &RequestInfo) -> Vec<Key> {
+        self.client_key(info).into_iter().collect()
+    }
+
+    fn login_page(
+        &self,
+        session: &str,
+        client: &ClientView,
+        csrf: &str,
+        username: &str,
+        error: Option<&str>,
+        allow_register: bool,
+    ) -> Result<Html, MatrixError> {
+        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
+        self.page(
+            "pages/oauth_login.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{ACCOUNT_BASE}/static"),
+                action => format!("{ACCOUNT_BASE}/login"),
+                client_name => client.name,
+                session,
+                csrf,
+                username,
+                error,
+                register_url => allow_register.then(|| format!("{ACCOUNT_BASE}/register?session={session_q}")),
+            },
+        )
+    }
+
+    fn registration_page(
+        &self,
+        session: &str,
+        client: &ClientView,
+        csrf: &str,
+        username: &str,
+        error: Option<&str>,
+    ) -> Result<Html, MatrixError> {
+        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
+        self.page(
+            "pages/oauth_register.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{ACCOUNT_BASE}/static"),
+                action => format!("{ACCOUNT_BASE}/register"),
+                client_name => client.name,
+                session,
+                csrf,
+                username,
+                error,
+                token_required => self.config.registration.mode == RegistrationMode::Token,
+                login_url => format!("{ACCOUNT_BASE}/login?session={session_q}"),
+            },
+        )
+    }
+
+    /// Where the consent page of `session` is.
+    fn consent_location(session: &str) -> String {
+        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
+        format!("{ACCOUNT_BASE}/consent?session={session_q}")
+    }
+
+    /// Creates the account a registration form asks for: `Ok(user_id)`, or
+    /// the message the form shows again.
+    async fn register_from_page(
+        &self,
+        body: &submit_registration::RequestBody,
+    ) -> Result<Result<String, String>, MatrixError> {
+        let user_id = match self.user_id_for(&body.username.to_lowercase()) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e.error)),
+        };
+        if let Err(e) = self.check_password_policy(&body.password) {
+            return Ok(Err(e.error));
+        }
+        let token = match self.config.registration.mode {
+            RegistrationMode::Token => {
+                let Some(token) = body.registration_token.as_deref().filter(|t| !t.is_empty())
+                else {
+                    return Ok(Err("This server needs a registration token.".into()));
+                };
+                let valid = self
+                    .store
+                    .registration_token(token)
+                    .await
+                    .map_err(internal)?
+                    .is_some_and(|t| t.usable(now_ms()));
+                if !valid {
+                    return Ok(Err("That registration token is not valid.".into()));
+                }
+                Some(token)
+            }
+            _ => None,
+        };
+        if self.store.user(&user_id).await.map_err(internal)?.is_some() {
+            return Ok(Err("That username is taken.".into()));
+        }
+        let hash = self.hasher.hash(&body.password).await?;
+        match self
+            .store
+            .create_user(&user_id, Some(&hash), false, false, token)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(user_id, "registered on the registration page");
+                Ok(Ok(user_id))
+            }
+            Ok(false) => Ok(Err("That registration token is no longer valid.".into())),
+            Err(StoreError::Conflict) => Ok(Err("That username is taken.".into())),
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
+/// The pages' Content-Security-Policy with `form-action` limited to this
+/// server and where the consent form's redirect goes: Chrome applies
+/// `form-action` to the redirects that follow a post, so `'self'` alone would
+/// block the way back to the client.
+fn consent_csp(redirect_uri: &str) -> String {
+    let target = match url::Url::parse(redirect_uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => String::new(),
+    };
+    format!("{PAGE_CSP}; form-action 'self' {target}")
+}
+
+impl OAuthPagesApi for Server {
+    async fn show_login_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_login_page::Request,
+    ) -> Result<show_login_page::Response, MatrixError> {
+        let (_, client) = match self.pending(&request.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(show_login_page::Response::BadRequest(page)),
+        };
+        let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
+        let body = self.login_page(
+            &request.session,
+            &client,
+            &csrf,
+            "",
+            None,
+            self.page_registration_open(),
+        )?;
+        Ok(show_login_page::Response::Ok { body, set_cookie })
+    }
+
+    async fn submit_login(
+        &self,
+        ctx: Context<()>,
+        request: submit_login::Request,
+    ) -> Result<submit_login::Response, MatrixError> {
+        let b = &request.body;
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
+            let page = self.oauth_page_error(
+                "This form did not come from this server's sign-in page. Go back to your app and sign in again.",
+            )?;
+            return Ok(submit_login::Response::Forbidden(page));
+        }
+        if let Some(page) =
+            self.page_limit(Action::LoginAddress, &self.address_keys(&ctx.request))?
+        {
+            return Ok(submit_login::Response::TooManyRequests(page));
+        }
+        let (_, client) = match self.pending(&b.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(submit_login::Response::BadRequest(page)),
+        };
+        let user_id = self.resolve_user(b.username.trim()).ok();
+        let checked = match self.check_login_password(user_id, &b.password).await {
+            Ok(user) => user,
+            Err(e) if e.status == http::StatusCode::TOO_MANY_REQUESTS => {
+                let page = self.oauth_page_error(
+                    "Too many failed attempts on this account. Try again later.",
+                )?;
+                return Ok(submit_login::Response::TooManyRequests(page));
+            }
+            Err(e) => return Err(e),
+        };
+        let error = match &checked {
+            None => Some("Wrong username or password."),
+            Some(u) if u.deactivated => Some("This account has been deactivated."),
+            Some(u) if u.locked => Some("This account has been locked."),
+            Some(_) => None,
+        };
+        if let Some(error) = error {
+            let page = self.login_page(
+                &b.session,
+                &client,
+                &b.csrf,
+                &b.username,
+                Some(error),
+                self.page_registration_open(),
+            )?;
+            return Ok(match checked {
+                None => submit_login::Response::Unauthorized(page),
+                Some(_) => submit_login::Response::Forbidden(page),
+            });
+        }
+        let user_id = checked.map(|u| u.user_id).unwrap_or_default();
+        let set_cookie = self.start_browser_session(&user_id).await?;
+        tracing::info!(user_id, "signed in on the login page");
+        Ok(submit_login::Response::SeeOther {
+            location: Self::consent_location(&b.session),
+            set_cookie,
+        })
+    }
+
+    async fn show_registration_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_registration_page::Request,
+    ) -> Result<show_registration_page::Response, MatrixError> {
+        if !self.page_registration_open() {
+            let page =
+                self.oauth_page_error("This server does not let people create accounts here.")?;
+            return Ok(show_registration_page::Response::Forbidden(page));
+        }
+        let (_, client) = match self.pending(&request.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(show_registration_page::Response::BadRequest(page)),
+        };
+        let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
+        let body = self.registration_page(&request.session, &client, &csrf, "", None)?;
+        Ok(show_registration_page::Response::Ok { body, set_cookie })
+    }
+
+    async fn submit_registration(
+        &self,
+        ctx: Context<()>,
+        request: submit_registration::Request,
+    ) -> Result<submit_registration::Response, MatrixError> {
+        let b = &request.body;
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
+            let page = self.oauth_page_error(
+                "This form did not come from this server's registration page. Go back to your app and start again.",
+            )?;
+            return Ok(submit_registration::Response::Forbidden(page));
+        }
+        if !self.page_registration_open() {
+            let page =
+                self.oauth_page_error("This server does not let people create accounts here.")?;
+            return Ok(submit_registration::Response::Forbidden(page));
+        }
+        if let Some(page) =
+            self.page_limit(Action::Registration, &self.address_keys(&ctx.request))?
+        {
+            return Ok(submit_registration::Response::TooManyRequests(page));
+        }
+        let (_, client) = match self.pending(&b.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(submit_registration::Response::BadRequest(page)),
+        };
+        let user_id = match self.register_from_page(b).await? {
+            Ok(user_id) => user_id,
+            Err(message) => {
+                let page = self.registration_page(
+                    &b.session,
+                    &client,
+                    &b.csrf,
+                    &b.username,
+                    Some(&message),
+                )?;
+                return Ok(submit_registration::Response::BadRequest(page));
+            }
+        };
+        let set_cookie = self.start_browser_session(&user_id).await?;
+        Ok(submit_registration::Response::SeeOther {
+            location: Self::consent_location(&b.session),
+            set_cookie,
+        })
+    }
+
+    async fn show_consent_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_consent_page::Request,
+    ) -> Result<show_consent_page::Response, MatrixError> {
+        let (authorization, client) = match self.pending(&request.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(show_consent_page::Response::BadRequest(page)),
+        };
+        let Some(user_id) = self.browser_user(request.cookie.as_deref()).await? else {
+            let session_q =
+                form_urlencoded::byte_serialize(request.session.as_bytes()).collect::<String>();
+            return Ok(show_consent_page::Response::SeeOther {
+                location: format!("{ACCOUNT_BASE}/login?session={session_q}"),
+            });
+        };
+        let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
+        let body = self.page(
+            "pages/oauth_consent.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{ACCOUNT_BASE}/static"),
+                action => format!("{ACCOUNT_BASE}/consent"),
+                client_name => client.name,
+                client_uri => client.uri,
+                user_id,
+                device_id => authorization.device_id,
+                session => request.session,
+                csrf,
+            },
+        )?;
+        Ok(show_consent_page::Response::Ok {
+            body,
+            set_cookie,
+            content_security_policy: consent_csp(&authorization.redirect_uri),
+        })
+    }
+
+    async fn submit_consent(
+        &self,
+        _ctx: Context<()>,
+        request: submit_consent::Request,
+    ) -> Result<submit_consent::Response, MatrixError> {
+        let b = &request.body;
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
+            let page = self.oauth_page_error(
+                "This form did not come from this server's consent page. Go back to your app and sign in again.",
+            )?;
+            return Ok(submit_consent::Response::Forbidden(page));
+        }
+        let (authorization, _) = match self.pending(&b.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(submit_consent::Response::BadRequest(page)),
+        };
+        let Some(user_id) = self.browser_user(request.cookie.as_deref()).await? else {
+            return Ok(submit_consent::Response::SeeOther {
+                location: format!(
+                    "{ACCOUNT_BASE}/login?session={}",
+                    form_urlencoded::byte_serialize(b.session.as_bytes()).collect::<String>()
+                ),
+            });
+        };
+        let mode =
+            ResponseMode::parse(Some(&authorization.response_mode)).unwrap_or(ResponseMode::Query);
+        let issuer = self.issuer();
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        let code = crypto::new_token("oac");
+        match b.action.as_str() {
+            "allow" => {
+                let granted = self
+                    .store
+                    .grant_authorization(&b.session, &user_id, &code, now_ms() + CODE_LIFETIME_MS)
+                    .await
+                    .map_err(internal)?;
+                if !granted {
+                    let page =
+                        self.oauth_page_error("This sign-in request was already answered.")?;
+                    return Ok(submit_consent::Response::BadRequest(page));
+                }
+                tracing::info!(
+                    user_id,
+                    client_id = authorization.client_id,
+                    "authorised a client"
+                );
+                params.push(("code", &code));
+            }
+            _ => {
+                self.store
+                    .drop_authorization(&b.session)
+                    .await
+                    .map_err(internal)?;
+                params.push(("error", "access_denied"));
+                params.push(("error_description", "The user denied the request"));
+            }
+        }
+        if let Some(state) = authorization.state.as_deref() {
+            params.push(("state", state));
+        }
+        params.push(("iss", &issuer));
+        Ok(submit_consent::Response::SeeOther {
+            location: callback_url(&authorization.redirect_uri, mode, &params),
+        })
+    }
+}

@@ -1,0 +1,730 @@
+//! The OAuth 2.0 API end to end, driven by a client library nobody here wrote
+//! (openid-client, through `support/oauth_client.rs`) and a real headless
+//! Chromium for the pages (`support/browser.rs`): discovery, dynamic client
+//! registration, the authorisation code grant with PKCE through the login,
+//! registration and consent pages, the tokens on the client API, refresh
+//! with rotation, revocation; the refusals the spec and the RFCs require; the
+//! `[oauth] apis` modes; and a flow that starts on one server process and
+//! completes on another sharing its PostgreSQL database. Screenshots go to
+//! `<target dir>/test-screenshots/<test>/`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use matrix_tests::browser::{Browser, Viewport};
+use matrix_tests::oauth_client::{AuthorizationParams, ExchangeOptions, OAuthClient, Tokens};
+use matrix_tests::server::{eventually, Db, TestServer};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse";
+const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
+
+/// Where the browser lands at the end of a flow: a loopback listener that
+/// answers every request with a small page, as a native app's loopback
+/// redirect handler would (so the browser shows a page, not an error).
+struct Callback {
+    port: u16,
+}
+
+impl Callback {
+    fn start() -> Callback {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let page = "<!DOCTYPE html><title>Back in the app</title><p>Done";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        Callback { port }
+    }
+
+    /// The redirect URI of a request: the registered loopback URI with this
+    /// listener's port (RFC 8252 §7.3: any port is accepted).
+    fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}/callback", self.port)
+    }
+}
+
+/// The registration of a native client with a loopback redirect URI.
+fn native_client() -> Value {
+    json!({
+        "client_name": "Test App",
+        "client_name#fr": "Appli de test",
+        "client_uri": "https://app.example.org/",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "application_type": "native",
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token", "urn:example:unknown"],
+        "response_types": ["code"],
+    })
+}
+
+fn scope(device: &str) -> String {
+    format!("urn:matrix:client:api:* urn:matrix:client:device:{device}")
+}
+
+/// A client discovered at `s` and registered.
+fn registered_client(s: &TestServer) -> Option<OAuthClient> {
+    let mut c = OAuthClient::start()?;
+    c.discover(&s.base).expect("discovery");
+    c.register(native_client()).expect("registration");
+    Some(c)
+}
+
+/// A parameter of a URL's query or fragment.
+fn param(url: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(url).unwrap();
+    let from_query = url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned());
+    from_query.or_else(|| {
+        form_urlencoded::parse(url.fragment().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// `GET` without following redirects: the status and the `Location`.
+fn get_no_redirect(s: &TestServer, path_and_query: &str) -> (u16, Option<String>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!("{}{path_and_query}", s.base))
+        .call()
+        .unwrap();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    (resp.status().as_u16(), location, body)
+}
+
+/// Logs in on the login page the browser shows.
+fn log_in(b: &Browser, user: &str) {
+    b.wait_for("#username");
+    b.type_into("#username", user);
+    b.type_into("#password", PASSWORD);
+    b.click("#submit");
+}
+
+/// Clicks `button` on the consent page; the URL the browser ends at, back at
+/// the client.
+fn answer(b: &Browser, cb: &Callback, button: &str) -> String {
+    b.click(button);
+    let back = format!("http://127.0.0.1:{}/", cb.port);
+    eventually("back at the client", Duration::from_secs(15), || {
+        b.url().starts_with(&back)
+    });
+    b.url()
+}
+
+fn allow(b: &Browser, cb: &Callback) -> String {
+    answer(b, cb, "#allow")
+}
+
+/// The user and device a token belongs to, or the status refusing it.
+fn whoami(s: &TestServer, token: &str) -> Result<(String, String), u16> {
+    let r = s.get(WHOAMI, Some(token));
+    match r.status {
+        200 => Ok((
+            r.body["user_id"].as_str().unwrap().to_string(),
+            r.body["device_id"].as_str().unwrap().to_string(),
+        )),
+        status => Err(status),
+    }
+}
+
+/// What every page must be: styled (so its CSP admits its stylesheet),
+/// nothing blocked by the CSP, nothing overflowing a phone's width.
+fn assert_page_sound(b: &Browser) {
+    b.assert_styled(
+        "/_account/v1/static/style.css",
+        "main",
+        "background-color",
+        "rgb(255, 255, 255)",
+    );
+    b.assert_no_csp_violations();
+    b.assert_fits_width();
+}
+
+#[test]
+fn a_client_logs_in_refreshes_and_logs_out_through_the_pages() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = OAuthClient::start() else {
+        return;
+    };
+    s.register("alice", PASSWORD);
+    let discovery = c.discover(&s.base).expect("discovery");
+    let m = &discovery.metadata;
+    assert_eq!(m["issuer"], format!("{}/", s.base));
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(m["prompt_values_supported"], json!(["create"]));
+    let registered = c.register(native_client()).expect("registration");
+    // Kept: the localised name; dropped: the unknown grant type.
+    assert_eq!(registered["client_name#fr"], "Appli de test");
+    assert_eq!(
+        registered["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(registered["token_endpoint_auth_method"], "none");
+
+    let cb = Callback::start();
+    let auth = c
+        .authorization_url(&AuthorizationParams::new(
+            &cb.redirect_uri(),
+            &scope("PHONE1"),
+        ))
+        .unwrap();
+    b.open(&auth.url);
+    // Nobody is logged in: the consent page sent the browser to log in.
+    b.wait_for("#username");
+    assert!(
+        b.url().contains("/_account/v1/login?session="),
+        "{}",
+        b.url()
+    );
+    assert!(b.text("main").contains("Test App"), "{}", b.text("main"));
+    b.screenshot("login");
+    assert_page_sound(&b);
+    // A wrong password shows the form again, saying so.
+    b.type_into("#username", "alice");
+    b.type_into("#password", "wrong password");
+    b.click("#submit");
+    assert_eq!(b.text("#error"), "Wrong username or password.");
+    b.screenshot("login-wrong-password");
+    b.type_into("#password", PASSWORD);
+    b.click("#submit");
+    b.wait_for("#allow");
+    assert_eq!(b.text("#user"), "@alice:test.local");
+    assert_eq!(b.text("#device"), "PHONE1");
+    assert_eq!(b.text("#client-uri"), "https://app.example.org/");
+    b.screenshot("consent");
+    assert_page_sound(&b);
+    let landed = allow(&b, &cb);
+    assert!(landed.starts_with(&cb.redirect_uri()), "{landed}");
+    // The consent page's CSP let the browser follow the redirect to the client.
+    b.assert_no_csp_violations();
+    assert_eq!(
+        param(&landed, "state").as_deref(),
+        Some(auth.state.as_str())
+    );
+    assert_eq!(param(&landed, "iss"), Some(format!("{}/", s.base)));
+
+    let tokens = c.exchange(&landed).expect("code exchange");
+    assert_eq!(tokens.token_type, "bearer");
+    assert_eq!(tokens.scope.as_deref(), Some(scope("PHONE1").as_str()));
+    assert!(
+        tokens.expires_in.is_some_and(|e| e > 0.0),
+        "{:?}",
+        tokens.raw
+    );
+    let http = c.last_http().unwrap();
+    assert_eq!(http["headers"]["cache-control"], "no-store", "{http}");
+    // The token works on the client API like a legacy one.
+    assert_eq!(
+        whoami(&s, &tokens.access_token),
+        Ok(("@alice:test.local".into(), "PHONE1".into()))
+    );
+
+    let refreshed = c.refresh(None).expect("refresh");
+    assert_ne!(refreshed.access_token, tokens.access_token);
+    assert_eq!(
+        whoami(&s, &refreshed.access_token).map(|w| w.1),
+        Ok("PHONE1".into())
+    );
+    // The old pair went with the first use of the new one.
+    assert_eq!(whoami(&s, &tokens.access_token), Err(401));
+
+    c.revoke(&refreshed.access_token, Some("access_token"))
+        .expect("revocation");
+    assert_eq!(whoami(&s, &refreshed.access_token), Err(401));
+    let after = c.refresh(refreshed.refresh_token.as_deref()).unwrap_err();
+    assert_eq!(after.error.as_deref(), Some("invalid_grant"), "{after:?}");
+    // Revoking what is already invalid is fine (RFC 7009).
+    c.revoke(&refreshed.access_token, None)
+        .expect("second revocation");
+
+    // The browser session remains: a second authorisation goes straight to
+    // consent, and a denial goes back to the client as access_denied.
+    let auth = c
+        .authorization_url(&AuthorizationParams::new(
+            &cb.redirect_uri(),
+            &scope("PHONE2"),
+        ))
+        .unwrap();
+    b.open(&auth.url);
+    let denied = answer(&b, &cb, "#deny");
+    assert_eq!(
+        param(&denied, "error").as_deref(),
+        Some("access_denied"),
+        "{denied}"
+    );
+    let refused = c.exchange(&denied).unwrap_err();
+    assert_eq!(
+        refused.error.as_deref(),
+        Some("access_denied"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn prompt_create_registers_an_account_and_fragment_mode_answers_in_the_fragment() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    let cb = Callback::start();
+    let mut params = AuthorizationParams::new(&cb.redirect_uri(), &scope("NEWPHONE"));
+    params.prompt = Some("create".into());
+    params.response_mode = Some("fragment".into());
+    let auth = c.authorization_url(&params).unwrap();
+    b.open(&auth.url);
+    b.wait_for("#username");
+    assert!(
+        b.url().contains("/_account/v1/register?session="),
+        "{}",
+        b.url()
+    );
+    b.screenshot("register");
+    assert_page_sound(&b);
+    // A weak password is refused by the server's policy, on the page.
+    b.type_into("#username", "Bob");
+    b.type_into("#password", "short");
+    b.click("#submit");
+    assert!(
+        b.text("#error").contains("at least 8"),
+        "{}",
+        b.text("#error")
+    );
+    b.type_into("#password", PASSWORD);
+    b.click("#submit");
+    b.wait_for("#allow");
+    assert_eq!(b.text("#user"), "@bob:test.local");
+    let landed = allow(&b, &cb);
+    let fragment = url::Url::parse(&landed)
+        .unwrap()
+        .fragment()
+        .map(str::to_string);
+    assert!(fragment.is_some_and(|f| f.contains("code=")), "{landed}");
+    let tokens = c.exchange(&landed).expect("code exchange");
+    assert_eq!(
+        whoami(&s, &tokens.access_token),
+        Ok(("@bob:test.local".into(), "NEWPHONE".into()))
+    );
+    // The account is a real one: the legacy API logs it in with its password.
+    assert_eq!(s.login("bob", PASSWORD).status, 200);
+}
+
+/// Logs `user` in and allows a request for `device`; the callback URL.
+fn authorise(b: &Browser, c: &mut OAuthClient, cb: &Callback, user: &str, device: &str) -> String {
+    let auth = c
+        .authorization_url(&AuthorizationParams::new(
+            &cb.redirect_uri(),
+            &scope(device),
+        ))
+        .unwrap();
+    b.open(&auth.url);
+    b.wait_for("main");
+    if b.exists("#username") {
+        log_in(b, user);
+    }
+    allow(b, cb)
+}
+
+/// The tokens of `device` after `user` logged in and allowed it.
+fn signed_in(b: &Browser, c: &mut OAuthClient, cb: &Callback, user: &str, device: &str) -> Tokens {
+    let landed = authorise(b, c, cb, user, device);
+    c.exchange(&landed).expect("code exchange")
+}
+
+#[test]
+fn codes_need_their_verifier_work_once_and_a_reuse_revokes_what_they_gave() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    s.register("carol", PASSWORD);
+    let cb = Callback::start();
+    let landed = authorise(&b, &mut c, &cb, "carol", "TABLET");
+
+    let wrong = ExchangeOptions {
+        code_verifier: Some(Some("a".repeat(43))),
+        ..ExchangeOptions::default()
+    };
+    let e = c.exchange_with(&landed, &wrong).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+    assert_eq!(e.status, Some(400));
+    // The library always sends the redirect URI it was given; a token request
+    // by hand sends another one.
+    let driver = c.state().unwrap();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("client_id", driver["client_id"].as_str().unwrap())
+        .append_pair("code", &param(&landed, "code").unwrap())
+        .append_pair("redirect_uri", "http://127.0.0.1:1/callback")
+        .append_pair("code_verifier", driver["code_verifier"].as_str().unwrap())
+        .finish();
+    let req = http::Request::post(format!("{}/_account/v1/oauth2/token", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.into_bytes())
+        .unwrap();
+    let resp = s.send_http(req);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+    // The refused attempts did not use the code up.
+    let tokens = c
+        .exchange(&landed)
+        .expect("exchange with the right verifier");
+    assert!(whoami(&s, &tokens.access_token).is_ok());
+    let e = c.exchange(&landed).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+    // Someone holds a copy of the code: what it gave is revoked.
+    assert_eq!(whoami(&s, &tokens.access_token), Err(401));
+}
+
+#[test]
+fn a_replayed_refresh_token_ends_the_session_and_reusing_a_device_replaces_its_tokens() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    s.register("dave", PASSWORD);
+    let cb = Callback::start();
+    let first = signed_in(&b, &mut c, &cb, "dave", "LAPTOP");
+    // A lost answer: the same refresh token may be used again until the new
+    // pair is used.
+    let lost = c.refresh(first.refresh_token.as_deref()).unwrap();
+    let retried: Tokens = c.refresh(first.refresh_token.as_deref()).unwrap();
+    assert_eq!(
+        whoami(&s, &lost.access_token),
+        Err(401),
+        "the retry replaced the lost pair"
+    );
+    assert!(whoami(&s, &retried.access_token).is_ok());
+    // Now the old token is retired; its replay is theft and ends the session.
+    let e = c.refresh(first.refresh_token.as_deref()).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+    assert_eq!(whoami(&s, &retried.access_token), Err(401));
+    let e = c.refresh(retried.refresh_token.as_deref()).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+
+    // Logging the same device in again replaces its tokens.
+    let again = signed_in(&b, &mut c, &cb, "dave", "LAPTOP");
+    let third = signed_in(&b, &mut c, &cb, "dave", "LAPTOP");
+    assert_eq!(whoami(&s, &again.access_token), Err(401));
+    assert_eq!(
+        whoami(&s, &third.access_token).map(|w| w.1),
+        Ok("LAPTOP".into())
+    );
+    // A token of this client is not another client's to revoke or refresh.
+    let Some(mut other) = registered_client(&s) else {
+        return;
+    };
+    let e = other.revoke(&third.access_token, None).unwrap_err();
+    assert_eq!(e.status, Some(401), "{e:?}");
+    let e = other.refresh(third.refresh_token.as_deref()).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+    assert!(whoami(&s, &third.access_token).is_ok());
+}
+
+#[test]
+fn registration_refuses_redirect_uris_the_spec_forbids() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(mut c) = OAuthClient::start() else {
+        return;
+    };
+    c.discover(&s.base).unwrap();
+    for (uris, kind) in [
+        (json!(["http://127.0.0.1/callback#frag"]), "native"),
+        (json!(["http://app.example.org/callback"]), "native"),
+        (json!(["http://localhost:1234/callback"]), "native"),
+        (json!(["example:/callback"]), "native"),
+        (json!(["http://app.example.org/callback"]), "web"),
+    ] {
+        let mut metadata = native_client();
+        metadata["redirect_uris"] = uris.clone();
+        metadata["application_type"] = json!(kind);
+        let e = c.register(metadata).unwrap_err();
+        assert_eq!(
+            e.error.as_deref(),
+            Some("invalid_redirect_uri"),
+            "{uris} {kind}: {e:?}"
+        );
+        assert_eq!(e.status, Some(400));
+    }
+    let mut metadata = native_client();
+    metadata["token_endpoint_auth_method"] = json!("client_secret_basic");
+    let e = c.register(metadata).unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_client_metadata"), "{e:?}");
+}
+
+#[test]
+fn the_authorisation_endpoint_refuses_to_the_page_or_to_the_client() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    let client_id = c.state().unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let query = |redirect: &str, scope: &str, extra: &str| {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", scope)
+            .append_pair("state", "st")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        format!("/_account/v1/oauth2/authorize?{q}{extra}")
+    };
+    let good = "http://127.0.0.1:5555/callback";
+    // An address the client did not register: a page, never a redirect.
+    for redirect in [
+        "http://evil.example/callback",
+        "http://127.0.0.1:5555/other",
+    ] {
+        let (status, location, body) = get_no_redirect(&s, &query(redirect, &scope("D"), ""));
+        assert_eq!((status, location), (400, None), "{redirect}");
+        assert!(body.contains("did not register"), "{body}");
+    }
+    let (status, _, _) = get_no_redirect(&s, "/_account/v1/oauth2/authorize?client_id=nobody");
+    assert_eq!(status, 400);
+    // Everything else goes back to the client, with the state.
+    let refusals = [
+        (query(good, "urn:matrix:client:api:*", ""), "invalid_scope"),
+        (
+            query(
+                good,
+                &format!("{} urn:matrix:client:device:E", scope("D")),
+                "",
+            ),
+            "invalid_scope",
+        ),
+        (
+            query(good, &scope("D"), "&response_mode=form_post"),
+            "invalid_request",
+        ),
+    ];
+    for (path, error) in refusals {
+        let (status, location, _) = get_no_redirect(&s, &path);
+        assert_eq!(status, 303, "{path}");
+        let location = location.unwrap();
+        assert!(location.starts_with(good), "{location}");
+        assert_eq!(
+            param(&location, "error").as_deref(),
+            Some(error),
+            "{location}"
+        );
+        assert_eq!(param(&location, "state").as_deref(), Some("st"));
+    }
+    // Without PKCE.
+    let q = format!(
+        "/_account/v1/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope={}",
+        form_urlencoded::byte_serialize(good.as_bytes()).collect::<String>(),
+        form_urlencoded::byte_serialize(scope("D").as_bytes()).collect::<String>(),
+    );
+    let (_, location, _) = get_no_redirect(&s, &q);
+    assert_eq!(
+        param(&location.unwrap(), "error").as_deref(),
+        Some("invalid_request")
+    );
+    // The unstable scope spelling that matrix-rust-sdk sends is accepted.
+    let unstable =
+        "urn:matrix:org.matrix.msc2967.client:api:* urn:matrix:org.matrix.msc2967.client:device:D";
+    let (status, location, _) = get_no_redirect(&s, &query(good, unstable, ""));
+    assert_eq!(status, 303);
+    assert!(location
+        .unwrap()
+        .starts_with("/_account/v1/consent?session="));
+}
+
+#[test]
+fn forms_without_their_csrf_cookie_are_refused() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    for (path, form) in [
+        (
+            "/_account/v1/login",
+            "session=x&csrf=csrf_forged&username=a&password=b",
+        ),
+        (
+            "/_account/v1/consent",
+            "session=x&csrf=csrf_forged&action=allow",
+        ),
+        (
+            "/_account/v1/register",
+            "session=x&csrf=csrf_forged&username=a&password=b",
+        ),
+    ] {
+        let req = http::Request::post(format!("{}{path}", s.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", "oauth_csrf=csrf_other")
+            .body(form.as_bytes().to_vec())
+            .unwrap();
+        let resp = s.send_http(req);
+        assert_eq!(resp.status(), 403, "{path}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+}
+
+#[test]
+fn the_modes_switch_the_other_api_off() {
+    let Some(legacy) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"legacy\"\n") else {
+        return;
+    };
+    for path in [
+        "/_matrix/client/v1/auth_metadata",
+        "/.well-known/oauth-authorization-server",
+        "/_account/v1/oauth2/authorize",
+    ] {
+        let r = legacy.get(path, None);
+        assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"), "{path}");
+    }
+    assert_eq!(legacy.get("/_matrix/client/v3/login", None).status, 200);
+
+    let Some(oauth) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"oauth\"\n") else {
+        return;
+    };
+    let r = oauth.get("/_matrix/client/v3/login", None);
+    assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"));
+    let r = oauth.post(
+        "/_matrix/client/v3/register",
+        None,
+        json!({"username": "x"}),
+    );
+    assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"));
+    let r = oauth.post(
+        "/_matrix/client/v3/refresh",
+        None,
+        json!({"refresh_token": "x"}),
+    );
+    assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"));
+    assert_eq!(
+        oauth.get("/_matrix/client/v1/auth_metadata", None).status,
+        200
+    );
+
+    let Some(both) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    assert_eq!(both.get("/_matrix/client/v3/login", None).status, 200);
+    assert_eq!(
+        both.get("/_matrix/client/v1/auth_metadata", None).status,
+        200
+    );
+}
+
+#[test]
+fn a_flow_started_on_one_process_completes_on_another_sharing_postgresql() {
+    let Some(a) = TestServer::start(Db::Postgres, "") else {
+        return;
+    };
+    let b_server = a.another_process();
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut on_a) = registered_client(&a) else {
+        return;
+    };
+    a.register("erin", PASSWORD);
+    let cb = Callback::start();
+    let auth = on_a
+        .authorization_url(&AuthorizationParams::new(
+            &cb.redirect_uri(),
+            &scope("PGDEVICE"),
+        ))
+        .unwrap();
+    b.open(&auth.url);
+    b.wait_for("#username");
+    // The same pages, served by the other process (cookies do not depend on
+    // the port, so the browser's go along).
+    let on_other = b.url().replace(&a.base, &b_server.base);
+    assert_ne!(on_other, b.url());
+    b.open(&on_other);
+    log_in(&b, "erin");
+    let landed = allow(&b, &cb);
+    assert!(b.url().starts_with(&cb.redirect_uri()));
+    // The code is exchanged at the other process's token endpoint.
+    let client_id = on_a.state().unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let Some(mut on_b) = OAuthClient::start() else {
+        return;
+    };
+    on_b.discover(&b_server.base).unwrap();
+    on_b.use_client(&client_id).unwrap();
+    let opts = ExchangeOptions {
+        code_verifier: Some(auth.code_verifier.clone()),
+        expected_state: Some(Some(auth.state.clone())),
+        ..ExchangeOptions::default()
+    };
+    // The library checks `iss` against the issuer it discovered: B's.
+    let landed = landed.replace(
+        &form_urlencoded::byte_serialize(format!("{}/", a.base).as_bytes()).collect::<String>(),
+        &form_urlencoded::byte_serialize(format!("{}/", b_server.base).as_bytes())
+            .collect::<String>(),
+    );
+    let tokens = on_b
+        .exchange_with(&landed, &opts)
+        .expect("exchange on the other process");
+    assert_eq!(
+        whoami(&a, &tokens.access_token),
+        Ok(("@erin:test.local".into(), "PGDEVICE".into()))
+    );
+    let refreshed = on_a.refresh(tokens.refresh_token.as_deref());
+    assert!(refreshed.is_ok(), "{refreshed:?}");
+}
