@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use crate::diag::{Error, Location};
 use crate::framework::{framework_responses, FrameworkResponse};
-use crate::ir::{Module, Operation, Status};
+use crate::ir::{Envelope, Module, Operation, Status};
 use crate::load::Loader;
 use crate::lower::names::{qualifiers, shared_name, unique};
 
@@ -151,7 +151,7 @@ pub fn bundle(spec: &Path) -> Result<Value, Error> {
                 );
                 continue;
             }
-            let value = b.operation(&doc, op, error_schema.as_ref());
+            let value = b.operation(&doc, op, error_schema.as_ref(), file.envelope);
             paths
                 .entry(full)
                 .or_insert_with(|| Value::Object(Map::new()))
@@ -263,7 +263,13 @@ struct Bundler {
 
 impl Bundler {
     /// The operation object at `op.location`, bundled.
-    fn operation(&mut self, doc: &Value, op: &Operation, error: Option<&Location>) -> Value {
+    fn operation(
+        &mut self,
+        doc: &Value,
+        op: &Operation,
+        error: Option<&Location>,
+        envelope: Envelope,
+    ) -> Value {
         let Some((at, raw)) = self.loader.deref(&op.location) else {
             return Value::Null;
         };
@@ -286,7 +292,7 @@ impl Bundler {
                 out.insert("security".into(), s.clone());
             }
         }
-        let responses = self.responses(op, &at, error);
+        let responses = self.responses(op, &at, error, envelope);
         out.insert("responses".into(), Value::Object(responses));
         Value::Object(out)
     }
@@ -328,6 +334,7 @@ impl Bundler {
         op: &Operation,
         at: &Location,
         error: Option<&Location>,
+        envelope: Envelope,
     ) -> Map<String, Value> {
         let mut declared: BTreeMap<String, Value> = BTreeMap::new();
         let raw = self
@@ -343,7 +350,7 @@ impl Bundler {
             Some(e) => json!({"$ref": format!("{PLACEHOLDER}{e}")}),
             None => json!({"$ref": PLACEHOLDER}),
         };
-        for fr in framework_responses(op) {
+        for fr in framework_responses(op, envelope) {
             let code = fr.status.to_string();
             let class = Status::Class(fr.status / 100);
             if op.responses.iter().any(|r| r.status == class) {
@@ -352,9 +359,19 @@ impl Bundler {
             // The router's errors, with exactly the codes it answers: a tool that
             // checks bodies also finds an implementation's own error under a
             // status only the router documents.
-            let schema = json!({
-                "allOf": [error_ref, {"properties": {"errcode": {"enum": fr.errcodes}}}]
-            });
+            let schema = match envelope {
+                Envelope::Matrix => json!({
+                    "allOf": [error_ref, {"properties": {"errcode": {"enum": fr.errcodes}}}]
+                }),
+                Envelope::OAuth => json!({
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"enum": fr.errcodes},
+                        "error_description": {"type": "string"}
+                    }
+                }),
+            };
             match declared.get_mut(&code) {
                 None => {
                     declared.insert(code, framework_response(&fr, schema));

@@ -12,9 +12,11 @@
 //! knows which operation can get which.
 //!
 //! They are documentation, not types: the generated `Response` enums do not gain
-//! variants for them (the router sends them as `MatrixError`s).
+//! variants for them (the router sends them as `MatrixError`s). An API file with
+//! OAuth's error envelope gets them in OAuth's terms, as the runtime converts
+//! them (`OAuthError::from(MatrixError)`): the code of their status.
 
-use crate::ir::{Api, Body, Content, Operation, Status, Ty, TypeKind};
+use crate::ir::{Api, Body, Content, Envelope, Operation, Status, Ty, TypeKind};
 use crate::versions::Version;
 
 /// One status the router may answer for an operation, with the error codes it
@@ -72,7 +74,8 @@ pub fn legacy_base(base_path: &str, op: &Operation) -> Option<&'static str> {
 }
 
 /// The statuses the router (with the implementation's authenticator) can answer
-/// for `op` without the implementation's operation being called, in status order:
+/// for `op` without the implementation's operation being called, in status
+/// order, with the codes of the file's error `envelope`: for Matrix's,
 ///
 /// - `400` for operations with parameters or a JSON body: a body that is not JSON
 ///   (`M_NOT_JSON`), JSON of the wrong shape (`M_BAD_JSON`), a missing required
@@ -84,7 +87,45 @@ pub fn legacy_base(base_path: &str, op: &Operation) -> Option<&'static str> {
 ///   the logout operations);
 /// - `413 M_TOO_LARGE` for operations with a body;
 /// - `429 M_LIMIT_EXCEEDED` for rate-limited operations.
-pub fn framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
+pub fn framework_responses(op: &Operation, envelope: Envelope) -> Vec<FrameworkResponse> {
+    let matrix = matrix_framework_responses(op);
+    match envelope {
+        Envelope::Matrix => matrix,
+        Envelope::OAuth => matrix.into_iter().map(in_oauth_terms).collect(),
+    }
+}
+
+/// A framework answer as an OAuth file's operations get it: the runtime turns
+/// the router's Matrix error into the OAuth code of its status (RFC 6749
+/// §5.2's `invalid_request`, RFC 6750's `invalid_token`, and
+/// `temporarily_unavailable` for a rate limit, with `Retry-After`).
+fn in_oauth_terms(fr: FrameworkResponse) -> FrameworkResponse {
+    let (code, description) = match fr.status {
+        401 => (
+            "invalid_token",
+            "The caller is not authenticated (`invalid_token`): no access token, or an unknown, revoked or expired one.",
+        ),
+        413 => (
+            "invalid_request",
+            "The request body is larger than the server accepts (`invalid_request`).",
+        ),
+        429 => (
+            "temporarily_unavailable",
+            "Rate limited (`temporarily_unavailable`): wait the `Retry-After` header's seconds before trying again.",
+        ),
+        _ => (
+            "invalid_request",
+            "The request is malformed (`invalid_request`): a body or parameter that cannot be read, or a missing required one.",
+        ),
+    };
+    FrameworkResponse {
+        status: fr.status,
+        errcodes: vec![code],
+        description: description.into(),
+    }
+}
+
+fn matrix_framework_responses(op: &Operation) -> Vec<FrameworkResponse> {
     let mut out = Vec::new();
     let json_body = matches!(
         op.body,
@@ -209,6 +250,26 @@ mod tests {
                 runtime.contains(&format!("\"{code}\"")),
                 "{code} is not in runtime/error.rs"
             );
+        }
+    }
+
+    /// The OAuth codes are the ones the runtime converts the router's errors
+    /// to.
+    #[test]
+    fn oauth_codes_are_the_runtimes() {
+        let runtime = include_str!("../runtime/src/oauth_error.rs");
+        for status in [400, 401, 413, 429] {
+            let fr = super::in_oauth_terms(super::FrameworkResponse {
+                status,
+                errcodes: vec![],
+                description: String::new(),
+            });
+            let code = fr.errcodes[0];
+            assert!(
+                runtime.contains(&format!("=> \"{code}\"")),
+                "{code} is not a conversion in runtime/oauth_error.rs"
+            );
+            assert!(fr.description.contains(code), "{}", fr.description);
         }
     }
 }

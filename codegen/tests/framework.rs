@@ -4,6 +4,7 @@
 mod support;
 
 use matrix_codegen::framework::{framework_responses, FrameworkResponse};
+use matrix_codegen::ir::Envelope;
 use matrix_codegen::ir::{Api, Operation};
 use support::{fixtures, snapshot_differs};
 
@@ -32,7 +33,10 @@ fn a_binary_body_is_never_json_and_any_security_may_miss_a_token() {
     // PUT with path, query and header parameters, a binary body, `- {}` security
     // (the implementation may still need a token for what it supports).
     assert_eq!(
-        statuses(&framework_responses(op(&api, "uploadMedia"))),
+        statuses(&framework_responses(
+            op(&api, "uploadMedia"),
+            Envelope::Matrix
+        )),
         [
             (400, vec!["M_MISSING_PARAM", "M_INVALID_PARAM"]),
             (
@@ -44,7 +48,10 @@ fn a_binary_body_is_never_json_and_any_security_may_miss_a_token() {
     );
     // An optional JSON body, no parameters, required security.
     assert_eq!(
-        statuses(&framework_responses(op(&api, "signedCall"))),
+        statuses(&framework_responses(
+            op(&api, "signedCall"),
+            Envelope::Matrix
+        )),
         [
             (400, vec!["M_NOT_JSON", "M_BAD_JSON", "M_MISSING_PARAM"]),
             (
@@ -60,14 +67,14 @@ fn a_binary_body_is_never_json_and_any_security_may_miss_a_token() {
 fn api_operations_get_the_documented_framework_answers() {
     let api = lower(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api"));
     // Public, no parameters, no body: the router adds nothing.
-    assert!(framework_responses(op(&api, "getWellknown")).is_empty());
+    assert!(framework_responses(op(&api, "getWellknown"), Envelope::Matrix).is_empty());
     // A locked account may still log out.
     assert_eq!(
-        statuses(&framework_responses(op(&api, "logout"))),
+        statuses(&framework_responses(op(&api, "logout"), Envelope::Matrix)),
         [(401, vec!["M_MISSING_TOKEN", "M_UNKNOWN_TOKEN"])]
     );
     // Rate-limited operations (those with a 429) get M_LIMIT_EXCEEDED.
-    let register = framework_responses(op(&api, "register"));
+    let register = framework_responses(op(&api, "register"), Envelope::Matrix);
     assert_eq!(register.last().unwrap().status, 429);
 
     let mut text = String::new();
@@ -77,7 +84,7 @@ fn api_operations_get_the_documented_framework_answers() {
                 "{} {}{} ({})\n",
                 o.method, file.base_path, o.path, o.operation_id
             ));
-            for r in framework_responses(o) {
+            for r in framework_responses(o, file.envelope) {
                 text.push_str(&format!(
                     "  {} {}\n    {}\n",
                     r.status,
