@@ -12,7 +12,7 @@ use matrix_api::account::{oauth, oauth_discovery, oauth_pages, validation};
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
     login_fallback, login_token, logout, oauth_server_metadata, openid, password_management,
-    refresh, registration, registration_tokens, versions, wellknown, whoami,
+    refresh, registration, registration_tokens, sso_login_redirect, versions, wellknown, whoami,
 };
 use matrix_api::router::Dispatcher;
 use matrix_api::runtime::testing::Stub;
@@ -464,6 +464,17 @@ async fn every_operation_round_trips_through_the_router() {
         federation_openid::exchange_open_id_token::Response::Ok(de(
             json!({"sub": "@alice:ex.org"}),
         )),
+    )
+    .await;
+
+    let mut sso =
+        sso_login_redirect::redirect_to_sso::Request::new("com.example.app:/cb?a=b&c".into());
+    sso.action = Some(de(json!("register")));
+    h.round_trip(
+        sso,
+        sso_login_redirect::redirect_to_sso::Response::Found {
+            location: Some("/_account/v1/register?session=x".into()),
+        },
     )
     .await;
 

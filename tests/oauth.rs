@@ -620,6 +620,95 @@ fn forms_without_their_csrf_cookie_are_refused() {
     }
 }
 
+/// `GET /login/sso/redirect` of a legacy client through the browser: the
+/// login token it lands with, from the URL.
+fn sso_login_token(b: &Browser, s: &TestServer, cb: &Callback, action: &str) -> String {
+    let redirect = format!("http://127.0.0.1:{}/sso-callback?app=1", cb.port);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirectUrl", &redirect)
+        .append_pair("action", action)
+        .finish();
+    b.open(&format!(
+        "{}/_matrix/client/v3/login/sso/redirect?{q}",
+        s.base
+    ));
+    b.wait_for("#username");
+    if action == "register" {
+        assert!(b.url().contains("/_account/v1/register?"), "{}", b.url());
+        b.type_into("#username", "frank");
+        b.type_into("#password", PASSWORD);
+        b.click("#submit");
+    } else {
+        log_in(b, "grace");
+    }
+    b.wait_for("#allow");
+    assert_eq!(b.text("h1"), "Continue to 127.0.0.1?");
+    assert!(
+        !b.exists("#device"),
+        "the client chooses its device at /login"
+    );
+    b.screenshot(&format!("sso-{action}-continue"));
+    assert_page_sound(b);
+    let landed = answer(b, cb, "#allow");
+    assert!(landed.starts_with(&redirect), "{landed}");
+    assert_eq!(param(&landed, "app").as_deref(), Some("1"));
+    param(&landed, "loginToken").expect("a login token")
+}
+
+#[test]
+fn an_oauth_aware_legacy_client_signs_in_and_registers_through_the_sso_redirect() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let flows = s.get("/_matrix/client/v3/login", None).body["flows"].clone();
+    let sso = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "m.login.sso")
+        .cloned();
+    assert_eq!(
+        sso,
+        Some(json!({"type": "m.login.sso", "oauth_aware_preferred": true}))
+    );
+    s.register("grace", PASSWORD);
+    let cb = Callback::start();
+    for (action, user) in [
+        ("login", "@grace:test.local"),
+        ("register", "@frank:test.local"),
+    ] {
+        let token = sso_login_token(&b, &s, &cb, action);
+        let login = json!({"type": "m.login.token", "token": token, "device_id": "LEGACY"});
+        let r = s.post("/_matrix/client/v3/login", None, login.clone());
+        assert_eq!(
+            (r.status, r.body["user_id"].as_str()),
+            (200, Some(user)),
+            "{r:?}"
+        );
+        let access = r.body["access_token"].as_str().unwrap();
+        assert_eq!(whoami(&s, access), Ok((user.to_string(), "LEGACY".into())));
+        // A login token works once.
+        assert_eq!(s.post("/_matrix/client/v3/login", None, login).status, 403);
+        // The browser session remains: the next redirect goes straight to
+        // the confirmation.
+    }
+    for bad in [
+        "javascript:alert(1)",
+        "/relative",
+        "https://app.example/#frag",
+    ] {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("redirectUrl", bad)
+            .finish();
+        let (status, location, _) =
+            get_no_redirect(&s, &format!("/_matrix/client/v3/login/sso/redirect?{q}"));
+        assert_eq!((status, location), (400, None), "{bad}");
+    }
+}
+
 #[test]
 fn the_modes_switch_the_other_api_off() {
     let Some(legacy) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"legacy\"\n") else {
@@ -633,7 +722,14 @@ fn the_modes_switch_the_other_api_off() {
         let r = legacy.get(path, None);
         assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"), "{path}");
     }
-    assert_eq!(legacy.get("/_matrix/client/v3/login", None).status, 200);
+    let flows = legacy.get("/_matrix/client/v3/login", None);
+    assert_eq!(flows.status, 200);
+    assert!(!flows.body.to_string().contains("m.login.sso"), "{flows:?}");
+    let r = legacy.get(
+        "/_matrix/client/v3/login/sso/redirect?redirectUrl=https://a.example/",
+        None,
+    );
+    assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"));
 
     let Some(oauth) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"oauth\"\n") else {
         return;

@@ -974,6 +974,8 @@ fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16,
         // `token`, `session`, ...).
         "getAuthMetadata" | "getAuthorizationServerMetadata" => (200, ""),
         "authorize" => (400, ""),
+        // Its query (redirectUrl) was not given.
+        "redirectToSSO" => (400, "M_MISSING_PARAM"),
         "requestToken" | "revokeToken" => (400, "M_MISSING_PARAM"),
         "showLoginPage" | "showRegistrationPage" | "showConsentPage" => (400, "M_MISSING_PARAM"),
         "submitLogin" | "submitRegistration" | "submitConsent" => (400, "M_MISSING_PARAM"),
@@ -1037,7 +1039,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 54);
+        assert_eq!(ops.len(), 55);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

@@ -31,6 +31,7 @@
 //   api/client-server/refresh.yaml
 //   api/client-server/registration.yaml
 //   api/client-server/registration_tokens.yaml
+//   api/client-server/sso_login_redirect.yaml
 //   api/client-server/versions.yaml
 //   api/client-server/wellknown.yaml
 //   api/client-server/whoami.yaml
@@ -81,6 +82,7 @@ pub const SOURCES: &[&str] = &[
     "api/client-server/refresh.yaml",
     "api/client-server/registration.yaml",
     "api/client-server/registration_tokens.yaml",
+    "api/client-server/sso_login_redirect.yaml",
     "api/client-server/versions.yaml",
     "api/client-server/wellknown.yaml",
     "api/client-server/whoami.yaml",

@@ -31,6 +31,7 @@
 //   api/client-server/refresh.yaml
 //   api/client-server/registration.yaml
 //   api/client-server/registration_tokens.yaml
+//   api/client-server/sso_login_redirect.yaml
 //   api/client-server/versions.yaml
 //   api/client-server/wellknown.yaml
 //   api/client-server/whoami.yaml
@@ -42,7 +43,7 @@
 //! The router serving every operation of every API file.
 /// Everything a server implements: all route traits (and so the
 /// [`crate::runtime::Authenticator`] they share).
-pub trait Api: crate::account::oauth::OAuthApi + crate::account::oauth_discovery::OAuthDiscoveryApi + crate::account::oauth_pages::OAuthPagesApi + crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::auth_fallback::AuthFallbackApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_fallback::LoginFallbackApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::oauth_server_metadata::OAuthServerMetadataApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
+pub trait Api: crate::account::oauth::OAuthApi + crate::account::oauth_discovery::OAuthDiscoveryApi + crate::account::oauth_pages::OAuthPagesApi + crate::account::validation::ValidationApi + crate::client_server::account_deactivation::AccountDeactivationApi + crate::client_server::admin::AdminApi + crate::client_server::administrative_contact::AdministrativeContactApi + crate::client_server::auth_fallback::AuthFallbackApi + crate::client_server::capabilities::CapabilitiesApi + crate::client_server::login::LoginApi + crate::client_server::login_fallback::LoginFallbackApi + crate::client_server::login_token::LoginTokenApi + crate::client_server::logout::LogoutApi + crate::client_server::oauth_server_metadata::OAuthServerMetadataApi + crate::client_server::openid::ClientServerOpenidApi + crate::client_server::password_management::PasswordManagementApi + crate::client_server::refresh::RefreshApi + crate::client_server::registration::RegistrationApi + crate::client_server::registration_tokens::RegistrationTokensApi + crate::client_server::sso_login_redirect::SsoLoginRedirectApi + crate::client_server::versions::VersionsApi + crate::client_server::wellknown::WellKnownApi + crate::client_server::whoami::WhoamiApi + crate::server_server::openid::ServerServerOpenidApi {}
 impl<
     T: crate::account::oauth::OAuthApi
         + crate::account::oauth_discovery::OAuthDiscoveryApi
@@ -63,6 +64,7 @@ impl<
         + crate::client_server::refresh::RefreshApi
         + crate::client_server::registration::RegistrationApi
         + crate::client_server::registration_tokens::RegistrationTokensApi
+        + crate::client_server::sso_login_redirect::SsoLoginRedirectApi
         + crate::client_server::versions::VersionsApi
         + crate::client_server::wellknown::WellKnownApi
         + crate::client_server::whoami::WhoamiApi
@@ -391,7 +393,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -401,7 +403,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -546,6 +548,17 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         op: 36usize,
     },
     crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("login"),
+            crate::runtime::Seg::Lit("sso"),
+            crate::runtime::Seg::Lit("redirect"),
+        ],
+        metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
+        op: 50usize,
+    },
+    crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
@@ -581,7 +594,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 51usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -638,7 +651,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 53usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -846,7 +859,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 50usize,
+        op: 51usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1603,6 +1616,20 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
             }
             50usize => {
                 Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::client_server::sso_login_redirect::SsoLoginRedirectApi>::redirect_to_sso(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            51usize => {
+                Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
                             &crate::client_server::versions::get_versions::METADATA
@@ -1617,7 +1644,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1631,7 +1658,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1647,7 +1674,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

@@ -101,7 +101,7 @@ impl Server {
     pub fn switched_off(&self) -> Vec<&'static str> {
         use matrix_api::account::{oauth, oauth_discovery, oauth_pages};
         use matrix_api::client_server::{
-            login, login_token, oauth_server_metadata, refresh, registration,
+            login, login_token, oauth_server_metadata, refresh, registration, sso_login_redirect,
         };
         let mut off = Vec::new();
         if !self.config.oauth.enabled() {
@@ -119,6 +119,11 @@ impl Server {
                 oauth_pages::show_consent_page::METADATA.operation_id,
                 oauth_pages::submit_consent::METADATA.operation_id,
             ]);
+        }
+        // The single sign-on redirect needs both: the OAuth 2.0 API's pages,
+        // and the legacy API's `m.login.token` at the end.
+        if !self.config.oauth.enabled() || !self.config.oauth.legacy_enabled() {
+            off.push(sso_login_redirect::redirect_to_sso::METADATA.operation_id);
         }
         if !self.config.oauth.legacy_enabled() {
             // Logging in, registering and refreshing: what an OAuth 2.0 client

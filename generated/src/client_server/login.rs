@@ -125,6 +125,12 @@ pub mod get_login_flows {
         /// Added in Matrix v1.7.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub get_login_token: Option<bool>,
+        /// For `m.login.sso`: `true` when the server prefers this flow, as a server that
+        /// offers the OAuth 2.0 API does; OAuth 2.0 aware clients then offer only this one.
+        ///
+        /// Added in Matrix v1.18.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub oauth_aware_preferred: Option<bool>,
     }
     impl LoginFlow {
         /// A value from its required fields; the others absent or at their default.
@@ -132,6 +138,7 @@ pub mod get_login_flows {
             Self {
                 type_,
                 get_login_token: None,
+                oauth_aware_preferred: None,
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod password_management;
 pub mod refresh;
 pub mod registration;
 pub mod registration_tokens;
+pub mod sso_login_redirect;
 pub mod versions;
 pub mod wellknown;
 pub mod whoami;

@@ -129,8 +129,16 @@ impl LoginApi for Server {
         let password = get_login_flows::LoginFlow::new("m.login.password".to_string());
         let mut token = get_login_flows::LoginFlow::new("m.login.token".to_string());
         token.get_login_token = Some(true);
+        let mut flows = vec![password, token];
+        // With the OAuth 2.0 API on too, the server's pages are its single
+        // sign-on, and OAuth 2.0 aware clients are told to prefer them.
+        if self.config.oauth.enabled() {
+            let mut sso = get_login_flows::LoginFlow::new("m.login.sso".to_string());
+            sso.oauth_aware_preferred = Some(true);
+            flows.push(sso);
+        }
         let mut body = get_login_flows::OkBody::new();
-        body.flows = Some(vec![password, token]);
+        body.flows = Some(flows);
         Ok(body.into())
     }
 

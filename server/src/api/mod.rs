@@ -13,6 +13,7 @@ mod openid;
 mod pages;
 mod rate_limits;
 mod registration;
+mod sso;
 mod threepid;
 mod validation;
 

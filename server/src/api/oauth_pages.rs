@@ -19,6 +19,7 @@ use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo, PAGE_CSP};
 
 use super::oauth::{parse_client, ACCOUNT_BASE, CODE_LIFETIME_MS};
 use super::pages::{cookie, csrf_matches};
+use super::sso::LOGIN_TOKEN_MODE;
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::oauth::callback::{callback_url, ResponseMode};
@@ -59,6 +60,19 @@ impl Server {
         };
         let metadata = client.as_deref().and_then(parse_client);
         match (pending, metadata) {
+            // A single sign-on request: no registered client, only where the
+            // browser goes back to.
+            (Some(a), _) if a.response_mode == LOGIN_TOKEN_MODE => {
+                let name = match url::Url::parse(&a.redirect_uri) {
+                    Ok(u) => u.host_str().unwrap_or(u.scheme()).to_string(),
+                    Err(_) => a.redirect_uri.clone(),
+                };
+                let view = ClientView {
+                    name,
+                    uri: Some(a.redirect_uri.clone()),
+                };
+                Ok(Ok((a, view)))
+            }
             (Some(a), Some(m)) => {
                 let view = ClientView {
                     name: m
@@ -279,6 +293,54 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The consent form's answer to a single sign-on request (see `sso.rs`):
+    /// allowed, a login token in the redirect URL's query; denied, the bare
+    /// redirect URL, which gives the client its control back without one.
+    async fn answer_sso(
+        &self,
+        session: &str,
+        action: &str,
+        sso: &Authorization,
+        user_id: &str,
+    ) -> Result<submit_consent::Response, MatrixError> {
+        if action != "allow" {
+            self.store
+                .drop_authorization(session)
+                .await
+                .map_err(internal)?;
+            return Ok(submit_consent::Response::SeeOther {
+                location: sso.redirect_uri.clone(),
+            });
+        }
+        let token = crypto::new_token("mlt");
+        let expires_ms = now_ms() + (self.config.tokens.login_token_lifetime_secs * 1000) as i64;
+        // Marks the request answered (once: a second post finds it gone) before
+        // the token exists.
+        let answered = self
+            .store
+            .grant_authorization(session, user_id, &token, expires_ms)
+            .await
+            .map_err(internal)?;
+        if !answered {
+            let page = self.oauth_page_error("This sign-in request was already answered.")?;
+            return Ok(submit_consent::Response::BadRequest(page));
+        }
+        self.store
+            .create_login_token(&crypto::token_hash(&token), user_id, expires_ms)
+            .await
+            .map_err(internal)?;
+        tracing::info!(user_id, "signed in for a legacy client (single sign-on)");
+        Ok(submit_consent::Response::SeeOther {
+            location: callback_url(
+                &sso.redirect_uri,
+                ResponseMode::Query,
+                &[("loginToken", &token)],
+            ),
+        })
+    }
+}
+
 /// The pages' Content-Security-Policy with `form-action` limited to this
 /// server and where the consent form's redirect goes: Chrome applies
 /// `form-action` to the redirects that follow a post, so `'self'` alone would
@@ -466,6 +528,7 @@ impl OAuthPagesApi for Server {
                 client_name => client.name,
                 client_uri => client.uri,
                 user_id,
+                sso => authorization.response_mode == LOGIN_TOKEN_MODE,
                 device_id => authorization.device_id,
                 session => request.session,
                 csrf,
@@ -502,6 +565,11 @@ impl OAuthPagesApi for Server {
                 ),
             });
         };
+        if authorization.response_mode == LOGIN_TOKEN_MODE {
+            return self
+                .answer_sso(&b.session, &b.action, &authorization, &user_id)
+                .await;
+        }
         let mode =
             ResponseMode::parse(Some(&authorization.response_mode)).unwrap_or(ResponseMode::Query);
         let issuer = self.issuer();
