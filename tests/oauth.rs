@@ -181,6 +181,8 @@ fn a_client_logs_in_refreshes_and_logs_out_through_the_pages() {
     assert_eq!(m["issuer"], format!("{}/", s.base));
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(m["prompt_values_supported"], json!(["create"]));
+    assert_eq!(m["token_endpoint_auth_methods_supported"], json!(["none"]));
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     let registered = c.register(native_client()).expect("registration");
     // Kept: the localised name; dropped: the unknown grant type.
     assert_eq!(registered["client_name#fr"], "Appli de test");

@@ -188,6 +188,17 @@ pub struct AuthorizationServerMetadata {
     /// Format: `uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_authorization_endpoint: Option<String>,
+    /// How clients authenticate at the token endpoint (RFC 8414; `client_secret_basic`
+    /// when absent). `none`: clients are public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// How clients authenticate at the revocation endpoint (RFC 8414).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// Whether the authorisation response carries `iss` (RFC 9207), which a client
+    /// checks against the issuer to defeat mix-up attacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 impl AuthorizationServerMetadata {
     /// A value from its required fields; the others absent or at their default.
@@ -217,6 +228,9 @@ impl AuthorizationServerMetadata {
             account_management_uri: None,
             account_management_actions_supported: None,
             device_authorization_endpoint: None,
+            token_endpoint_auth_methods_supported: None,
+            revocation_endpoint_auth_methods_supported: None,
+            authorization_response_iss_parameter_supported: None,
         }
     }
 }

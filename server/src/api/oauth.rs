@@ -64,6 +64,11 @@ impl Server {
             true => vec!["create".into()],
             false => vec![],
         });
+        // RFC 8414 defaults the auth methods to `client_secret_basic`; the
+        // clients here are public. Every authorisation response carries `iss`.
+        m.token_endpoint_auth_methods_supported = Some(vec!["none".into()]);
+        m.revocation_endpoint_auth_methods_supported = Some(vec!["none".into()]);
+        m.authorization_response_iss_parameter_supported = Some(true);
         m
     }
 
