@@ -64,6 +64,9 @@ impl Server {
             true => vec!["create".into()],
             false => vec![],
         });
+        m.account_management_uri = Some(format!("{base}/account"));
+        m.account_management_actions_supported =
+            Some(super::account_management::supported_actions());
         m
     }
 
