@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
-use matrix_api::account::{oauth, oauth_discovery, oauth_pages, validation};
+use matrix_api::account::{account_management, oauth, oauth_discovery, oauth_pages, validation};
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
     login_fallback, login_token, logout, oauth_server_metadata, openid, password_management,
@@ -599,6 +599,99 @@ async fn every_operation_round_trips_through_the_router() {
         )),
         oauth_pages::submit_consent::Response::SeeOther {
             location: "http://127.0.0.1:5/cb?code=x&state=y".into(),
+        },
+    )
+    .await;
+
+    use account_management as am;
+    let mut page = am::show_account_page::Request::new();
+    page.action = Some("org.matrix.device_view".into());
+    page.device_id = Some("DEV 1&x".into());
+    page.done = Some("device_deleted".into());
+    page.cookie = Some("oauth_csrf=c; account_session=s".into());
+    h.round_trip(
+        page,
+        am::show_account_page::Response::Ok {
+            body: Html("<h1>Device</h1>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::show_account_page::Request::new(),
+        am::show_account_page::Response::SeeOther {
+            location: "/_account/v1/account/login?next=%2F_account%2Fv1%2Faccount".into(),
+        },
+    )
+    .await;
+    let mut login_page = am::show_account_login_page::Request::new();
+    login_page.next = Some("/_account/v1/account?action=org.matrix.devices_list".into());
+    login_page.done = Some("signed_out".into());
+    h.round_trip(
+        login_page,
+        am::show_account_login_page::Response::Ok {
+            body: Html("<form></form>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+        },
+    )
+    .await;
+    let mut login =
+        am::submit_account_login::RequestBody::new("c".into(), "alice".into(), "p w&=".into());
+    login.next = Some("/_account/v1/account?action=x&y=z".into());
+    h.round_trip(
+        am::submit_account_login::Request::new(login),
+        am::submit_account_login::Response::SeeOther {
+            location: "/_account/v1/account".into(),
+            set_cookie: "account_session=x; HttpOnly".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_account_logout::Request::new(am::submit_account_logout::RequestBody::new(
+            "c".into(),
+        )),
+        am::submit_account_logout::Response::SeeOther {
+            location: "/_account/v1/account/login?done=signed_out".into(),
+            set_cookie: "account_session=; Max-Age=0".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_password_change::Request::new(am::submit_password_change::RequestBody::new(
+            "c".into(),
+            "old pw".into(),
+            "new pw".into(),
+        )),
+        am::submit_password_change::Response::BadRequest(Html("too short".into())),
+    )
+    .await;
+    h.round_trip(
+        am::submit_device_deletion::Request::new(am::submit_device_deletion::RequestBody::new(
+            "c".into(),
+            "DEV".into(),
+        )),
+        am::submit_device_deletion::Response::SeeOther {
+            location: "/_account/v1/account?action=org.matrix.devices_list&done=device_deleted"
+                .into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_threepid_removal::Request::new(am::submit_threepid_removal::RequestBody::new(
+            "c".into(),
+            "email".into(),
+            "a+b@example.org".into(),
+        )),
+        am::submit_threepid_removal::Response::Forbidden(Html("suspended".into())),
+    )
+    .await;
+    h.round_trip(
+        am::submit_account_deactivation::Request::new(
+            am::submit_account_deactivation::RequestBody::new("c".into(), "pw".into()),
+        ),
+        am::submit_account_deactivation::Response::SeeOther {
+            location: "/_account/v1/account/login?done=deactivated".into(),
+            set_cookie: Some("account_session=; Max-Age=0".into()),
         },
     )
     .await;

@@ -99,7 +99,7 @@ impl Server {
     /// `[oauth] apis`): the router answers them `404 M_UNRECOGNIZED`, the
     /// spec's answer for an API a server does not offer.
     pub fn switched_off(&self) -> Vec<&'static str> {
-        use matrix_api::account::{oauth, oauth_discovery, oauth_pages};
+        use matrix_api::account::{account_management, oauth, oauth_discovery, oauth_pages};
         use matrix_api::client_server::{
             login, login_token, oauth_server_metadata, refresh, registration, sso_login_redirect,
         };
@@ -118,6 +118,14 @@ impl Server {
                 oauth_pages::submit_registration::METADATA.operation_id,
                 oauth_pages::show_consent_page::METADATA.operation_id,
                 oauth_pages::submit_consent::METADATA.operation_id,
+                account_management::show_account_page::METADATA.operation_id,
+                account_management::show_account_login_page::METADATA.operation_id,
+                account_management::submit_account_login::METADATA.operation_id,
+                account_management::submit_account_logout::METADATA.operation_id,
+                account_management::submit_password_change::METADATA.operation_id,
+                account_management::submit_device_deletion::METADATA.operation_id,
+                account_management::submit_threepid_removal::METADATA.operation_id,
+                account_management::submit_account_deactivation::METADATA.operation_id,
             ]);
         }
         // The single sign-on redirect needs both: the OAuth 2.0 API's pages,

@@ -66,6 +66,38 @@ const BUILT_IN: &[(&str, &str)] = &[
         "pages/validation_error.html",
         include_str!("../templates/pages/validation_error.html"),
     ),
+    (
+        "pages/account_base.html",
+        include_str!("../templates/pages/account_base.html"),
+    ),
+    (
+        "pages/account_login.html",
+        include_str!("../templates/pages/account_login.html"),
+    ),
+    (
+        "pages/account_profile.html",
+        include_str!("../templates/pages/account_profile.html"),
+    ),
+    (
+        "pages/account_devices.html",
+        include_str!("../templates/pages/account_devices.html"),
+    ),
+    (
+        "pages/account_device.html",
+        include_str!("../templates/pages/account_device.html"),
+    ),
+    (
+        "pages/account_device_delete.html",
+        include_str!("../templates/pages/account_device_delete.html"),
+    ),
+    (
+        "pages/account_deactivate.html",
+        include_str!("../templates/pages/account_deactivate.html"),
+    ),
+    (
+        "pages/account_message.html",
+        include_str!("../templates/pages/account_message.html"),
+    ),
 ];
 
 /// The files the pages load (`/_account/v1/static/{file}`): a content type

@@ -2,6 +2,7 @@
 // Do not edit by hand: change the spec and run `cargo xtask regenerate`.
 
 //! The `account` API files.
+pub mod account_management;
 pub mod oauth;
 pub mod oauth_discovery;
 pub mod oauth_pages;

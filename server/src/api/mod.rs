@@ -3,6 +3,7 @@
 //! generated router's.
 
 mod account;
+mod account_management;
 mod admin;
 mod discovery;
 mod fallbacks;

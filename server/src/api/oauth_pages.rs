@@ -28,9 +28,9 @@ use crate::service::{internal, Server};
 use crate::store::{now_ms, Authorization, StoreError};
 
 /// The CSRF cookie of these pages' forms.
-const CSRF_COOKIE: &str = "oauth_csrf";
+pub(super) const CSRF_COOKIE: &str = "oauth_csrf";
 /// The browser session's cookie.
-const SESSION_COOKIE: &str = "account_session";
+pub(super) const SESSION_COOKIE: &str = "account_session";
 
 /// What a page shows of the client it is about.
 struct ClientView {
@@ -102,7 +102,7 @@ impl Server {
 
     /// The CSRF value for a page's form: the one the browser already holds
     /// (so two open tabs both work), or a fresh one with its `Set-Cookie`.
-    fn page_csrf(&self, cookie_header: Option<&str>) -> (String, String) {
+    pub(super) fn page_csrf(&self, cookie_header: Option<&str>) -> (String, String) {
         match cookie(cookie_header, CSRF_COOKIE).filter(|v| v.starts_with("csrf_") && v.len() > 40)
         {
             Some(value) => {
@@ -115,7 +115,7 @@ impl Server {
     }
 
     /// A `Set-Cookie` for the pages under [`ACCOUNT_BASE`].
-    fn cookie_header(
+    pub(super) fn cookie_header(
         &self,
         name: &str,
         value: &str,
@@ -136,7 +136,7 @@ impl Server {
     }
 
     /// Starts a browser session for `user_id`; its `Set-Cookie`.
-    async fn start_browser_session(&self, user_id: &str) -> Result<String, MatrixError> {
+    pub(super) async fn start_browser_session(&self, user_id: &str) -> Result<String, MatrixError> {
         let value = crypto::new_token("abs");
         let lifetime = self.config.oauth.browser_session_lifetime_secs;
         self.store
@@ -147,7 +147,7 @@ impl Server {
     }
 
     /// The logged-in user of the browser, if any.
-    async fn browser_user(
+    pub(super) async fn browser_user(
         &self,
         cookie_header: Option<&str>,
     ) -> Result<Option<String>, MatrixError> {
@@ -179,7 +179,7 @@ impl Server {
         }
     }
 
-    fn address_keys(&self, info: &RequestInfo) -> Vec<Key> {
+    pub(super) fn address_keys(&self, info: &RequestInfo) -> Vec<Key> {
         self.client_key(info).into_iter().collect()
     }
 

@@ -6,6 +6,9 @@
 //! the request body or the outcome (per account on login, per 3PID on
 //! `requestToken`, failed passwords) stay in the handlers of those operations.
 
+use matrix_api::account::account_management::{
+    submit_account_deactivation, submit_account_login, submit_password_change,
+};
 use matrix_api::account::oauth::{authorize, register_client, request_token, revoke_token};
 use matrix_api::account::oauth_pages::{submit_login, submit_registration};
 use matrix_api::account::validation::{confirm_validation, submit_validation_token};
@@ -137,6 +140,9 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     // The pages limit themselves, to answer with a page rather than JSON.
     (&submit_login::METADATA, None),
     (&submit_registration::METADATA, None),
+    (&submit_account_login::METADATA, None),
+    (&submit_password_change::METADATA, None),
+    (&submit_account_deactivation::METADATA, None),
     (&get_capabilities::METADATA, None),
     (&get_login_flows::METADATA, None),
     (&get_token_owner::METADATA, None),

@@ -28,7 +28,7 @@ use writer::Writer;
 pub use auth::UiaSession;
 pub use oauth::{Authorization, CodeExchange};
 pub use threepid::{NewValidation, Submitted};
-pub use users::{LogoutDevices, NewSession, OAuthGrant, Refreshed, User};
+pub use users::{Device, LogoutDevices, NewSession, OAuthGrant, Refreshed, User};
 
 #[derive(Debug)]
 pub enum StoreError {

@@ -320,6 +320,27 @@ impl Store {
         Ok(())
     }
 
+    /// Ends the browser session of `cookie` (signing out of the pages).
+    pub async fn end_browser_session(&self, cookie: &str) -> Result<()> {
+        self.execute(
+            query("DELETE FROM browser_sessions WHERE session_hash = $1").bind(token_hash(cookie)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends every browser session of `user_id` but the one of `keep` (after a
+    /// password change, sessions started with the old password).
+    pub async fn end_other_browser_sessions(&self, user_id: &str, keep: &str) -> Result<()> {
+        self.execute(
+            query("DELETE FROM browser_sessions WHERE user_id = $1 AND session_hash <> $2")
+                .bind(user_id.to_owned())
+                .bind(token_hash(keep)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The user of a live browser session, unless the account has since been
     /// deactivated or locked.
     pub async fn browser_session_user(&self, cookie: &str) -> Result<Option<String>> {

@@ -248,7 +248,8 @@ impl Store {
     }
 
     /// Deactivates for good: the row stays (the ID is never reusable), every device,
-    /// token and third-party identifier goes (so the addresses can be used again).
+    /// token, browser session and third-party identifier goes (so the addresses
+    /// can be used again).
     /// The password hash stays, so that its owner can learn the account is
     /// deactivated (and nobody else can); `erase` forgets it with the rest of the
     /// user's personal data.
@@ -271,6 +272,7 @@ impl Store {
                     for sql in [
                         "DELETE FROM threepids WHERE user_id = $1",
                         "DELETE FROM uia_sessions WHERE user_id = $1",
+                        "DELETE FROM browser_sessions WHERE user_id = $1",
                     ] {
                         query(sql).bind(&user_id).execute(&mut *c).await?;
                     }
