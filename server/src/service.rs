@@ -99,7 +99,7 @@ impl Server {
     /// `[oauth] apis`): the router answers them `404 M_UNRECOGNIZED`, the
     /// spec's answer for an API a server does not offer.
     pub fn switched_off(&self) -> Vec<&'static str> {
-        use matrix_api::account::{oauth, oauth_discovery, oauth_pages};
+        use matrix_api::account::{oauth, oauth_device, oauth_discovery, oauth_pages};
         use matrix_api::client_server::{
             login, login_token, oauth_server_metadata, refresh, registration,
         };
@@ -110,6 +110,7 @@ impl Server {
                 oauth_discovery::get_authorization_server_metadata::METADATA.operation_id,
                 oauth::register_client::METADATA.operation_id,
                 oauth::authorize::METADATA.operation_id,
+                oauth::request_device_authorization::METADATA.operation_id,
                 oauth::request_token::METADATA.operation_id,
                 oauth::revoke_token::METADATA.operation_id,
                 oauth_pages::show_login_page::METADATA.operation_id,
@@ -118,6 +119,11 @@ impl Server {
                 oauth_pages::submit_registration::METADATA.operation_id,
                 oauth_pages::show_consent_page::METADATA.operation_id,
                 oauth_pages::submit_consent::METADATA.operation_id,
+                oauth_device::show_device_code_page::METADATA.operation_id,
+                oauth_device::submit_device_code::METADATA.operation_id,
+                oauth_device::show_device_consent_page::METADATA.operation_id,
+                oauth_device::submit_device_consent::METADATA.operation_id,
+                oauth_device::show_device_done_page::METADATA.operation_id,
             ]);
         }
         if !self.config.oauth.legacy_enabled() {
