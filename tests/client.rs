@@ -8,7 +8,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
-use matrix_api::account::{account_management, oauth, oauth_discovery, oauth_pages, validation};
+use matrix_api::account::{
+    account_management, oauth, oauth_device, oauth_discovery, oauth_pages, validation,
+};
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
     login_fallback, login_token, logout, oauth_server_metadata, openid, password_management,
@@ -542,6 +544,37 @@ async fn every_operation_round_trips_through_the_router() {
         oauth::revoke_token::Response::Ok(ok_empty()),
     )
     .await;
+    let mut device = oauth::request_device_authorization::RequestBody::new("C 1&".into());
+    device.scope = Some("urn:matrix:client:api:* urn:matrix:client:device:TV".into());
+    h.round_trip_oauth(
+        oauth::request_device_authorization::Request::new(device),
+        oauth::request_device_authorization::Response::Ok {
+            body: de(json!({
+                "device_code": "odc_x", "user_code": "WDJB-MJHT",
+                "verification_uri": "https://m.example/_account/v1/device",
+                "verification_uri_complete": "https://m.example/_account/v1/device?code=WDJB-MJHT",
+                "expires_in": 600, "interval": 5,
+            })),
+            cache_control: "no-store".into(),
+        },
+    )
+    .await;
+    let mut poll = oauth::request_token::RequestBody::new(
+        "urn:ietf:params:oauth:grant-type:device_code".into(),
+    );
+    poll.client_id = Some("C1".into());
+    poll.device_code = Some("odc_x".into());
+    h.round_trip_oauth(
+        oauth::request_token::Request::new(poll),
+        oauth::request_token::Response::Ok {
+            body: de(json!({
+                "access_token": "a", "token_type": "Bearer", "expires_in": 300,
+                "refresh_token": "r", "scope": "s",
+            })),
+            cache_control: "no-store".into(),
+        },
+    )
+    .await;
     let mut page = oauth_pages::show_login_page::Request::new("S 1".into());
     page.cookie = Some("oauth_csrf=c".into());
     h.round_trip(
@@ -693,6 +726,52 @@ async fn every_operation_round_trips_through_the_router() {
             location: "/_account/v1/account/login?done=deactivated".into(),
             set_cookie: Some("account_session=; Max-Age=0".into()),
         },
+    )
+    .await;
+
+    let mut code_page = oauth_device::show_device_code_page::Request::new();
+    code_page.code = Some("WDJB-MJHT".into());
+    code_page.cookie = Some("oauth_csrf=c".into());
+    h.round_trip(
+        code_page,
+        oauth_device::show_device_code_page::Response::Ok {
+            body: Html("<form></form>".into()),
+            set_cookie: "oauth_csrf=c; HttpOnly".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_device::submit_device_code::Request::new(
+            oauth_device::submit_device_code::RequestBody::new("c".into(), "wdjb mjht&=".into()),
+        ),
+        oauth_device::submit_device_code::Response::TooManyRequests(Html("later".into())),
+    )
+    .await;
+    h.round_trip(
+        oauth_device::show_device_consent_page::Request::new("ods_S".into()),
+        oauth_device::show_device_consent_page::Response::SeeOther {
+            location: "/_account/v1/login?session=ods_S".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_device::submit_device_consent::Request::new(
+            oauth_device::submit_device_consent::RequestBody::new(
+                "ods_S".into(),
+                "c".into(),
+                "deny".into(),
+            ),
+        ),
+        oauth_device::submit_device_consent::Response::SeeOther {
+            location: "/_account/v1/device/done?result=denied".into(),
+        },
+    )
+    .await;
+    let mut done = oauth_device::show_device_done_page::Request::new();
+    done.result = Some("allowed".into());
+    h.round_trip(
+        done,
+        oauth_device::show_device_done_page::Response::Ok(Html("<p>done</p>".into())),
     )
     .await;
 

@@ -4,8 +4,11 @@
 //! registration, the authorisation code grant with PKCE through the login,
 //! registration and consent pages, the tokens on the client API, refresh
 //! with rotation, revocation; the refusals the spec and the RFCs require; the
-//! `[oauth] apis` modes; and a flow that starts on one server process and
-//! completes on another sharing its PostgreSQL database. Screenshots go to
+//! `[oauth] apis` modes; a flow that starts on one server process and
+//! completes on another sharing its PostgreSQL database; and the device
+//! authorisation grant (RFC 8628): the library's polling while a person types
+//! the code, logs in and allows or denies, expiry, unknown and guessed codes,
+//! and racing polls on two processes. Screenshots go to
 //! `<target dir>/test-screenshots/<test>/`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +16,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use matrix_tests::browser::{Browser, Viewport};
-use matrix_tests::oauth_client::{AuthorizationParams, ExchangeOptions, OAuthClient, Tokens};
+use matrix_tests::oauth_client::{
+    AuthorizationParams, ExchangeOptions, OAuthClient, OAuthFailure, Tokens,
+};
 use matrix_tests::server::{eventually, Db, TestServer};
 use serde_json::{json, Value};
 
@@ -607,6 +612,11 @@ fn forms_without_their_csrf_cookie_are_refused() {
             "/_account/v1/register",
             "session=x&csrf=csrf_forged&username=a&password=b",
         ),
+        ("/_account/v1/device", "csrf=csrf_forged&user_code=BCDFGHJK"),
+        (
+            "/_account/v1/device/consent",
+            "session=ods_x&csrf=csrf_forged&action=allow",
+        ),
     ] {
         let req = http::Request::post(format!("{}{path}", s.base))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -720,6 +730,7 @@ fn the_modes_switch_the_other_api_off() {
         "/_matrix/client/v1/auth_metadata",
         "/.well-known/oauth-authorization-server",
         "/_account/v1/oauth2/authorize",
+        "/_account/v1/device",
     ] {
         let r = legacy.get(path, None);
         assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"), "{path}");
@@ -825,4 +836,408 @@ fn a_flow_started_on_one_process_completes_on_another_sharing_postgresql() {
     );
     let refreshed = on_a.refresh(tokens.refresh_token.as_deref());
     assert!(refreshed.is_ok(), "{refreshed:?}");
+}
+
+// The device authorisation grant (RFC 8628): a device shows a code, a person
+// types it on the verification page in a browser, logs in and answers; the
+// device polls the token endpoint meanwhile.
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Test servers poll quickly: openid-client's loop waits `interval` seconds
+/// between polls.
+const DEVICE_CONFIG: &str = "[oauth]\ndevice_poll_interval_secs = 1\n";
+
+/// The registration of a client that signs in with the device grant only: no
+/// redirect URIs.
+fn device_client() -> Value {
+    json!({
+        "client_name": "Test TV",
+        "client_uri": "https://tv.example.org/",
+        "application_type": "native",
+        "token_endpoint_auth_method": "none",
+        "grant_types": [DEVICE_GRANT, "refresh_token"],
+        "response_types": [],
+    })
+}
+
+/// A device client discovered at `s` and registered.
+fn registered_device_client(s: &TestServer) -> Option<OAuthClient> {
+    let mut c = OAuthClient::start()?;
+    c.discover(&s.base).expect("discovery");
+    c.register(device_client()).expect("registration");
+    Some(c)
+}
+
+/// Whether `code` is shown as RFC 8628 §6.1 suggests: `XXXX-XXXX`, consonants.
+fn is_user_code(code: &str) -> bool {
+    code.len() == 9
+        && code.char_indices().all(|(i, c)| match i {
+            4 => c == '-',
+            _ => "BCDFGHJKLMNPQRSTVWXZ".contains(c),
+        })
+}
+
+/// What `c`'s polling loop (openid-client's) ends with, run while `person`
+/// acts in the browser.
+// OAuthFailure is large on purpose (see support/oauth_client.rs).
+#[allow(clippy::result_large_err)]
+fn poll_while(c: &mut OAuthClient, person: impl FnOnce()) -> Result<Tokens, OAuthFailure> {
+    std::thread::scope(|scope| {
+        let poller = scope.spawn(|| c.device_poll(Duration::from_secs(90)));
+        person();
+        poller.join().unwrap()
+    })
+}
+
+/// Submits `code` on the verification page the browser shows.
+fn enter_code(b: &Browser, code: &str) {
+    b.wait_for("#user_code");
+    b.type_into("#user_code", code);
+    b.click("#submit");
+}
+
+/// The device-code token request of `client_id`, sent by hand: the status and
+/// the body.
+fn poll_by_hand(s: &TestServer, client_id: &str, device_code: &str) -> (u16, Value) {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", DEVICE_GRANT)
+        .append_pair("client_id", client_id)
+        .append_pair("device_code", device_code)
+        .finish();
+    let req = http::Request::post(format!("{}/_account/v1/oauth2/token", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.into_bytes())
+        .unwrap();
+    let resp = s.send_http(req);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    (resp.status().as_u16(), body)
+}
+
+#[test]
+fn a_device_signs_in_with_a_code_typed_in_a_browser_or_is_denied() {
+    let Some(s) = TestServer::start(Db::Sqlite, DEVICE_CONFIG) else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = OAuthClient::start() else {
+        return;
+    };
+    s.register("frank", PASSWORD);
+    let discovery = c.discover(&s.base).expect("discovery");
+    let m = &discovery.metadata;
+    assert_eq!(
+        m["device_authorization_endpoint"],
+        format!("{}/_account/v1/oauth2/device_authorization", s.base)
+    );
+    assert!(
+        m["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(DEVICE_GRANT)),
+        "{m}"
+    );
+    let registered = c.register(device_client()).expect("registration");
+    assert_eq!(
+        registered["grant_types"],
+        json!([DEVICE_GRANT, "refresh_token"])
+    );
+
+    let device = c.device_start(&scope("TV1")).expect("device authorisation");
+    let http = c.last_http().unwrap();
+    assert_eq!(http["headers"]["cache-control"], "no-store", "{http}");
+    let raw: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+    // An integer, as RFC 8628 §3.2 has it: a client may refuse `1.0`.
+    assert_eq!(raw["interval"].as_u64(), Some(1), "{raw}");
+    assert_eq!(raw["expires_in"].as_u64(), Some(600), "{raw}");
+    assert!(is_user_code(&device.user_code), "{}", device.user_code);
+    assert_eq!(
+        device.verification_uri,
+        format!("{}/_account/v1/device", s.base)
+    );
+    let complete = device.verification_uri_complete.clone().unwrap();
+    assert_eq!(
+        complete,
+        format!("{}?code={}", device.verification_uri, device.user_code)
+    );
+    assert_eq!(device.interval, Some(1.0));
+
+    // Nobody has answered: pending; polled again at once: slow down.
+    let e = c.device_poll_once().unwrap_err();
+    assert_eq!(
+        (e.status, e.error.as_deref()),
+        (Some(400), Some("authorization_pending")),
+        "{e:?}"
+    );
+    let e = c.device_poll_once().unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("slow_down"), "{e:?}");
+
+    // The library's loop polls while the person answers in the browser.
+    let tokens = poll_while(&mut c, || {
+        b.open(&complete);
+        b.wait_for("#user_code");
+        // The link filled the code in; nothing is looked up before the post.
+        let filled = b.execute("return document.querySelector('#user_code').value;", vec![]);
+        assert_eq!(filled, json!(device.user_code));
+        assert_eq!(b.text("label[for=user_code]"), "Code");
+        b.screenshot("device-code");
+        assert_page_sound(&b);
+        b.click("#submit");
+        // Nobody is logged in: the consent page sent the browser to log in.
+        b.wait_for("#username");
+        assert!(
+            b.url().contains("/_account/v1/login?session=ods_"),
+            "{}",
+            b.url()
+        );
+        assert!(b.text("main").contains("Test TV"), "{}", b.text("main"));
+        // A person without an account may create one here too.
+        assert!(b.exists("#register"));
+        b.screenshot("device-login");
+        assert_page_sound(&b);
+        log_in(&b, "frank");
+        b.wait_for("#allow");
+        assert!(
+            b.url().contains("/_account/v1/device/consent?session="),
+            "{}",
+            b.url()
+        );
+        assert_eq!(b.text("#user"), "@frank:test.local");
+        assert_eq!(b.text("#device"), "TV1");
+        assert_eq!(b.text("#client-uri"), "https://tv.example.org/");
+        b.screenshot("device-consent");
+        assert_page_sound(&b);
+        b.click("#allow");
+        b.wait_for("#message");
+        // The browser stays on this server: the device learns it by polling.
+        assert!(
+            b.url()
+                .starts_with(&format!("{}/_account/v1/device/done", s.base)),
+            "{}",
+            b.url()
+        );
+        assert_eq!(b.text("h1"), "Device allowed");
+        assert!(b.text("main").contains("Go back to your device"));
+        b.screenshot("device-done");
+        assert_page_sound(&b);
+    })
+    .expect("the device's tokens");
+    assert_eq!(tokens.token_type, "bearer");
+    assert_eq!(tokens.scope.as_deref(), Some(scope("TV1").as_str()));
+    assert!(tokens.refresh_token.is_some(), "{:?}", tokens.raw);
+    assert_eq!(
+        whoami(&s, &tokens.access_token),
+        Ok(("@frank:test.local".into(), "TV1".into()))
+    );
+    // The tokens come once.
+    let e = c.device_poll_once().unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_grant"), "{e:?}");
+    assert!(whoami(&s, &tokens.access_token).is_ok(), "nothing revoked");
+    // The device's refresh token is the client's, as with the code grant.
+    let refreshed = c.refresh(None).expect("refresh");
+    assert_eq!(
+        whoami(&s, &refreshed.access_token).map(|w| w.1),
+        Ok("TV1".into())
+    );
+
+    // A second device; the person types its code by hand, in lower case and
+    // without the dash, and denies it. The browser session remains, so the
+    // code leads straight to consent.
+    let second = c.device_start(&scope("TV2")).expect("device authorisation");
+    let denied = poll_while(&mut c, || {
+        b.open(&second.verification_uri);
+        let typed = second.user_code.replace('-', "").to_lowercase();
+        enter_code(&b, &typed);
+        b.wait_for("#deny");
+        assert_eq!(b.text("#device"), "TV2");
+        b.click("#deny");
+        b.wait_for("#message");
+        assert_eq!(b.text("h1"), "Device denied");
+        b.screenshot("device-denied");
+        assert_page_sound(&b);
+    })
+    .unwrap_err();
+    assert_eq!(denied.error.as_deref(), Some("access_denied"), "{denied:?}");
+    assert_eq!(denied.status, Some(400));
+    // The code is answered: the page no longer knows it.
+    b.open(&second.verification_uri);
+    enter_code(&b, &second.user_code);
+    b.wait_for("#error");
+    assert_eq!(b.status(), 400);
+}
+
+#[test]
+fn device_codes_expire_and_unknown_codes_wrong_clients_and_guessing_are_refused() {
+    let config = "[oauth]\ndevice_poll_interval_secs = 1\ndevice_code_lifetime_secs = 2\n\
+                  [rate_limits]\nenabled = true\n\
+                  [rate_limits.device_code_entry]\nper_second = 0.001\nburst = 3\n";
+    let Some(s) = TestServer::start(Db::Sqlite, config) else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_device_client(&s) else {
+        return;
+    };
+    // A code nobody was given: the page says so (and it counts).
+    b.open(&format!("{}/_account/v1/device", s.base));
+    enter_code(&b, "BCDF-GHJK");
+    assert!(
+        b.text("#error").contains("not known"),
+        "{}",
+        b.text("#error")
+    );
+    assert_eq!(b.status(), 400);
+    // The form again, with what was typed.
+    assert_eq!(
+        b.execute("return document.querySelector('#user_code').value;", vec![]),
+        json!("BCDF-GHJK")
+    );
+    b.screenshot("device-unknown-code");
+    assert_page_sound(&b);
+
+    // A code that expires before anyone answers.
+    let device = c
+        .device_start(&scope("OLDTV"))
+        .expect("device authorisation");
+    assert_eq!(device.expires_in, 2.0);
+    let e = c.device_poll_once().unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("authorization_pending"), "{e:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let e = c.device_poll_once().unwrap_err();
+    assert_eq!(
+        (e.status, e.error.as_deref()),
+        (Some(400), Some("expired_token")),
+        "{e:?}"
+    );
+    b.open(device.verification_uri_complete.as_deref().unwrap());
+    b.click("#submit");
+    assert!(b.text("#error").contains("expired"), "{}", b.text("#error"));
+
+    // Another client's device code is no grant of this one.
+    let live = c.device_start(&scope("TV")).expect("device authorisation");
+    let Some(other) = registered_device_client(&s) else {
+        return;
+    };
+    let mut other = other;
+    let other_id = other.state().unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = poll_by_hand(&s, &other_id, &live.device_code);
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+
+    // A third wrong code uses up the bucket; the fourth entry, even of a good
+    // code, is refused with a page saying when to try again.
+    b.open(&format!("{}/_account/v1/device", s.base));
+    enter_code(&b, "not a code");
+    b.wait_for("#error");
+    b.open(&live.verification_uri_complete.clone().unwrap());
+    b.click("#submit");
+    b.wait_for("#error");
+    assert_eq!(b.status(), 429);
+    assert!(
+        b.text("#error").contains("Try again in"),
+        "{}",
+        b.text("#error")
+    );
+    b.screenshot("device-too-many-codes");
+    assert_page_sound(&b);
+
+    // A client registered without the device grant, an unknown client and a
+    // scope without a device are refused.
+    let Some(mut code_only) = registered_client(&s) else {
+        return;
+    };
+    let e = code_only.device_start(&scope("TV")).unwrap_err();
+    assert_eq!(
+        (e.status, e.error.as_deref()),
+        (Some(400), Some("unauthorized_client")),
+        "{e:?}"
+    );
+    other.use_client("nobody").unwrap();
+    let e = other.device_start(&scope("TV")).unwrap_err();
+    assert_eq!(
+        (e.status, e.error.as_deref()),
+        (Some(401), Some("invalid_client")),
+        "{e:?}"
+    );
+    let e = c.device_start("urn:matrix:client:api:*").unwrap_err();
+    assert_eq!(e.error.as_deref(), Some("invalid_scope"), "{e:?}");
+}
+
+#[test]
+fn a_new_account_allows_a_device_and_racing_polls_on_two_processes_get_the_tokens_once() {
+    let Some(a) = TestServer::start(Db::Postgres, DEVICE_CONFIG) else {
+        return;
+    };
+    let b_server = a.another_process();
+    let Some(b) = Browser::start(Viewport::Desktop) else {
+        return;
+    };
+    let Some(mut c) = registered_device_client(&a) else {
+        return;
+    };
+    let client_id = c.state().unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let device = c
+        .device_start(&scope("PGTV"))
+        .expect("device authorisation");
+    // The verification page of the other process (both share the database).
+    let page = device
+        .verification_uri_complete
+        .clone()
+        .unwrap()
+        .replace(&a.base, &b_server.base);
+    b.open(&page);
+    b.click("#submit");
+    // A person without an account creates one on the way (the login page
+    // offers it for a device too) and comes back to the device's consent.
+    b.click("#register");
+    b.wait_for("#password");
+    b.type_into("#username", "grace");
+    b.type_into("#password", PASSWORD);
+    b.click("#submit");
+    b.wait_for("#allow");
+    assert_eq!(b.text("#user"), "@grace:test.local");
+    assert_eq!(b.text("#device"), "PGTV");
+    b.click("#allow");
+    b.wait_for("#message");
+    b.screenshot("device-done-desktop");
+    assert_page_sound(&b);
+    let polls: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = [&a, &b_server, &a, &b_server]
+            .into_iter()
+            .map(|s| {
+                let (client_id, device_code) = (&client_id, &device.device_code);
+                scope.spawn(move || poll_by_hand(s, client_id, device_code))
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let tokens: Vec<&Value> = polls
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(tokens.len(), 1, "{polls:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|(status, body)| *status == 200 || body["error"] == "invalid_grant"),
+        "{polls:?}"
+    );
+    assert_eq!(
+        whoami(&a, tokens[0]["access_token"].as_str().unwrap()),
+        Ok(("@grace:test.local".into(), "PGTV".into()))
+    );
 }

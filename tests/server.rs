@@ -939,7 +939,11 @@ fn expected_bad_input(operation: &str, case: &str, json_body: bool) -> (u16, &'s
     // errors become the OAuth code of their status.
     let oauth = matches!(
         operation,
-        "registerClient" | "authorize" | "requestToken" | "revokeToken"
+        "registerClient"
+            | "authorize"
+            | "requestDeviceAuthorization"
+            | "requestToken"
+            | "revokeToken"
     );
     match code {
         c if !oauth || !c.starts_with("M_") => (status, code),
@@ -977,6 +981,7 @@ fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16,
         // Its query (redirectUrl) was not given.
         "redirectToSSO" => (400, "M_MISSING_PARAM"),
         "requestToken" | "revokeToken" => (400, "M_MISSING_PARAM"),
+        "requestDeviceAuthorization" => (400, "M_MISSING_PARAM"),
         "showLoginPage" | "showRegistrationPage" | "showConsentPage" => (400, "M_MISSING_PARAM"),
         "submitLogin" | "submitRegistration" | "submitConsent" => (400, "M_MISSING_PARAM"),
         // The account management pages: without a browser session the page
@@ -989,6 +994,11 @@ fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16,
         | "submitDeviceDeletion"
         | "submitThreepidRemoval"
         | "submitAccountDeactivation" => (400, "M_MISSING_PARAM"),
+        // The device grant's pages: the code page and the done page take
+        // nothing required; the others miss `session` or their form fields.
+        "showDeviceCodePage" | "showDeviceDonePage" => (200, ""),
+        "showDeviceConsentPage" => (400, "M_MISSING_PARAM"),
+        "submitDeviceCode" | "submitDeviceConsent" => (400, "M_MISSING_PARAM"),
         // Parses (the bad keys are no client metadata), but has no client_uri.
         "registerClient" if case == "wrong types" || case == "unknown fields" => {
             (400, "invalid_client_metadata")
@@ -1049,7 +1059,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 63);
+        assert_eq!(ops.len(), 69);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

@@ -101,6 +101,45 @@ impl OAuthError {
         }
     }
 }
+/// A device authorisation (RFC 8628 §3.2).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct DeviceAuthorizationResponse {
+    /// What the client polls the token endpoint with; a secret.
+    pub device_code: String,
+    /// What the person types on the verification page: eight letters of
+    /// `BCDFGHJKLMNPQRSTVWXZ` shown as `XXXX-XXXX` (RFC 8628 §6.1). Case, spaces and the dash
+    /// do not matter when it is typed.
+    pub user_code: String,
+    /// The verification page, where the person types the user code.
+    pub verification_uri: String,
+    /// The verification page with the user code filled in, e.g. for a QR code.
+    pub verification_uri_complete: String,
+    /// Seconds until the device code and the user code expire.
+    pub expires_in: i64,
+    /// Seconds the client waits between two polls of the token endpoint.
+    pub interval: i64,
+}
+impl DeviceAuthorizationResponse {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(
+        device_code: String,
+        user_code: String,
+        verification_uri: String,
+        verification_uri_complete: String,
+        expires_in: i64,
+        interval: i64,
+    ) -> Self {
+        Self {
+            device_code,
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            expires_in,
+            interval,
+        }
+    }
+}
 /// Tokens (RFC 6749 §5.1).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]

@@ -13,6 +13,15 @@ fn types_client_metadata() {
 }
 #[test]
 #[rustfmt::skip]
+fn account_oauth_request_device_authorization_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::account::oauth::request_device_authorization::RequestBody,
+    >(
+        "{\"client_id\":\"01JAYS74TCG3BTWKADN5Q4518C\",\"scope\":\"urn:matrix:client:api:* urn:matrix:client:device:AABBCCDDEE\"}",
+    );
+}
+#[test]
+#[rustfmt::skip]
 fn account_oauth_request_token_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::account::oauth::request_token::RequestBody,

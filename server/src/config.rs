@@ -52,6 +52,12 @@ pub struct OAuth {
     pub apis: AuthApis,
     /// How long a login on this server's pages lasts in the browser.
     pub browser_session_lifetime_secs: u64,
+    /// How long a device authorisation (its device code and user code) waits
+    /// for the person to enter the code, log in and allow it.
+    pub device_code_lifetime_secs: u64,
+    /// The least time between two polls of the token endpoint by a device
+    /// (`interval`); sooner polls are told `slow_down`.
+    pub device_poll_interval_secs: u64,
 }
 
 impl Default for OAuth {
@@ -59,6 +65,9 @@ impl Default for OAuth {
         OAuth {
             apis: AuthApis::Both,
             browser_session_lifetime_secs: 7 * 24 * 3600,
+            // RFC 8628's examples: ten minutes, polled every five seconds.
+            device_code_lifetime_secs: 600,
+            device_poll_interval_secs: 5,
         }
     }
 }
@@ -262,8 +271,12 @@ pub struct RateLimits {
     /// Validation tokens submitted (the JSON endpoint and the page's form), per
     /// client address; wrong ones also count against their session.
     pub submit_token: Bucket,
-    /// OAuth 2.0 client registrations, per client address.
+    /// OAuth 2.0 client registrations and device authorisations, per client
+    /// address.
     pub oauth_clients: Bucket,
+    /// User codes entered on the device verification page, per client
+    /// address: only wrong codes count.
+    pub device_code_entry: Bucket,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -400,6 +413,9 @@ impl Default for RateLimits {
             // A client registers at the start of every login: as often as
             // logins, in bursts when someone retries.
             oauth_clients: Bucket::new(0.2, 10),
+            // Room for typing mistakes; against guessing, user codes are one in
+            // 20^8 and live minutes.
+            device_code_entry: Bucket::new(0.05, 10),
         }
     }
 }
@@ -421,6 +437,7 @@ impl RateLimits {
             Action::Openid => ("openid", self.openid),
             Action::SubmitToken => ("submit_token", self.submit_token),
             Action::OAuthClients => ("oauth_clients", self.oauth_clients),
+            Action::DeviceCodeEntry => ("device_code_entry", self.device_code_entry),
         }
     }
 }
@@ -562,10 +579,18 @@ burst = 20
 per_second = 0.5
 burst = 10
 
-# OAuth 2.0 client registrations, per client address (clients register at the
-# start of every login).
+# OAuth 2.0 client registrations and device authorisations, per client address
+# (clients register at the start of every login; a device login also starts a
+# device authorisation).
 [rate_limits.oauth_clients]
 per_second = 0.2
+burst = 10
+
+# User codes typed on the device verification page (/_account/v1/device), per
+# client address: only wrong codes count, so guessing codes is slow while a
+# person's typing mistakes pass.
+[rate_limits.device_code_entry]
+per_second = 0.05
 burst = 10
 
 [email]
@@ -613,6 +638,13 @@ validation_token_lifetime_secs = 3600
 apis = "both"
 # How long a login on the server's own pages (login, consent) lasts.
 browser_session_lifetime_secs = 604800
+# The device authorisation grant (RFC 8628), for devices that sign in by showing
+# a code the person types in a browser: how long the code waits for the person
+# to enter it and allow the device (at most a day), and the least number of
+# seconds between two polls of the token endpoint by the device (sooner polls
+# are told slow_down; less than the lifetime).
+device_code_lifetime_secs = 600
+device_poll_interval_secs = 5
 
 [metrics]
 # Prometheus metrics: GET /metrics (OpenMetrics text) on a listener of its own,
@@ -689,6 +721,15 @@ impl Config {
         }
         if self.oauth.browser_session_lifetime_secs == 0 {
             return Err("oauth.browser_session_lifetime_secs must be positive".into());
+        }
+        let (lifetime, interval) = (
+            self.oauth.device_code_lifetime_secs,
+            self.oauth.device_poll_interval_secs,
+        );
+        if !(1..=86_400).contains(&lifetime) || interval == 0 || interval >= lifetime {
+            return Err("oauth: device_code_lifetime_secs must be 1 to 86400, and \
+                 device_poll_interval_secs positive and less than it"
+                .into());
         }
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());
@@ -778,5 +819,25 @@ mod tests {
         );
         let err = Config::parse("[metrics]\nbind = \"127.0.0.1:8008\"").unwrap_err();
         assert!(err.starts_with("metrics.bind:"), "{err}");
+    }
+
+    #[test]
+    fn the_device_grant_polls_within_its_codes_lifetime() {
+        let ok =
+            Config::parse("[oauth]\ndevice_code_lifetime_secs = 2\ndevice_poll_interval_secs = 1")
+                .unwrap();
+        assert_eq!(ok.oauth.device_code_lifetime_secs, 2);
+        for bad in [
+            "device_poll_interval_secs = 0",
+            "device_code_lifetime_secs = 0",
+            "device_code_lifetime_secs = 86401",
+            "device_code_lifetime_secs = 5\ndevice_poll_interval_secs = 5",
+        ] {
+            let err = Config::parse(&format!("[oauth]\n{bad}")).unwrap_err();
+            assert!(
+                err.starts_with("oauth: device_code_lifetime_secs"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

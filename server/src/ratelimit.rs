@@ -34,11 +34,12 @@ pub enum Action {
     Openid,
     SubmitToken,
     OAuthClients,
+    DeviceCodeEntry,
 }
 
 impl Action {
     /// Every action (the configuration check visits each bucket).
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::Registration,
         Action::Availability,
         Action::LoginAddress,
@@ -52,6 +53,7 @@ impl Action {
         Action::Openid,
         Action::SubmitToken,
         Action::OAuthClients,
+        Action::DeviceCodeEntry,
     ];
 }
 

@@ -99,7 +99,9 @@ impl Server {
     /// `[oauth] apis`): the router answers them `404 M_UNRECOGNIZED`, the
     /// spec's answer for an API a server does not offer.
     pub fn switched_off(&self) -> Vec<&'static str> {
-        use matrix_api::account::{account_management, oauth, oauth_discovery, oauth_pages};
+        use matrix_api::account::{
+            account_management, oauth, oauth_device, oauth_discovery, oauth_pages,
+        };
         use matrix_api::client_server::{
             login, login_token, oauth_server_metadata, refresh, registration, sso_login_redirect,
         };
@@ -110,6 +112,7 @@ impl Server {
                 oauth_discovery::get_authorization_server_metadata::METADATA.operation_id,
                 oauth::register_client::METADATA.operation_id,
                 oauth::authorize::METADATA.operation_id,
+                oauth::request_device_authorization::METADATA.operation_id,
                 oauth::request_token::METADATA.operation_id,
                 oauth::revoke_token::METADATA.operation_id,
                 oauth_pages::show_login_page::METADATA.operation_id,
@@ -126,6 +129,11 @@ impl Server {
                 account_management::submit_device_deletion::METADATA.operation_id,
                 account_management::submit_threepid_removal::METADATA.operation_id,
                 account_management::submit_account_deactivation::METADATA.operation_id,
+                oauth_device::show_device_code_page::METADATA.operation_id,
+                oauth_device::submit_device_code::METADATA.operation_id,
+                oauth_device::show_device_consent_page::METADATA.operation_id,
+                oauth_device::submit_device_consent::METADATA.operation_id,
+                oauth_device::show_device_done_page::METADATA.operation_id,
             ]);
         }
         // The single sign-on redirect needs both: the OAuth 2.0 API's pages,

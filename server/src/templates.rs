@@ -63,6 +63,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/oauth_error.html"),
     ),
     (
+        "pages/oauth_device.html",
+        include_str!("../templates/pages/oauth_device.html"),
+    ),
+    (
+        "pages/oauth_device_consent.html",
+        include_str!("../templates/pages/oauth_device_consent.html"),
+    ),
+    (
+        "pages/oauth_device_done.html",
+        include_str!("../templates/pages/oauth_device_done.html"),
+    ),
+    (
         "pages/validation_error.html",
         include_str!("../templates/pages/validation_error.html"),
     ),

@@ -4,6 +4,7 @@
 //! The `account` API files.
 pub mod account_management;
 pub mod oauth;
+pub mod oauth_device;
 pub mod oauth_discovery;
 pub mod oauth_pages;
 pub mod validation;

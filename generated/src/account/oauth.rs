@@ -329,13 +329,135 @@ pub mod authorize {
         }
     }
 }
+/// Start the device authorisation grant (RFC 8628 §3.1).
+///
+/// For a client that registered the `urn:ietf:params:oauth:grant-type:device_code` grant.
+/// Answers a `device_code` the client polls the token endpoint with, and a `user_code` the
+/// person types on the verification page (`verification_uri`, or `verification_uri_complete`
+/// with the code filled in) in a browser, where they log in and allow or deny the client. The
+/// scope follows the authorisation code grant's rules.
+pub mod request_device_authorization {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "requestDeviceAuthorization",
+        method: http::Method::POST,
+        path: "/_account/v1/oauth2/device_authorization",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: true,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::OAuthError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self { body: req.form()? })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// The device and user codes.
+        Ok {
+            body: crate::types::DeviceAuthorizationResponse,
+            /// `no-store`: the device code is a secret.
+            cache_control: String,
+        },
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::Ok { body, cache_control } => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                        .header("cache-control", Some(cache_control.as_str()))
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::OAuthError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => {
+                    Ok(Response::Ok {
+                        body: answer.json()?,
+                        cache_control: answer.header_required("cache-control")?,
+                    })
+                }
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The public client's ID.
+        pub client_id: String,
+        /// `urn:matrix:client:api:*` and one `urn:matrix:client:device:<device_id>`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scope: Option<String>,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(client_id: String) -> Self {
+            Self { client_id, scope: None }
+        }
+    }
+}
 /// Obtain tokens (RFC 6749 §3.2).
 ///
 /// Grants: `authorization_code` (with the PKCE `code_verifier`; a code is single-use, short
 /// lived and bound to its client, redirect URI and challenge; reusing one revokes what it
 /// gave), `refresh_token` (rotation: the old refresh token keeps working until the new pair is
 /// first used, so a lost answer can be retried; a replay after that ends the session) and
-/// `urn:ietf:params:oauth:grant-type:device_code`.
+/// `urn:ietf:params:oauth:grant-type:device_code` (with the `device_code` of
+/// `/oauth2/device_authorization` and the same `client_id`: `authorization_pending` until the
+/// person answers, `slow_down` when polled sooner than `interval` after the last poll,
+/// `access_denied` after a denial, `expired_token` after expiry, and the tokens once, after
+/// which the device code is `invalid_grant`).
 pub mod request_token {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
@@ -619,13 +741,34 @@ pub trait OAuthApi: crate::runtime::Authenticator {
     ) -> impl std::future::Future<
         Output = Result<authorize::Response, crate::runtime::OAuthError>,
     > + Send;
+    /// Start the device authorisation grant (RFC 8628 §3.1).
+    ///
+    /// For a client that registered the `urn:ietf:params:oauth:grant-type:device_code` grant.
+    /// Answers a `device_code` the client polls the token endpoint with, and a `user_code` the
+    /// person types on the verification page (`verification_uri`, or `verification_uri_complete`
+    /// with the code filled in) in a browser, where they log in and allow or deny the client. The
+    /// scope follows the authorisation code grant's rules.
+    fn request_device_authorization(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_device_authorization::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_device_authorization::Response,
+            crate::runtime::OAuthError,
+        >,
+    > + Send;
     /// Obtain tokens (RFC 6749 §3.2).
     ///
     /// Grants: `authorization_code` (with the PKCE `code_verifier`; a code is single-use, short
     /// lived and bound to its client, redirect URI and challenge; reusing one revokes what it
     /// gave), `refresh_token` (rotation: the old refresh token keeps working until the new pair is
     /// first used, so a lost answer can be retried; a replay after that ends the session) and
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `urn:ietf:params:oauth:grant-type:device_code` (with the `device_code` of
+    /// `/oauth2/device_authorization` and the same `client_id`: `authorization_pending` until the
+    /// person answers, `slow_down` when polled sooner than `interval` after the last poll,
+    /// `access_denied` after a denial, `expired_token` after expiry, and the tokens once, after
+    /// which the device code is `invalid_grant`).
     fn request_token(
         &self,
         ctx: crate::runtime::Context<()>,
@@ -677,6 +820,24 @@ where
         let answer = crate::runtime::testing::Stub::answer(
             self,
             &authorize::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn request_device_authorization(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: request_device_authorization::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            request_device_authorization::Response,
+            crate::runtime::OAuthError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &request_device_authorization::METADATA,
             &ctx.auth,
             &request,
         );

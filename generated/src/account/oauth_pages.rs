@@ -27,7 +27,8 @@ pub mod show_login_page {
     #[derive(Clone, Debug, PartialEq)]
     #[non_exhaustive]
     pub struct Request {
-        /// The authorisation request the page belongs to.
+        /// The authorisation request the page belongs to; on the login and registration pages, a device
+        /// authorisation's too (the ID the device consent page carries).
         pub session: String,
         /// Carries the CSRF cookie and the browser session.
         pub cookie: Option<String>,
@@ -115,7 +116,8 @@ pub mod show_login_page {
 /// Log in.
 ///
 /// Checks the password (wrong passwords count against the address and the account, as on
-/// `POST /login`), starts a browser session and goes on to the consent page.
+/// `POST /login`), starts a browser session and goes on to the consent page (the device
+/// consent page for a device authorisation).
 pub mod submit_login {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
@@ -245,7 +247,7 @@ pub mod submit_login {
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     #[non_exhaustive]
     pub struct RequestBody {
-        /// The authorisation request.
+        /// The authorisation request or device authorisation.
         pub session: String,
         /// The value the page put in the form.
         pub csrf: String,
@@ -295,7 +297,8 @@ pub mod show_registration_page {
     #[derive(Clone, Debug, PartialEq)]
     #[non_exhaustive]
     pub struct Request {
-        /// The authorisation request the page belongs to.
+        /// The authorisation request the page belongs to; on the login and registration pages, a device
+        /// authorisation's too (the ID the device consent page carries).
         pub session: String,
         /// Carries the CSRF cookie and the browser session.
         pub cookie: Option<String>,
@@ -389,7 +392,8 @@ pub mod show_registration_page {
 /// Create an account.
 ///
 /// Creates the account under the server's registration rules (password policy, registration
-/// token when one is required), starts a browser session and goes on to the consent page.
+/// token when one is required), starts a browser session and goes on to the consent page (the
+/// device consent page for a device authorisation).
 pub mod submit_registration {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
@@ -513,7 +517,7 @@ pub mod submit_registration {
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     #[non_exhaustive]
     pub struct RequestBody {
-        /// The authorisation request.
+        /// The authorisation request or device authorisation.
         pub session: String,
         /// The value the page put in the form.
         pub csrf: String,
@@ -570,7 +574,8 @@ pub mod show_consent_page {
     #[derive(Clone, Debug, PartialEq)]
     #[non_exhaustive]
     pub struct Request {
-        /// The authorisation request the page belongs to.
+        /// The authorisation request the page belongs to; on the login and registration pages, a device
+        /// authorisation's too (the ID the device consent page carries).
         pub session: String,
         /// Carries the CSRF cookie and the browser session.
         pub cookie: Option<String>,
@@ -816,7 +821,8 @@ pub trait OAuthPagesApi: crate::runtime::Authenticator {
     /// Log in.
     ///
     /// Checks the password (wrong passwords count against the address and the account, as on
-    /// `POST /login`), starts a browser session and goes on to the consent page.
+    /// `POST /login`), starts a browser session and goes on to the consent page (the device
+    /// consent page for a device authorisation).
     fn submit_login(
         &self,
         ctx: crate::runtime::Context<()>,
@@ -835,7 +841,8 @@ pub trait OAuthPagesApi: crate::runtime::Authenticator {
     /// Create an account.
     ///
     /// Creates the account under the server's registration rules (password policy, registration
-    /// token when one is required), starts a browser session and goes on to the consent page.
+    /// token when one is required), starts a browser session and goes on to the consent page (the
+    /// device consent page for a device authorisation).
     fn submit_registration(
         &self,
         ctx: crate::runtime::Context<()>,

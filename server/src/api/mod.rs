@@ -9,6 +9,7 @@ mod discovery;
 mod fallbacks;
 mod login;
 mod oauth;
+mod oauth_device;
 mod oauth_pages;
 mod openid;
 mod pages;

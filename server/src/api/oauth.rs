@@ -1,7 +1,9 @@
 //! The OAuth 2.0 API's machine endpoints (api/account/oauth.yaml and the
 //! server metadata): discovery, dynamic client registration, the authorisation
-//! endpoint, the token endpoint and revocation. The pages between the
-//! authorisation endpoint and the code are in `oauth_pages.rs`.
+//! endpoint, the device authorisation endpoint, the token endpoint and
+//! revocation. The pages between the authorisation endpoint and the code are in
+//! `oauth_pages.rs`; those where a person enters a device's user code and
+//! allows it in `oauth_device.rs`.
 //!
 //! Tokens issued here are the legacy API's tokens on a device that belongs
 //! to the client: every client API endpoint takes them, and the device scope
@@ -9,20 +11,23 @@
 
 use http::StatusCode;
 use matrix_api::account::oauth::{
-    authorize, register_client, request_token, revoke_token, OAuthApi,
+    authorize, register_client, request_device_authorization, request_token, revoke_token, OAuthApi,
 };
 use matrix_api::account::oauth_discovery::{get_authorization_server_metadata, OAuthDiscoveryApi};
 use matrix_api::client_server::oauth_server_metadata::{get_auth_metadata, OAuthServerMetadataApi};
 use matrix_api::runtime::{Context, Html, MatrixError, OAuthError};
-use matrix_api::types::{AuthorizationServerMetadata, TokenResponse};
+use matrix_api::types::{AuthorizationServerMetadata, DeviceAuthorizationResponse, TokenResponse};
 
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::oauth::callback::{callback_url, ResponseMode};
 use crate::oauth::client_metadata::{self, ClientMetadata, GrantType};
-use crate::oauth::{pkce, scope};
+use crate::oauth::{pkce, scope, user_code};
 use crate::service::{internal, Server};
-use crate::store::{now_ms, Authorization, CodeExchange, LogoutDevices, OAuthGrant, Refreshed};
+use crate::store::{
+    now_ms, Authorization, CodeExchange, DeviceGrant, DevicePoll, LogoutDevices, OAuthGrant,
+    Refreshed, StoreError,
+};
 
 /// Where this server's own endpoints live.
 pub(super) const ACCOUNT_BASE: &str = "/_account/v1";
@@ -32,6 +37,14 @@ const AUTHORIZATION_LIFETIME_MS: i64 = 30 * 60 * 1000;
 /// How long a code may wait for its exchange (RFC 6749 §4.1.2: at most ten
 /// minutes).
 pub(super) const CODE_LIFETIME_MS: i64 = 10 * 60 * 1000;
+/// The grant type of RFC 8628.
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// How much sooner than the interval a device's poll may come without being
+/// told `slow_down`: the server measures from when it handled the last poll,
+/// before its answer travelled back, so only timers that fire early and the
+/// clocks of several processes sharing a database can make a well-behaved
+/// client seem early, and by far less than this.
+const POLL_ALLOWANCE_MS: i64 = 250;
 
 impl Server {
     /// The issuer identifier: the public base URL with a trailing slash.
@@ -56,10 +69,15 @@ impl Server {
             format!("{base}/oauth2/revoke"),
             format!("{base}/oauth2/register"),
             vec!["code".into()],
-            vec!["authorization_code".into(), "refresh_token".into()],
+            vec![
+                "authorization_code".into(),
+                "refresh_token".into(),
+                DEVICE_CODE_GRANT.into(),
+            ],
             vec!["query".into(), "fragment".into()],
             vec!["S256".into()],
         );
+        m.device_authorization_endpoint = Some(format!("{base}/oauth2/device_authorization"));
         m.prompt_values_supported = Some(match self.page_registration_open() {
             true => vec!["create".into()],
             false => vec![],
@@ -169,16 +187,34 @@ impl Server {
         let Some(user_id) = authorization.user_id.as_deref() else {
             return Err(invalid_grant("Unknown or expired code"));
         };
+        self.issue_tokens(
+            user_id,
+            &authorization.device_id,
+            client_id,
+            authorization.scope,
+        )
+        .await
+    }
+
+    /// Logs `user_id` in on `device_id` for `client_id`, which was granted
+    /// `scope` (by a code or a device authorisation): the token response.
+    async fn issue_tokens(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        client_id: &str,
+        scope: String,
+    ) -> Result<request_token::Response, OAuthError> {
         let session = self
             .open_session_for(
                 user_id,
-                Some(&authorization.device_id),
+                Some(device_id),
                 None,
                 true,
                 None,
                 Some(OAuthGrant {
                     client_id,
-                    scope: &authorization.scope,
+                    scope: &scope,
                 }),
             )
             .await
@@ -198,8 +234,68 @@ impl Server {
             session.refresh_token.unwrap_or_default(),
             session.expires_in_ms.map(|ms| now_ms() + ms),
             lifetime_ms,
-            authorization.scope,
+            scope,
         ))
+    }
+
+    /// RFC 8628 §3.4: a device polls with its device code until the person
+    /// has answered on the pages; then it gets the tokens, once (a racing
+    /// second poll is `invalid_grant`; unlike a reused code, it revokes
+    /// nothing: it is the device itself).
+    async fn device_code_grant(
+        &self,
+        body: &request_token::RequestBody,
+    ) -> Result<request_token::Response, OAuthError> {
+        let (Some(client_id), Some(device_code)) =
+            (body.client_id.as_deref(), body.device_code.as_deref())
+        else {
+            return Err(OAuthError::invalid_request(
+                "The device_code grant takes client_id and device_code",
+            ));
+        };
+        let interval = self.config.oauth.device_poll_interval_secs;
+        let min_gap_ms = (interval * 1000) as i64 - POLL_ALLOWANCE_MS;
+        let poll = self
+            .store
+            .poll_device_grant(device_code, client_id, min_gap_ms)
+            .await
+            .map_err(internal)?;
+        let grant = match poll {
+            DevicePoll::Taken(grant) => grant,
+            DevicePoll::Unknown => return Err(invalid_grant("Unknown device code")),
+            DevicePoll::WrongClient => {
+                return Err(invalid_grant(
+                    "The device code was issued to another client",
+                ))
+            }
+            DevicePoll::Exchanged => return Err(invalid_grant("The device code was used already")),
+            DevicePoll::Expired => {
+                return Err(device_error(
+                    "expired_token",
+                    "The device code has expired: start again",
+                ))
+            }
+            DevicePoll::Denied => {
+                return Err(device_error("access_denied", "The user denied the request"))
+            }
+            DevicePoll::Pending => {
+                return Err(device_error(
+                    "authorization_pending",
+                    "The user has not answered yet",
+                ))
+            }
+            DevicePoll::TooSoon => {
+                return Err(device_error(
+                    "slow_down",
+                    &format!("Poll at most every {interval} seconds"),
+                ))
+            }
+        };
+        let Some(user_id) = grant.user_id.as_deref() else {
+            return Err(invalid_grant("Unknown device code"));
+        };
+        self.issue_tokens(user_id, &grant.device_id, client_id, grant.scope.clone())
+            .await
     }
 
     /// Logs out the device a reused code logged in, if it is still that
@@ -278,6 +374,11 @@ pub(super) fn parse_client(json: &str) -> Option<ClientMetadata> {
 /// (or no longer) good for this client.
 fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant").described(description)
+}
+
+/// One of RFC 8628 §3.5's answers to a poll, all `400`.
+fn device_error(error: &str, description: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, error).described(description)
 }
 
 impl OAuthServerMetadataApi for Server {
@@ -437,6 +538,79 @@ impl OAuthApi for Server {
         })
     }
 
+    async fn request_device_authorization(
+        &self,
+        _ctx: Context<()>,
+        request: request_device_authorization::Request,
+    ) -> Result<request_device_authorization::Response, OAuthError> {
+        let body = &request.body;
+        let Some(client) = self.client(&body.client_id).await? else {
+            return Err(OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client")
+                .described("No client of that client_id is registered"));
+        };
+        if !client.has_grant_type(GrantType::DeviceCode) {
+            return Err(
+                OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client").described(format!(
+                    "The client did not register the {DEVICE_CODE_GRANT} grant"
+                )),
+            );
+        }
+        let invalid_scope = |description: &str| {
+            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope").described(description)
+        };
+        let scope = match body.scope.as_deref().map(scope::parse) {
+            Some(Ok(scope)) => scope,
+            Some(Err(e)) => return Err(invalid_scope(&e.description)),
+            None => return Err(invalid_scope("scope is required")),
+        };
+        let lifetime_secs = self.config.oauth.device_code_lifetime_secs;
+        let grant = DeviceGrant {
+            client_id: body.client_id.clone(),
+            scope: scope.to_string(),
+            device_id: scope.device_id.clone(),
+            user_id: None,
+            denied: false,
+            exchanged: false,
+            last_poll_ms: None,
+            expires_ms: now_ms() + (lifetime_secs * 1000) as i64,
+        };
+        let device_code = crypto::new_token("odc");
+        // A user code names one stored authorisation; a clash (with a live
+        // one, or an expired one not yet purged) is drawn again.
+        let mut clashes = 0;
+        let user_code = loop {
+            let user_code = user_code::generate();
+            match self
+                .store
+                .create_device_grant(&device_code, &user_code, &grant)
+                .await
+            {
+                Ok(()) => break user_code,
+                Err(StoreError::Conflict) if clashes < 5 => clashes += 1,
+                Err(e) => return Err(internal(e).into()),
+            }
+        };
+        tracing::info!(
+            client_id = body.client_id,
+            device_id = grant.device_id,
+            "device authorisation started"
+        );
+        let shown = user_code::display(&user_code);
+        let verification_uri = format!("{}{ACCOUNT_BASE}/device", self.public_base());
+        let verification_uri_complete = format!("{verification_uri}?code={shown}");
+        Ok(request_device_authorization::Response::Ok {
+            body: DeviceAuthorizationResponse::new(
+                device_code,
+                shown,
+                verification_uri,
+                verification_uri_complete,
+                lifetime_secs as i64,
+                self.config.oauth.device_poll_interval_secs as i64,
+            ),
+            cache_control: "no-store".into(),
+        })
+    }
+
     async fn request_token(
         &self,
         _ctx: Context<()>,
@@ -446,6 +620,7 @@ impl OAuthApi for Server {
         match body.grant_type.as_str() {
             "authorization_code" => self.authorization_code_grant(body).await,
             "refresh_token" => self.refresh_token_grant(body).await,
+            DEVICE_CODE_GRANT => self.device_code_grant(body).await,
             _ => Err(
                 OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type")
                     .described(format!("Unsupported grant_type {}", body.grant_type)),

@@ -5,6 +5,12 @@
 //! page sends it to the login page when nobody is logged in, and its form
 //! sends it back to the client.
 //!
+//! The login and registration pages also serve the device authorisation grant
+//! (`oauth_device.rs`): the `session` they carry names either kind of pending
+//! request, told apart by its prefix ([`super::oauth_device::is_device_session`]),
+//! and they continue to that kind's consent page. Both IDs are the server's
+//! own random values, so nothing the browser sends chooses where a form leads.
+//!
 //! A login starts a browser session: a random cookie (`HttpOnly`,
 //! `SameSite=Lax` so the client's navigation to the authorisation endpoint
 //! carries it, `Secure` over https) stored as its SHA-256. Every form carries
@@ -18,6 +24,7 @@ use matrix_api::account::oauth_pages::{
 use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo, PAGE_CSP};
 
 use super::oauth::{parse_client, ACCOUNT_BASE, CODE_LIFETIME_MS};
+use super::oauth_device;
 use super::pages::{cookie, csrf_matches};
 use super::sso::LOGIN_TOKEN_MODE;
 use crate::config::RegistrationMode;
@@ -27,15 +34,15 @@ use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
 use crate::store::{now_ms, Authorization, StoreError};
 
-/// The CSRF cookie of these pages' forms.
+/// The CSRF cookie of these pages' forms (and the device grant's).
 pub(super) const CSRF_COOKIE: &str = "oauth_csrf";
 /// The browser session's cookie.
 pub(super) const SESSION_COOKIE: &str = "account_session";
 
 /// What a page shows of the client it is about.
-struct ClientView {
-    name: String,
-    uri: Option<String>,
+pub(super) struct ClientView {
+    pub(super) name: String,
+    pub(super) uri: Option<String>,
 }
 
 impl Server {
@@ -51,15 +58,10 @@ impl Server {
             .await
             .map_err(internal)?;
         let client = match &pending {
-            Some(a) => self
-                .store
-                .oauth_client(&a.client_id)
-                .await
-                .map_err(internal)?,
+            Some(a) => self.client_view(&a.client_id).await?,
             None => None,
         };
-        let metadata = client.as_deref().and_then(parse_client);
-        match (pending, metadata) {
+        match (pending, client) {
             // A single sign-on request: no registered client, only where the
             // browser goes back to.
             (Some(a), _) if a.response_mode == LOGIN_TOKEN_MODE => {
@@ -73,23 +75,47 @@ impl Server {
                 };
                 Ok(Ok((a, view)))
             }
-            (Some(a), Some(m)) => {
-                let view = ClientView {
-                    name: m
-                        .display_name(None)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| m.client_uri.clone()),
-                    uri: Some(m.client_uri.clone()),
-                };
-                Ok(Ok((a, view)))
-            }
-            _ => Ok(Err(self.oauth_page_error(
-                "This sign-in request has expired or was already answered.",
-            )?)),
+            (Some(a), Some(view)) => Ok(Ok((a, view))),
+            _ => Ok(Err(self.request_gone_page()?)),
         }
     }
 
-    fn oauth_page_error(&self, message: &str) -> Result<Html, MatrixError> {
+    /// The client of the pending request `session`, of either kind (see the
+    /// module docs), or the page saying it is gone.
+    async fn pending_client(&self, session: &str) -> Result<Result<ClientView, Html>, MatrixError> {
+        Ok(if oauth_device::is_device_session(session) {
+            self.pending_device(session)
+                .await?
+                .map(|(_, client)| client)
+        } else {
+            self.pending(session).await?.map(|(_, client)| client)
+        })
+    }
+
+    /// What a page shows of a registered client; `None` if it is not.
+    pub(super) async fn client_view(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientView>, MatrixError> {
+        let client = self.store.oauth_client(client_id).await.map_err(internal)?;
+        Ok(client
+            .as_deref()
+            .and_then(parse_client)
+            .map(|m| ClientView {
+                name: m
+                    .display_name(None)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| m.client_uri.clone()),
+                uri: Some(m.client_uri.clone()),
+            }))
+    }
+
+    /// The page of a pending request that has expired or was answered.
+    pub(super) fn request_gone_page(&self) -> Result<Html, MatrixError> {
+        self.oauth_page_error("This sign-in request has expired or was already answered.")
+    }
+
+    pub(super) fn oauth_page_error(&self, message: &str) -> Result<Html, MatrixError> {
         self.page(
             "pages/oauth_error.html",
             minijinja::context! {
@@ -235,10 +261,20 @@ impl Server {
         )
     }
 
-    /// Where the consent page of `session` is.
+    /// Where the consent page of `session` is: the code grant's, or the
+    /// device grant's for a device authorisation.
     fn consent_location(session: &str) -> String {
+        if oauth_device::is_device_session(session) {
+            return oauth_device::consent_location(session);
+        }
         let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
         format!("{ACCOUNT_BASE}/consent?session={session_q}")
+    }
+
+    /// Where the login page of `session` (of either kind) is.
+    pub(super) fn login_location(session: &str) -> String {
+        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
+        format!("{ACCOUNT_BASE}/login?session={session_q}")
     }
 
     /// Creates the account a registration form asks for: `Ok(user_id)`, or
@@ -360,7 +396,7 @@ impl OAuthPagesApi for Server {
         _ctx: Context<()>,
         request: show_login_page::Request,
     ) -> Result<show_login_page::Response, MatrixError> {
-        let (_, client) = match self.pending(&request.session).await? {
+        let client = match self.pending_client(&request.session).await? {
             Ok(found) => found,
             Err(page) => return Ok(show_login_page::Response::BadRequest(page)),
         };
@@ -393,7 +429,7 @@ impl OAuthPagesApi for Server {
         {
             return Ok(submit_login::Response::TooManyRequests(page));
         }
-        let (_, client) = match self.pending(&b.session).await? {
+        let client = match self.pending_client(&b.session).await? {
             Ok(found) => found,
             Err(page) => return Ok(submit_login::Response::BadRequest(page)),
         };
@@ -447,7 +483,7 @@ impl OAuthPagesApi for Server {
                 self.oauth_page_error("This server does not let people create accounts here.")?;
             return Ok(show_registration_page::Response::Forbidden(page));
         }
-        let (_, client) = match self.pending(&request.session).await? {
+        let client = match self.pending_client(&request.session).await? {
             Ok(found) => found,
             Err(page) => return Ok(show_registration_page::Response::BadRequest(page)),
         };
@@ -478,7 +514,7 @@ impl OAuthPagesApi for Server {
         {
             return Ok(submit_registration::Response::TooManyRequests(page));
         }
-        let (_, client) = match self.pending(&b.session).await? {
+        let client = match self.pending_client(&b.session).await? {
             Ok(found) => found,
             Err(page) => return Ok(submit_registration::Response::BadRequest(page)),
         };
@@ -512,10 +548,8 @@ impl OAuthPagesApi for Server {
             Err(page) => return Ok(show_consent_page::Response::BadRequest(page)),
         };
         let Some(user_id) = self.browser_user(request.cookie.as_deref()).await? else {
-            let session_q =
-                form_urlencoded::byte_serialize(request.session.as_bytes()).collect::<String>();
             return Ok(show_consent_page::Response::SeeOther {
-                location: format!("{ACCOUNT_BASE}/login?session={session_q}"),
+                location: Self::login_location(&request.session),
             });
         };
         let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
@@ -559,10 +593,7 @@ impl OAuthPagesApi for Server {
         };
         let Some(user_id) = self.browser_user(request.cookie.as_deref()).await? else {
             return Ok(submit_consent::Response::SeeOther {
-                location: format!(
-                    "{ACCOUNT_BASE}/login?session={}",
-                    form_urlencoded::byte_serialize(b.session.as_bytes()).collect::<String>()
-                ),
+                location: Self::login_location(&b.session),
             });
         };
         if authorization.response_mode == LOGIN_TOKEN_MODE {

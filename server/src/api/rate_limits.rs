@@ -9,7 +9,10 @@
 use matrix_api::account::account_management::{
     submit_account_deactivation, submit_account_login, submit_password_change,
 };
-use matrix_api::account::oauth::{authorize, register_client, request_token, revoke_token};
+use matrix_api::account::oauth::{
+    authorize, register_client, request_device_authorization, request_token, revoke_token,
+};
+use matrix_api::account::oauth_device::submit_device_code;
 use matrix_api::account::oauth_pages::{submit_login, submit_registration};
 use matrix_api::account::validation::{confirm_validation, submit_validation_token};
 use matrix_api::client_server::auth_fallback::submit_auth_fallback;
@@ -130,6 +133,12 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
         &register_client::METADATA,
         Some((Action::OAuthClients, By::Address)),
     ),
+    // A device login starts with a registration too: the same bucket
+    // bounds how fast one address starts logins, whatever their grant.
+    (
+        &request_device_authorization::METADATA,
+        Some((Action::OAuthClients, By::Address)),
+    ),
     (
         &request_token::METADATA,
         Some((Action::Refresh, By::Address)),
@@ -143,6 +152,7 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     (&submit_account_login::METADATA, None),
     (&submit_password_change::METADATA, None),
     (&submit_account_deactivation::METADATA, None),
+    (&submit_device_code::METADATA, None),
     (&get_capabilities::METADATA, None),
     (&get_login_flows::METADATA, None),
     (&get_token_owner::METADATA, None),

@@ -122,6 +122,9 @@ impl Store {
         let mut n = 0;
         // A retired refresh token is kept a day, to recognise a replay of it.
         let retired_before = now - 24 * 3600 * 1000;
+        // An expired device authorisation is kept an hour, so that a device
+        // still polling is told `expired_token` rather than `invalid_grant`.
+        let device_expired_before = now - 3600 * 1000;
         for (sql, before) in [
             ("DELETE FROM uia_sessions WHERE expires_ms <= $1", now),
             ("DELETE FROM openid_tokens WHERE expires_ms <= $1", now),
@@ -131,6 +134,10 @@ impl Store {
                 now,
             ),
             ("DELETE FROM browser_sessions WHERE expires_ms <= $1", now),
+            (
+                "DELETE FROM oauth_device_grants WHERE expires_ms <= $1",
+                device_expired_before,
+            ),
             (
                 "DELETE FROM refresh_tokens WHERE retired_ms <= $1",
                 retired_before,

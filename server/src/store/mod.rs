@@ -11,6 +11,7 @@
 mod auth;
 mod cache;
 mod oauth;
+mod oauth_device;
 mod sql;
 mod sqlite_reads;
 mod threepid;
@@ -27,6 +28,7 @@ use writer::Writer;
 
 pub use auth::UiaSession;
 pub use oauth::{Authorization, CodeExchange};
+pub use oauth_device::{DeviceGrant, DevicePoll};
 pub use threepid::{NewValidation, Submitted};
 pub use users::{Device, LogoutDevices, NewSession, OAuthGrant, Refreshed, User};
 
