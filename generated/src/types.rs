@@ -20,6 +20,22 @@
 // Do not edit by hand: change the spec and run `cargo xtask regenerate`.
 
 //! Schemas shared between operations (reached by `$ref`), each defined once.
+/// A Matrix error.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Error {
+    /// The error code, such as `M_FORBIDDEN`.
+    pub errcode: String,
+    /// A message for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+impl Error {
+    /// A value from its required fields; the others absent or at their default.
+    pub fn new(errcode: String) -> Self {
+        Self { errcode, error: None }
+    }
+}
 /// A client's registration (RFC 7591 §2, as the Matrix spec uses it). Other fields are kept
 /// when they are localised variants of these (`client_name#fr`) and ignored otherwise.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -280,22 +296,6 @@ crate::runtime::string_enum! {
     "org.matrix.device_delete", OrgMatrixAccountDeactivate =
     "org.matrix.account_deactivate", OrgMatrixCrossSigningReset =
     "org.matrix.cross_signing_reset", }
-}
-/// A Matrix error.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct Error {
-    /// The error code, such as `M_FORBIDDEN`.
-    pub errcode: String,
-    /// A message for humans.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-impl Error {
-    /// A value from its required fields; the others absent or at their default.
-    pub fn new(errcode: String) -> Self {
-        Self { errcode, error: None }
-    }
 }
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
