@@ -67,10 +67,6 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/oauth_device.html"),
     ),
     (
-        "pages/oauth_device_consent.html",
-        include_str!("../templates/pages/oauth_device_consent.html"),
-    ),
-    (
         "pages/oauth_device_done.html",
         include_str!("../templates/pages/oauth_device_done.html"),
     ),

@@ -20,7 +20,7 @@ use matrix_api::account::oauth_device::{
 use matrix_api::runtime::{Context, Html, MatrixError};
 
 use super::oauth::ACCOUNT_BASE;
-use super::oauth_pages::{ClientView, CSRF_COOKIE};
+use super::oauth_pages::{ClientView, ConsentPage, CSRF_COOKIE};
 use super::pages::csrf_matches;
 use crate::crypto;
 use crate::oauth::user_code;
@@ -171,20 +171,15 @@ impl OAuthDeviceApi for Server {
             });
         };
         let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
-        let body = self.page(
-            "pages/oauth_device_consent.html",
-            minijinja::context! {
-                server_name => self.config.server_name,
-                static_url => format!("{ACCOUNT_BASE}/static"),
-                action => format!("{ACCOUNT_BASE}/device/consent"),
-                client_name => client.name,
-                client_uri => client.uri,
-                user_id,
-                device_id => grant.device_id,
-                session => request.session,
-                csrf,
-            },
-        )?;
+        let body = self.consent_page(&ConsentPage {
+            kind: "device",
+            action: "device/consent",
+            client: &client,
+            user_id: &user_id,
+            device_id: &grant.device_id,
+            session: &request.session,
+            csrf: &csrf,
+        })?;
         Ok(show_device_consent_page::Response::Ok { body, set_cookie })
     }
 

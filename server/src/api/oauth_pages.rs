@@ -377,6 +377,42 @@ impl Server {
     }
 }
 
+/// What a consent page shows: the kind of request (`client`, an application's
+/// authorisation request; `sso`, a legacy client's single sign-on; `device`,
+/// a device's code), where its form posts (below [`ACCOUNT_BASE`]), and what
+/// is being allowed to whom.
+pub(super) struct ConsentPage<'a> {
+    pub(super) kind: &'static str,
+    pub(super) action: &'static str,
+    pub(super) client: &'a ClientView,
+    pub(super) user_id: &'a str,
+    /// Empty for a single sign-on: its client chooses the device at `/login`.
+    pub(super) device_id: &'a str,
+    pub(super) session: &'a str,
+    pub(super) csrf: &'a str,
+}
+
+impl Server {
+    /// The consent page of every kind of request (one template).
+    pub(super) fn consent_page(&self, p: &ConsentPage<'_>) -> Result<Html, MatrixError> {
+        self.page(
+            "pages/oauth_consent.html",
+            minijinja::context! {
+                server_name => self.config.server_name,
+                static_url => format!("{ACCOUNT_BASE}/static"),
+                action => format!("{ACCOUNT_BASE}/{}", p.action),
+                kind => p.kind,
+                client_name => p.client.name,
+                client_uri => p.client.uri,
+                user_id => p.user_id,
+                device_id => p.device_id,
+                session => p.session,
+                csrf => p.csrf,
+            },
+        )
+    }
+}
+
 /// The pages' Content-Security-Policy with `form-action` limited to this
 /// server and where the consent form's redirect goes: Chrome applies
 /// `form-action` to the redirects that follow a post, so `'self'` alone would
@@ -553,21 +589,16 @@ impl OAuthPagesApi for Server {
             });
         };
         let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
-        let body = self.page(
-            "pages/oauth_consent.html",
-            minijinja::context! {
-                server_name => self.config.server_name,
-                static_url => format!("{ACCOUNT_BASE}/static"),
-                action => format!("{ACCOUNT_BASE}/consent"),
-                client_name => client.name,
-                client_uri => client.uri,
-                user_id,
-                sso => authorization.response_mode == LOGIN_TOKEN_MODE,
-                device_id => authorization.device_id,
-                session => request.session,
-                csrf,
-            },
-        )?;
+        let sso = authorization.response_mode == LOGIN_TOKEN_MODE;
+        let body = self.consent_page(&ConsentPage {
+            kind: if sso { "sso" } else { "client" },
+            action: "consent",
+            client: &client,
+            user_id: &user_id,
+            device_id: &authorization.device_id,
+            session: &request.session,
+            csrf: &csrf,
+        })?;
         Ok(show_consent_page::Response::Ok {
             body,
             set_cookie,
