@@ -297,6 +297,52 @@ fn a_client_logs_in_refreshes_and_logs_out_through_the_pages() {
 }
 
 #[test]
+fn a_password_change_through_the_legacy_api_ends_the_browser_sessions() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    let (_, token) = s.user("heidi");
+    let cb = Callback::start();
+    // Signed in on the pages: a second request goes straight to consent.
+    authorise(&b, &mut c, &cb, "heidi", "FIRST");
+    let auth = c
+        .authorization_url(&AuthorizationParams::new(
+            &cb.redirect_uri(),
+            &scope("SECOND"),
+        ))
+        .unwrap();
+    b.open(&auth.url);
+    b.wait_for("#allow");
+    // The password changes through the legacy API (devices kept)...
+    let body = json!({"new_password": "a new passphrase", "logout_devices": false});
+    let uia = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(&token),
+        body.clone(),
+    );
+    let mut done = body;
+    done["auth"] = json!({"type": "m.login.password", "session": uia.body["session"],
+        "identifier": {"type": "m.id.user", "user": "heidi"}, "password": PASSWORD});
+    let r = s.post("/_matrix/client/v3/account/password", Some(&token), done);
+    assert_eq!(r.status, 200, "{r:?}");
+    // ...and the browser must sign in again, with the new password.
+    b.open(&auth.url);
+    b.wait_for("#username");
+    assert!(
+        b.url().contains("/_account/v1/login?session="),
+        "{}",
+        b.url()
+    );
+    assert!(whoami(&s, &token).is_ok(), "the devices were kept");
+}
+
+#[test]
 fn prompt_create_registers_an_account_and_fragment_mode_answers_in_the_fragment() {
     let Some(s) = TestServer::start(Db::Sqlite, "") else {
         return;

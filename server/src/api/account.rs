@@ -114,6 +114,13 @@ impl PasswordManagementApi for Server {
         if let Some(sid) = validation {
             self.store.end_validation(&sid).await.map_err(internal)?;
         }
+        // A browser signed in to this server's pages with the old password
+        // could still authorise new clients: it signs in again, whatever
+        // `logout_devices` says of the devices.
+        self.store
+            .end_browser_sessions(&user_id)
+            .await
+            .map_err(internal)?;
         self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, reset = caller.is_none(), "password changed");
         Ok(change_password::Response::Ok(Default::default()))

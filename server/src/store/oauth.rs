@@ -329,6 +329,16 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every browser session of `user_id` (after a password change
+    /// through the legacy API).
+    pub async fn end_browser_sessions(&self, user_id: &str) -> Result<()> {
+        self.execute(
+            query("DELETE FROM browser_sessions WHERE user_id = $1").bind(user_id.to_owned()),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Ends every browser session of `user_id` but the one of `keep` (after a
     /// password change, sessions started with the old password).
     pub async fn end_other_browser_sessions(&self, user_id: &str, keep: &str) -> Result<()> {
