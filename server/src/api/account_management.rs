@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::oauth::ACCOUNT_BASE;
 use super::oauth_pages::{CSRF_COOKIE, SESSION_COOKIE};
-use super::pages::{cookie, csrf_matches};
+use super::pages::{cookie, csrf_matches, retry_after_secs};
 use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
 use crate::store::{Device, LogoutDevices};
@@ -300,12 +300,7 @@ impl Server {
 
     /// The page saying a limit was reached, from the limiter's `429`.
     fn too_many_page(&self, e: &MatrixError) -> Result<Html, MatrixError> {
-        let seconds = e
-            .extra
-            .get("retry_after_ms")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1000)
-            .div_ceil(1000);
+        let seconds = retry_after_secs(e);
         self.account_message(
             "Too many attempts",
             &format!("Too many attempts. Try again in {seconds} seconds."),

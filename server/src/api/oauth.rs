@@ -15,9 +15,10 @@ use matrix_api::account::oauth::{
 };
 use matrix_api::account::oauth_discovery::{get_authorization_server_metadata, OAuthDiscoveryApi};
 use matrix_api::client_server::oauth_server_metadata::{get_auth_metadata, OAuthServerMetadataApi};
-use matrix_api::runtime::{Context, Html, MatrixError, OAuthError};
+use matrix_api::runtime::{Context, MatrixError, OAuthError};
 use matrix_api::types::{AuthorizationServerMetadata, DeviceAuthorizationResponse, TokenResponse};
 
+use super::oauth_pages::session_page;
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::oauth::callback::{callback_url, ResponseMode};
@@ -105,18 +106,6 @@ impl Server {
                 Err(MatrixError::unknown("Internal server error"))
             }
         }
-    }
-
-    /// The page shown when the browser cannot be sent back to the client.
-    fn authorization_error_page(&self, message: &str) -> Result<Html, MatrixError> {
-        self.page(
-            "pages/oauth_error.html",
-            minijinja::context! {
-                message,
-                server_name => self.config.server_name,
-                static_url => format!("{ACCOUNT_BASE}/static"),
-            },
-        )
     }
 
     /// The tokens of a device just logged in (or refreshed) through the
@@ -440,7 +429,7 @@ impl OAuthApi for Server {
             None => None,
         };
         let Some(client) = client else {
-            let page = self.authorization_error_page(
+            let page = self.oauth_page_error(
                 "The application that sent you here is not registered with this server.",
             )?;
             return Ok(authorize::Response::BadRequest(page));
@@ -448,7 +437,7 @@ impl OAuthApi for Server {
         let redirect_uri = match r.redirect_uri.as_deref() {
             Some(uri) if client.redirect_uri_matches(uri) => uri.to_string(),
             _ => {
-                let page = self.authorization_error_page(
+                let page = self.oauth_page_error(
                     "The application that sent you here asked to be sent back to an address it did not register.",
                 )?;
                 return Ok(authorize::Response::BadRequest(page));
@@ -532,9 +521,8 @@ impl OAuthApi for Server {
         } else {
             "consent"
         };
-        let session = form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
         Ok(authorize::Response::SeeOther {
-            location: format!("{ACCOUNT_BASE}/{page}?session={session}"),
+            location: session_page(page, &id),
         })
     }
 

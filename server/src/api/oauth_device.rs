@@ -20,8 +20,8 @@ use matrix_api::account::oauth_device::{
 use matrix_api::runtime::{Context, Html, MatrixError};
 
 use super::oauth::ACCOUNT_BASE;
-use super::oauth_pages::{ClientView, ConsentPage, CSRF_COOKIE};
-use super::pages::csrf_matches;
+use super::oauth_pages::{session_page, ClientView, ConsentPage, CSRF_COOKIE};
+use super::pages::{csrf_matches, retry_after_secs};
 use crate::crypto;
 use crate::oauth::user_code;
 use crate::ratelimit::Action;
@@ -37,12 +37,6 @@ pub(super) fn is_device_session(session: &str) -> bool {
     session
         .strip_prefix(SESSION_PREFIX)
         .is_some_and(|rest| rest.starts_with('_'))
-}
-
-/// Where the device consent page of `session` is.
-pub(super) fn consent_location(session: &str) -> String {
-    let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
-    format!("{ACCOUNT_BASE}/device/consent?session={session_q}")
 }
 
 /// The longest text the code form shows again: a user code is nine
@@ -124,12 +118,7 @@ impl OAuthDeviceApi for Server {
         // gives it back, so only wrong codes count.
         let keys = self.address_keys(&ctx.request);
         if let Err(e) = self.limiter.check(Action::DeviceCodeEntry, &keys) {
-            let seconds = e
-                .extra
-                .get("retry_after_ms")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(1000)
-                .div_ceil(1000);
+            let seconds = retry_after_secs(&e);
             let message = format!("Too many wrong codes. Try again in {seconds} seconds.");
             let page = self.device_code_page(&b.csrf, &b.user_code, Some(&message))?;
             return Ok(submit_device_code::Response::TooManyRequests(page));
@@ -144,7 +133,7 @@ impl OAuthDeviceApi for Server {
             {
                 self.limiter.refund(Action::DeviceCodeEntry, &keys);
                 return Ok(submit_device_code::Response::SeeOther {
-                    location: consent_location(&session),
+                    location: session_page("device/consent", &session),
                 });
             }
         }

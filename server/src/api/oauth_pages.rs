@@ -25,7 +25,7 @@ use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo, PAGE_CSP};
 
 use super::oauth::{parse_client, ACCOUNT_BASE, CODE_LIFETIME_MS};
 use super::oauth_device;
-use super::pages::{cookie, csrf_matches};
+use super::pages::{cookie, csrf_matches, retry_after_secs};
 use super::sso::LOGIN_TOKEN_MODE;
 use crate::config::RegistrationMode;
 use crate::crypto;
@@ -57,26 +57,22 @@ impl Server {
             .pending_authorization(session)
             .await
             .map_err(internal)?;
-        let client = match &pending {
-            Some(a) => self.client_view(&a.client_id).await?,
-            None => None,
+        let Some(a) = pending else {
+            return Ok(Err(self.request_gone_page()?));
         };
-        match (pending, client) {
-            // A single sign-on request: no registered client, only where the
-            // browser goes back to.
-            (Some(a), _) if a.response_mode == LOGIN_TOKEN_MODE => {
-                let name = match url::Url::parse(&a.redirect_uri) {
-                    Ok(u) => u.host_str().unwrap_or(u.scheme()).to_string(),
-                    Err(_) => a.redirect_uri.clone(),
-                };
-                let view = ClientView {
-                    name,
-                    uri: Some(a.redirect_uri.clone()),
-                };
-                Ok(Ok((a, view)))
-            }
-            (Some(a), Some(view)) => Ok(Ok((a, view))),
-            _ => Ok(Err(self.request_gone_page()?)),
+        // A single sign-on request: no registered client, only where the
+        // browser goes back to.
+        if a.response_mode == LOGIN_TOKEN_MODE {
+            let name = match url::Url::parse(&a.redirect_uri) {
+                Ok(u) => u.host_str().unwrap_or(u.scheme()).to_string(),
+                Err(_) => a.redirect_uri.clone(),
+            };
+            let uri = Some(a.redirect_uri.clone());
+            return Ok(Ok((a, ClientView { name, uri })));
+        }
+        match self.client_view(&a.client_id).await? {
+            Some(view) => Ok(Ok((a, view))),
+            None => Ok(Err(self.request_gone_page()?)),
         }
     }
 
@@ -148,17 +144,7 @@ impl Server {
         same_site: &str,
         max_age: Option<u64>,
     ) -> String {
-        let secure = if self.public_base().starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        let max_age = max_age
-            .map(|s| format!("; Max-Age={s}"))
-            .unwrap_or_default();
-        format!(
-            "{name}={value}; Path={ACCOUNT_BASE}; HttpOnly; SameSite={same_site}{max_age}{secure}"
-        )
+        self.set_cookie(name, value, ACCOUNT_BASE, same_site, max_age)
     }
 
     /// Starts a browser session for `user_id`; its `Set-Cookie`.
@@ -193,12 +179,7 @@ impl Server {
         match self.limiter.check(action, keys) {
             Ok(()) => Ok(None),
             Err(e) => {
-                let seconds = e
-                    .extra
-                    .get("retry_after_ms")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(1000)
-                    .div_ceil(1000);
+                let seconds = retry_after_secs(&e);
                 let message = format!("Too many attempts. Try again in {seconds} seconds.");
                 Ok(Some(self.oauth_page_error(&message)?))
             }
@@ -218,7 +199,6 @@ impl Server {
         error: Option<&str>,
         allow_register: bool,
     ) -> Result<Html, MatrixError> {
-        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
         self.page(
             "pages/oauth_login.html",
             minijinja::context! {
@@ -230,7 +210,7 @@ impl Server {
                 csrf,
                 username,
                 error,
-                register_url => allow_register.then(|| format!("{ACCOUNT_BASE}/register?session={session_q}")),
+                register_url => allow_register.then(|| session_page("register", session)),
             },
         )
     }
@@ -243,7 +223,6 @@ impl Server {
         username: &str,
         error: Option<&str>,
     ) -> Result<Html, MatrixError> {
-        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
         self.page(
             "pages/oauth_register.html",
             minijinja::context! {
@@ -256,7 +235,7 @@ impl Server {
                 username,
                 error,
                 token_required => self.config.registration.mode == RegistrationMode::Token,
-                login_url => format!("{ACCOUNT_BASE}/login?session={session_q}"),
+                login_url => Self::login_location(session),
             },
         )
     }
@@ -264,17 +243,15 @@ impl Server {
     /// Where the consent page of `session` is: the code grant's, or the
     /// device grant's for a device authorisation.
     fn consent_location(session: &str) -> String {
-        if oauth_device::is_device_session(session) {
-            return oauth_device::consent_location(session);
+        match oauth_device::is_device_session(session) {
+            true => session_page("device/consent", session),
+            false => session_page("consent", session),
         }
-        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
-        format!("{ACCOUNT_BASE}/consent?session={session_q}")
     }
 
     /// Where the login page of `session` (of either kind) is.
     pub(super) fn login_location(session: &str) -> String {
-        let session_q = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
-        format!("{ACCOUNT_BASE}/login?session={session_q}")
+        session_page("login", session)
     }
 
     /// Creates the account a registration form asks for: `Ok(user_id)`, or
@@ -411,6 +388,13 @@ impl Server {
             },
         )
     }
+}
+
+/// The address of one of these pages (`login`, `consent`, …, below
+/// [`ACCOUNT_BASE`]) for the pending request `session`.
+pub(super) fn session_page(page: &str, session: &str) -> String {
+    let session = form_urlencoded::byte_serialize(session.as_bytes()).collect::<String>();
+    format!("{ACCOUNT_BASE}/{page}?session={session}")
 }
 
 /// The pages' Content-Security-Policy with `form-action` limited to this

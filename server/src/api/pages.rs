@@ -19,18 +19,45 @@ impl Server {
     }
 
     /// A fresh CSRF value for a page's form, and the `Set-Cookie` that holds
-    /// it for the pages under `path` (`HttpOnly`, `SameSite=Strict`, and
-    /// `Secure` when the server is reached over https).
+    /// it for the pages under `path` (`SameSite=Strict`).
     pub(super) fn csrf_cookie(&self, name: &str, path: &str) -> (String, String) {
         let value = crypto::new_token("csrf");
+        let set_cookie = self.set_cookie(name, &value, path, "Strict", None);
+        (value, set_cookie)
+    }
+
+    /// A `Set-Cookie` for the pages under `path`: `HttpOnly`, the given
+    /// `SameSite`, a `Max-Age` if given, and `Secure` when the server is
+    /// reached over https.
+    pub(super) fn set_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        same_site: &str,
+        max_age: Option<u64>,
+    ) -> String {
         let secure = if self.public_base().starts_with("https://") {
             "; Secure"
         } else {
             ""
         };
-        let set_cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict{secure}");
-        (value, set_cookie)
+        let max_age = max_age
+            .map(|s| format!("; Max-Age={s}"))
+            .unwrap_or_default();
+        format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}{max_age}{secure}")
     }
+}
+
+/// The whole seconds a rate-limited request waits, from the limiter's `429`
+/// (its `retry_after_ms`), for a page to say.
+pub(super) fn retry_after_secs(limited: &MatrixError) -> u64 {
+    limited
+        .extra
+        .get("retry_after_ms")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1000)
+        .div_ceil(1000)
 }
 
 /// Whether a posted form's CSRF value is the one its page set in the cookie

@@ -13,7 +13,7 @@
 use matrix_api::client_server::sso_login_redirect::{redirect_to_sso, SsoLoginRedirectApi};
 use matrix_api::runtime::{Context, MatrixError};
 
-use super::oauth::ACCOUNT_BASE;
+use super::oauth_pages::session_page;
 use crate::crypto;
 use crate::service::{internal, Server};
 use crate::store::{now_ms, Authorization};
@@ -64,9 +64,8 @@ impl SsoLoginRedirectApi for Server {
             .await
             .map_err(internal)?;
         let page = if register { "register" } else { "consent" };
-        let session = form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
         Ok(redirect_to_sso::Response::Found {
-            location: Some(format!("{ACCOUNT_BASE}/{page}?session={session}")),
+            location: Some(session_page(page, &id)),
         })
     }
 }
