@@ -3,9 +3,11 @@
 //! those expect one document with one set of paths rather than a file per API
 //! area joined by relative `$ref`s.
 //!
-//! - every operation of every API file, under its full path (the file's base path
-//!   plus the path), path-level parameters merged into it and the file's default
-//!   `security` made explicit;
+//! - every operation of every API file the service serves, under its full path
+//!   (the file's base path plus the path), path-level parameters merged into it
+//!   and the file's default `security` made explicit. A file with
+//!   `x-served: false` (an API the service calls, [`crate::ir::ApiFile::served`])
+//!   is left out, its security schemes too: the bundle describes the server;
 //! - every `$ref` to a schema becomes `#/components/schemas/<Name>` (the generated
 //!   type's name where there is one, so the bundle and the Rust agree), every other
 //!   `$ref` (parameters, bodies, responses, headers, examples, security schemes,
@@ -88,7 +90,7 @@ pub fn bundle(spec: &Path) -> Result<Value, Error> {
         components: BTreeMap::new(),
         inlining: Vec::new(),
     };
-    for file in &api.files {
+    for file in api.served_files() {
         b.loader.load(&root.join(&file.source), None);
     }
     let error_file = dir.join(ERROR_SCHEMA);
@@ -105,7 +107,7 @@ pub fn bundle(spec: &Path) -> Result<Value, Error> {
     let mut seen: HashMap<(String, String), String> = HashMap::new();
     let mut schemes: Map<String, Value> = Map::new();
     let mut scheme_source: HashMap<String, String> = HashMap::new();
-    for file in &api.files {
+    for file in api.served_files() {
         let file_root = Location::new(file.source.clone(), "");
         let Some(doc) = b.loader.get(&file_root) else {
             continue;
@@ -240,8 +242,9 @@ pub fn bundle(spec: &Path) -> Result<Value, Error> {
         "info": {
             "title": title,
             "version": version,
-            "description": "Every operation of the spec directory under its full path, with the \
-                answers the generated router gives by itself (`x-framework-errcodes`)."
+            "description": "Every operation the spec directory's server serves (its files without \
+                `x-served: false`) under its full path, with the answers the generated router \
+                gives by itself (`x-framework-errcodes`)."
         },
         "paths": Value::Object(paths),
         "components": {

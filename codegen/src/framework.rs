@@ -11,6 +11,10 @@
 //! fuzzer reads) needs them per operation: this module is the one place that
 //! knows which operation can get which.
 //!
+//! They concern the operations the service serves only: a file with
+//! `x-served: false` (an API the service calls) has no route, so the router
+//! never answers for its operations, and the bundle leaves them out.
+//!
 //! They are documentation, not types: the generated `Response` enums do not gain
 //! variants for them (the router sends them as `MatrixError`s). An API file with
 //! OAuth's error envelope gets them in OAuth's terms, as the runtime converts

@@ -25,6 +25,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The files the service serves (see [`ApiFile::served`]), in order.
+    pub fn served_files(&self) -> impl Iterator<Item = &ApiFile> {
+        self.files.iter().filter(|f| f.served)
+    }
+
     /// Calls `f` on every type expression in the API and every one inside it.
     pub fn for_each_ty_mut(&mut self, mut f: impl FnMut(&mut Ty)) {
         fn walk(ty: &mut Ty, f: &mut impl FnMut(&mut Ty)) {
@@ -90,20 +95,30 @@ impl Api {
     }
 }
 
-/// One OpenAPI document: becomes one module and one route trait.
+/// One OpenAPI document: becomes one module and, when the service serves it,
+/// one route trait.
 #[derive(Debug)]
 pub struct ApiFile {
     /// Display path, e.g. `api/client-server/registration.yaml`.
     pub source: String,
     /// Module path segments, e.g. `["client_server", "registration"]`.
     pub module: Vec<String>,
-    /// Trait name, e.g. `RegistrationApi` (unique across the API).
+    /// Trait name, e.g. `RegistrationApi` (unique across the served files);
+    /// empty for a file that is not [`served`](ApiFile::served).
     pub trait_name: String,
     pub title: String,
     /// The `basePath` of the file's `servers` entry, e.g. `/_matrix/client/v3`.
     pub base_path: String,
     /// The error envelope of the file's operations (`x-error-envelope`).
     pub envelope: Envelope,
+    /// Whether the service serves the file's operations (`x-served`, true
+    /// unless the file says `x-served: false`). A file it does not serve
+    /// describes an API it *calls* (Synapse's `/_synapse/mas/*`): its
+    /// operations get their modules, types and client side
+    /// (`runtime::ClientRequest`), but no route trait, no route in the
+    /// router, and no place in what describes the server (the bundle of
+    /// [`crate::bundle`], the supported versions).
+    pub served: bool,
     pub operations: Vec<Operation>,
 }
 

@@ -1,5 +1,7 @@
 //! A generator that turns Matrix OpenAPI 3.1 YAML into a Rust crate: typed
-//! request/response types, one route trait per API file and a hyper router.
+//! request/response types with their client side, one route trait per API file
+//! the service serves and a hyper router (a file with `x-served: false` is an
+//! API the service calls: client side only, see [`ir::ApiFile::served`]).
 //!
 //! The pipeline, one module each:
 //! [`load`] (YAML, `$ref` resolution) → [`lower`] (the [`ir`]) → [`emit`] (tokens
@@ -33,6 +35,9 @@ pub struct Output {
     pub files: BTreeMap<String, String>,
     pub api_files: usize,
     pub operations: usize,
+    /// Of `operations`, those of files with `x-served: false`: generated with
+    /// their client side, but not routed.
+    pub client_only_operations: usize,
     pub types: usize,
     /// Spec problems worked around (generation still succeeded).
     pub warnings: Vec<Diagnostic>,
@@ -114,6 +119,12 @@ pub fn generate(spec_dir: &Path, options: &Options) -> Result<Output, Error> {
         files,
         api_files: api.files.len(),
         operations: api.files.iter().map(|f| f.operations.len()).sum(),
+        client_only_operations: api
+            .files
+            .iter()
+            .filter(|f| !f.served)
+            .map(|f| f.operations.len())
+            .sum(),
         types: api.types.len(),
         warnings: api.warnings,
     })

@@ -52,8 +52,9 @@ impl Settings {
             let types: Vec<usize> = (0..api.types.len())
                 .filter(|&id| api.types[id].name == *from)
                 .collect();
+            // A file the service does not serve has no route trait to rename.
             let traits: Vec<usize> = (0..api.files.len())
-                .filter(|&f| api.files[f].trait_name == *from)
+                .filter(|&f| api.files[f].served && api.files[f].trait_name == *from)
                 .collect();
             if types.is_empty() && traits.is_empty() {
                 return Err(problem(

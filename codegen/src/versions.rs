@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::ir::{Api, Content, Ty, TypeId, TypeKind};
+use crate::ir::{Api, Content, Module, Ty, TypeDef, TypeId, TypeKind};
 
 /// A Matrix release `v{major}.{minor}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,15 +50,20 @@ impl Release {
     }
 }
 
-/// The newest version any annotation in the API mentions: a lower bound for the
-/// release of a spec that does not say which it is.
+/// The newest version any annotation in the API the service serves mentions: a
+/// lower bound for the release of a spec that does not say which it is. The
+/// operations of a file with `x-served: false`, and their own types, are
+/// another party's API and do not count.
 pub fn newest_annotation(api: &Api) -> Option<Version> {
+    let served_type = |t: &&TypeDef| match t.module {
+        Module::Shared => true,
+        Module::Operation(f, _) => api.files[f].served,
+    };
     let docs = api
-        .files
-        .iter()
+        .served_files()
         .flat_map(|f| &f.operations)
         .flat_map(|op| std::iter::once(&op.doc).chain(op.params.iter().map(|p| &p.doc)))
-        .chain(api.types.iter().flat_map(|t| {
+        .chain(api.types.iter().filter(served_type).flat_map(|t| {
             let fields: Vec<_> = match &t.kind {
                 TypeKind::Struct { fields, .. } => fields.iter().map(|f| &f.doc).collect(),
                 _ => Vec::new(),
@@ -98,10 +103,12 @@ pub fn supported(api: &Api, release: Version) -> Vec<Version> {
 
 /// `x-addedInMatrixVersion` of every required parameter and every required field
 /// reachable from a request body, unless its operation was added in that release
-/// too (older clients do not call the operation at all).
+/// too (older clients do not call the operation at all). Only the operations the
+/// service serves: what it sends as a client (`x-served: false`) says nothing
+/// about which clients it serves.
 fn required_inputs_added(api: &Api) -> Vec<Version> {
     let mut out = Vec::new();
-    for op in api.files.iter().flat_map(|f| &f.operations) {
+    for op in api.served_files().flat_map(|f| &f.operations) {
         let since = op.doc.added_in.as_deref().and_then(Version::parse);
         let mut found = Vec::new();
         for p in op.params.iter().filter(|p| p.required) {

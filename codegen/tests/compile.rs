@@ -92,6 +92,74 @@ fn vendored_crate_builds_on_its_own() {
     }
 }
 
+/// A client-only API file (`x-served: false`, the `client_only` fixture's
+/// `mas.yaml`) builds with the `client` feature and is called the intended
+/// way: `client_only/caller.rs` sends its operations with `runtime::Client`
+/// to a local server and reads 201, 200, 204 and a 404 envelope back, and
+/// sees only the served file's route in the router. The file alone, a crate
+/// with nothing to serve, builds without a router, with and without features.
+#[test]
+fn client_only_operations_build_with_the_client_feature_and_are_called() {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-only-crates");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let fixture = fixtures().join("client_only");
+    let out = matrix_codegen::generate(&fixture, &options("client_only")).unwrap();
+    write_crate(&scratch.join("api"), &out.files);
+    let out =
+        matrix_codegen::generate(&fixture.join("mas.yaml"), &options("client_only_alone")).unwrap();
+    write_crate(&scratch.join("alone"), &out.files);
+
+    let caller = scratch.join("caller");
+    let _ = std::fs::remove_dir_all(&caller);
+    std::fs::create_dir_all(caller.join("src")).unwrap();
+    std::fs::write(
+        caller.join("Cargo.toml"),
+        "[package]\nname = \"client-only-caller\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\n\
+         api = { path = \"../api\", package = \"fixture-client-only\", features = [\"client\"] }\n\
+         http = \"1\"\nserde_json = \"1\"\ntokio = { version = \"1\", features = [\"rt\"] }\n",
+    )
+    .unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/client_only/caller.rs");
+    std::fs::copy(source, caller.join("src/lib.rs")).unwrap();
+    write_workspace(&scratch, &["api", "alone", "caller"].map(String::from));
+
+    let text = cargo(
+        &scratch,
+        &["test", "-p", "client-only-caller", "--message-format=short"],
+    );
+    assert!(!text.contains("warning"), "{text}");
+    assert!(text.contains("test result: ok. 4 passed"), "{text}");
+    for args in [
+        &[
+            "check",
+            "-p",
+            "fixture-client-only-alone",
+            "--all-targets",
+            "--message-format=short",
+        ][..],
+        &[
+            "check",
+            "-p",
+            "fixture-client-only-alone",
+            "--no-default-features",
+            "--features",
+            "client",
+            "--message-format=short",
+        ],
+        &[
+            "check",
+            "-p",
+            "fixture-client-only-alone",
+            "--no-default-features",
+            "--message-format=short",
+        ],
+    ] {
+        let text = cargo(&scratch, args);
+        assert!(!text.contains("warning"), "cargo {args:?}:\n{text}");
+    }
+}
+
 /// The list of runtime files the generator vendors is the runtime crate's folder.
 #[test]
 fn vendored_runtime_lists_every_runtime_file() {

@@ -215,6 +215,16 @@ fn an_error_envelope_is_matrix_or_oauth() {
 }
 
 #[test]
+fn x_served_is_a_boolean() {
+    // `no` is a string in YAML 1.2 (serde_norway), not `false`: one error at
+    // the extension, naming the file, and nothing generated.
+    assert_eq!(
+        errors("served_not_bool"),
+        ["served_not_bool/api.yaml#/x-served: error: `x-served` must be `true` or `false` (a YAML boolean), not \"no\": `false` makes the file an API this service calls but does not serve"]
+    );
+}
+
+#[test]
 fn a_pattern_the_regex_crate_cannot_check_is_a_warning_and_a_plain_string() {
     let options = bad_options();
     let out = matrix_codegen::generate(&bad().join("uncheckable_pattern"), &options)

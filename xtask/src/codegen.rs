@@ -160,8 +160,13 @@ pub fn regenerate(spec: Option<PathBuf>, out: Option<PathBuf>) -> Result<(), Str
     let t = target(spec, out);
     let (output, ms) = run(&t.spec, &t.options)?;
     write_tree(&t.out, &output.files)?;
+    // Operations of `x-served: false` files are generated but not routed.
+    let client_only = match output.client_only_operations {
+        0 => String::new(),
+        n => format!(" ({n} of them client-only)"),
+    };
     println!(
-        "regenerated {}: {} API files, {} operations, {} types, {} output files in {ms:.0} ms",
+        "regenerated {}: {} API files, {} operations{client_only}, {} types, {} output files in {ms:.0} ms",
         t.out.display(),
         output.api_files,
         output.operations,

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{root, xtask};
+use support::{api_calling_synapse, copy_dir, root, xtask};
 
 /// `old` and `new` of a diff fixture pair.
 fn pair(case: &str) -> (String, String) {
@@ -132,19 +132,6 @@ fn upstream() -> Option<PathBuf> {
     None
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 /// A copy of api/ whose manifest is `edit`ed, for drift to check.
 fn api_copy(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -225,6 +212,47 @@ fn drift_fails_on_an_unexplained_difference_and_on_a_stale_deviation() {
         stderr(&out),
         format!("api/upstream.yaml#/deviations/{index}: `removed` at `response 200.user_id` in GET /_matrix/client/v3/account/whoami matches no difference from upstream v1.19: remove it\n")
     );
+}
+
+/// A file api/ calls but does not serve (`x-served: false`) describes another
+/// party's API: its operations upstream does not have are not deviations
+/// from the release (none is listed, and drift passes, saying so), while the
+/// same file served is three operations added.
+#[test]
+fn drift_leaves_out_the_operations_of_a_file_api_only_calls() {
+    let Some(upstream) = upstream() else { return };
+    let upstream = upstream.to_str().unwrap();
+
+    let api = api_calling_synapse("drift-client-only", false);
+    let out = drift(&api, upstream);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("api/ matches upstream v1.19 in all 69 operations, except "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("; 3 operations of files it calls but does not serve (`x-served: false`) are not in upstream v1.19 and were not compared\n"),
+        "{text}"
+    );
+
+    let api = api_calling_synapse("drift-served", true);
+    let out = drift(&api, upstream);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "POST /_synapse/mas/provision_user (provisionUser)\n  operation: operation added\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("3 operations affected"), "{text}");
 }
 
 #[test]

@@ -50,6 +50,29 @@ fn regenerate_into_a_standalone_crate_that_builds_on_its_own() {
 }
 
 #[test]
+fn regenerate_counts_the_client_only_operations() {
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standalone-client-only");
+    let spec = fixtures().join("fixtures/client_only");
+    let out = xtask(&[
+        "regenerate",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(": 2 API files, 4 operations (3 of them client-only), "),
+        "{summary}"
+    );
+}
+
+#[test]
 fn bad_spec_fails_with_file_and_pointer_and_no_panic() {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("never-written");
     let spec = fixtures().join("bad/unsupported");

@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{root, xtask};
+use support::{api_calling_synapse, root, xtask};
 
 fn bundle() -> (Value, String) {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi/api.json");
@@ -150,6 +150,40 @@ fn the_routers_own_answers_are_added_where_the_operation_does_not_list_them() {
     let wellknown = operation(&bundle, "get", "/.well-known/matrix/client");
     let codes: Vec<&String> = wellknown["responses"].as_object().unwrap().keys().collect();
     assert_eq!(codes, ["200", "404"]);
+}
+
+/// A file api/ calls but does not serve (`x-served: false`) is not part of
+/// what the server answers: the bundle (and so the fuzz run) leaves it out,
+/// its security scheme too.
+#[test]
+fn the_bundle_leaves_out_a_file_api_only_calls() {
+    let api = api_calling_synapse("openapi-client-only", false);
+    let run = xtask(&["openapi", "--spec", api.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let with_synapse: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let (bundle, _) = bundle();
+    // The same operations and schemes as api/'s. (Schema components are named
+    // like the generated types, which the file's own `Error` schema takes
+    // part in naming: `Error` and it are told apart by their directories.)
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&with_synapse["paths"]), keys(&bundle["paths"]));
+    assert!(!keys(&with_synapse["paths"])
+        .iter()
+        .any(|p| p.starts_with("/_synapse")));
+    for (path, item) in bundle["paths"].as_object().unwrap() {
+        assert_eq!(
+            keys(&with_synapse["paths"][path]),
+            keys(item),
+            "the methods of {path}"
+        );
+    }
+    let schemes = &with_synapse["components"]["securitySchemes"];
+    assert_eq!(schemes, &bundle["components"]["securitySchemes"]);
+    assert!(schemes.get("sharedSecret").is_none());
 }
 
 #[test]

@@ -63,7 +63,7 @@ impl From<MatrixError> for OAuthError {
         let error = match e.status.as_u16() {
             401 => "invalid_token",
             403 => "access_denied",
-            429 => "temporarily_unavailable",
+            429 | 503 => "temporarily_unavailable",
             400..=499 => "invalid_request",
             _ => "server_error",
         };

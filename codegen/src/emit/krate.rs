@@ -194,10 +194,21 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
     }
 
     let all_sources: Vec<&str> = api.sources.iter().map(String::as_str).collect();
-    out.insert(
-        "src/router.rs".into(),
-        header(&all_sources) + &format("src/router.rs", e.router(), &mut fmt_diags),
-    );
+    // A crate of APIs the service only calls (every file `x-served: false`)
+    // has nothing to route: no router module at all.
+    let serves = api.served_files().next().is_some();
+    if serves {
+        // Every source but the API files the router leaves out.
+        let router_sources: Vec<&str> = all_sources
+            .iter()
+            .copied()
+            .filter(|s| !api.files.iter().any(|f| !f.served && f.source == *s))
+            .collect();
+        out.insert(
+            "src/router.rs".into(),
+            header(&router_sources) + &format("src/router.rs", e.router(), &mut fmt_diags),
+        );
+    }
 
     let area_mods = areas.keys().map(|a| format_ident!("{}", a));
     // Every item carries `#[rustfmt::skip]`: the generator formats its output
@@ -233,10 +244,35 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
             pub const SUPPORTED_VERSIONS: &[&str] = &[#(#supported),*];
         }
     });
+    let (crate_doc, router) = if serves {
+        (
+            quote! {
+                //! Matrix API types, route traits and a hyper router, generated from the
+                //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
+                //! serve [`router::router`].
+            },
+            quote! {
+                #[cfg(feature = "server")]
+                #[rustfmt::skip]
+                pub mod router;
+
+                #[cfg(feature = "server")]
+                pub use router::{router, Api};
+            },
+        )
+    } else {
+        (
+            quote! {
+                //! Matrix API types and their client side, generated from the OpenAPI
+                //! description of APIs this crate's user calls (every API file says
+                //! `x-served: false`): send an operation's `Request` with
+                //! `runtime::Client` (feature `client`).
+            },
+            TokenStream::new(),
+        )
+    };
     let lib = quote! {
-        //! Matrix API types, route traits and a hyper router, generated from the
-        //! OpenAPI description. Implement the route traits (see [`router::Api`]) and
-        //! serve [`router::router`].
+        #crate_doc
         // Deprecated fields and operations stay usable here; users get the warning.
         #![allow(deprecated)]
 
@@ -245,12 +281,7 @@ pub fn emit(api: &Api, options: &Options) -> Result<BTreeMap<String, String>, Er
         pub use runtime;
         #types_mod
         #(#[rustfmt::skip] pub mod #area_mods;)*
-        #[cfg(feature = "server")]
-        #[rustfmt::skip]
-        pub mod router;
-
-        #[cfg(feature = "server")]
-        pub use router::{router, Api};
+        #router
 
         /// The API files this crate was generated from.
         #[rustfmt::skip]

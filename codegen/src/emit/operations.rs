@@ -1,5 +1,5 @@
 //! Per API file: one module per operation (metadata, `Request`, `Response`, the
-//! operation's own types) and the route trait.
+//! operation's own types) and, for a file the service serves, the route trait.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -15,6 +15,24 @@ impl Emitter<'_> {
         let mut ops = Vec::new();
         for oi in 0..file.operations.len() {
             ops.push(self.operation(fi, oi));
+        }
+        let title = format!(" {}", file.title);
+        if !file.served {
+            // `x-served: false`: an API the service calls. The operations'
+            // modules are its client side; there is nothing to implement.
+            let note = format!(
+                " Client side only: `{}` says `x-served: false`, so these operations \
+                 have no route trait and no route in the router. Send a module's \
+                 `Request` with `runtime::Client::send` (feature `client`) or turn \
+                 it into HTTP with `runtime::ClientRequest`.",
+                file.source
+            );
+            return quote! {
+                #![doc = #title]
+                #![doc = ""]
+                #![doc = #note]
+                #(#ops)*
+            };
         }
         let trait_name = format_ident!("{}", file.trait_name);
         let envelope = format_ident!("{}", file.envelope.type_name());
@@ -51,7 +69,6 @@ impl Emitter<'_> {
                 }
             }
         });
-        let title = format!(" {}", file.title);
         let trait_doc = format!(
             " The operations of `{}`, served under `{}`.",
             file.source, file.base_path

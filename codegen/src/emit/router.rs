@@ -1,5 +1,7 @@
 //! The crate's router: the route table, the `Api` trait every route trait adds up
-//! to, and the dispatch from route to trait method.
+//! to, and the dispatch from route to trait method. Only the files the service
+//! serves take part (`ApiFile::served`): a file with `x-served: false` has no
+//! route trait, no route and no dispatch arm.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -12,7 +14,7 @@ impl Emitter<'_> {
         let mut arms = Vec::new();
         let mut traits = Vec::new();
         let mut op_index = 0usize;
-        for file in &self.api.files {
+        for file in self.api.served_files() {
             let segs: Vec<_> = file.module.iter().map(|m| format_ident!("{}", m)).collect();
             let tr = format_ident!("{}", file.trait_name);
             let trait_path = quote!(crate #(::#segs)* ::#tr);

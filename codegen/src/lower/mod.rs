@@ -100,6 +100,20 @@ impl Lowerer {
                 }
             },
         };
+        let served = match doc.get("x-served") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.loader.diags.push(
+                    &root.join("x-served"),
+                    format!(
+                        "`x-served` must be `true` or `false` (a YAML boolean), not {other}: \
+                         `false` makes the file an API this service calls but does not serve"
+                    ),
+                );
+                true
+            }
+        };
         let file_index = self.api.files.len();
         self.api.files.push(ApiFile {
             source: name.to_string(),
@@ -108,6 +122,7 @@ impl Lowerer {
             title: text::str_at(doc, "/info/title").unwrap_or_default(),
             base_path,
             envelope,
+            served,
             operations: Vec::new(),
         });
         let paths = doc["paths"].as_object().cloned().unwrap_or_default();

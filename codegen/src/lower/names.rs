@@ -329,26 +329,34 @@ pub(super) fn assign(l: &mut Lowerer) {
         }
     }
 
-    // Traits: `RegistrationApi`, qualified by area when two files share a stem.
-    let stems: Vec<String> = l
+    // Traits: `RegistrationApi`, qualified by area when two served files share
+    // a stem. A file the service does not serve has none (so it never
+    // qualifies a served file's trait either).
+    let stems: Vec<Option<String>> = l
         .api
         .files
         .iter()
         .map(|f| {
-            f.module
-                .last()
-                .cloned()
-                .unwrap_or_default()
-                .to_upper_camel_case()
+            f.served.then(|| {
+                f.module
+                    .last()
+                    .cloned()
+                    .unwrap_or_default()
+                    .to_upper_camel_case()
+            })
         })
         .collect();
     for i in 0..l.api.files.len() {
-        let clash = stems.iter().filter(|s| **s == stems[i]).count() > 1;
+        let Some(stem) = &stems[i] else {
+            l.api.files[i].trait_name = String::new();
+            continue;
+        };
+        let clash = stems.iter().filter(|s| s.as_ref() == Some(stem)).count() > 1;
         let area = l.api.files[i].module[0].to_upper_camel_case();
         l.api.files[i].trait_name = if clash {
-            format!("{area}{}Api", stems[i])
+            format!("{area}{stem}Api")
         } else {
-            format!("{}Api", stems[i])
+            format!("{stem}Api")
         };
     }
 
