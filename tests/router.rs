@@ -836,6 +836,7 @@ mod oracle {
         };
         api.files
             .iter()
+            .filter(|f| f.served)
             .flat_map(|f| f.operations.iter().map(move |op| (f, op)))
             .filter(|(f, op)| unnamed(&format!("{}{}", f.base_path, op.path)) == template)
             .map(|(_, op)| op)

@@ -30,6 +30,36 @@ fn types_error() {
 }
 #[test]
 #[rustfmt::skip]
+fn types_authorization_server_metadata() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::AuthorizationServerMetadata,
+    >(
+        "{\"issuer\":\"https://matrix.example.org/\",\"authorization_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/authorize\",\"token_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/token\",\"registration_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/register\",\"revocation_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/revoke\",\"response_types_supported\":[\"code\"],\"grant_types_supported\":[\"authorization_code\",\"refresh_token\"],\"response_modes_supported\":[\"query\",\"fragment\"],\"code_challenge_methods_supported\":[\"S256\"],\"prompt_values_supported\":[\"create\"]}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn account_delegation_introspect_token_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::account::delegation::introspect_token::RequestBody,
+    >(
+        "{\"token\":\"mat_Kfi2Yde8MkTpxv0uQBlLxGlH\",\"token_type_hint\":\"access_token\"}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn types_introspection_response() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::IntrospectionResponse,
+    >(
+        "{\"active\":true,\"scope\":\"urn:matrix:client:api:* urn:matrix:client:device:ABCDEFGH\",\"username\":\"alice\",\"sub\":\"@alice:example.org\",\"device_id\":\"ABCDEFGH\",\"token_type\":\"access_token\",\"expires_in\":300}",
+    );
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::types::IntrospectionResponse,
+    >("{\"active\":false}");
+}
+#[test]
+#[rustfmt::skip]
 fn types_client_metadata() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::types::ClientMetadata,
@@ -62,15 +92,6 @@ fn account_oauth_revoke_token_request_body() {
         matrix_api::account::oauth::revoke_token::RequestBody,
     >(
         "{\"token\":\"mat_Kfi2Yde8MkTpxv0uQBlLxGlH\",\"token_type_hint\":\"access_token\",\"client_id\":\"01JAYS74TCG3BTWKADN5Q4518C\"}",
-    );
-}
-#[test]
-#[rustfmt::skip]
-fn types_authorization_server_metadata() {
-    matrix_api::runtime::testing::assert_roundtrip::<
-        matrix_api::types::AuthorizationServerMetadata,
-    >(
-        "{\"issuer\":\"https://matrix.example.org/\",\"authorization_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/authorize\",\"token_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/token\",\"registration_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/register\",\"revocation_endpoint\":\"https://matrix.example.org/_account/v1/oauth2/revoke\",\"response_types_supported\":[\"code\"],\"grant_types_supported\":[\"authorization_code\",\"refresh_token\"],\"response_modes_supported\":[\"query\",\"fragment\"],\"code_challenge_methods_supported\":[\"S256\"],\"prompt_values_supported\":[\"create\"]}",
     );
 }
 #[test]
@@ -345,4 +366,43 @@ fn server_server_openid_exchange_open_id_token_ok_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::server_server::openid::exchange_open_id_token::OkBody,
     >("{\"sub\":\"@ada:example.org\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_provision_user_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::provision_user::RequestBody,
+    >(
+        "{\"localpart\":\"alice\",\"set_displayname\":\"Alice\",\"set_emails\":[\"alice@example.org\"]}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_upsert_device_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::upsert_device::RequestBody,
+    >(
+        "{\"localpart\":\"alice\",\"device_id\":\"ABCDEFGH\",\"display_name\":\"Element X on Pixel\"}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_delete_device_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::delete_device::RequestBody,
+    >("{\"localpart\":\"alice\",\"device_id\":\"ABCDEFGH\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_sync_devices_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::sync_devices::RequestBody,
+    >("{\"localpart\":\"alice\",\"devices\":[\"ABCDEFGH\"]}");
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_delete_user_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::delete_user::RequestBody,
+    >("{\"localpart\":\"alice\",\"erase\":false}");
 }

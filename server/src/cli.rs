@@ -232,6 +232,10 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
                 Err(StoreError::Conflict) => return Err(format!("{user_id}: already exists")),
                 Err(e) => return Err(store_err(e)),
             }
+            server
+                .provision_user(&user_id, None)
+                .await
+                .map_err(|e| format!("{user_id}: {}", e.error))?;
             println!("created {user_id}{}", if admin { " (admin)" } else { "" });
             if generated {
                 println!("password: {password}");
@@ -248,6 +252,7 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             {
                 return Err(format!("{}: deactivated", u.user_id));
             }
+            server.sync_devices(&u.user_id).await;
             println!("password reset for {}; all devices logged out", u.user_id);
             if generated {
                 println!("password: {password}");
@@ -256,10 +261,9 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Deactivate { user, erase } => {
             let u = existing(resolve(&user)?).await?;
             server
-                .store
                 .deactivate(&u.user_id, erase)
                 .await
-                .map_err(store_err)?;
+                .map_err(|e| format!("{}: {}", u.user_id, e.error))?;
             println!(
                 "deactivated {}{}",
                 u.user_id,

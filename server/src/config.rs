@@ -29,6 +29,48 @@ pub struct Config {
     pub sms: Sms,
     pub metrics: Metrics,
     pub oauth: OAuth,
+    pub homeserver: Homeserver,
+}
+
+/// Which homeserver this server authenticates for (`[homeserver]`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HomeserverKind {
+    /// None: this server stands alone.
+    #[default]
+    None,
+    /// An unmodified Synapse that delegates authentication to this server
+    /// (its `matrix_authentication_service` settings).
+    Synapse,
+}
+
+/// The homeserver this server is the authentication service of. With
+/// `kind = "synapse"`, Synapse asks this server about every access token, and
+/// this server tells Synapse about accounts and devices as they change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Homeserver {
+    pub kind: HomeserverKind,
+    /// Synapse's client listener as this server reaches it (an internal
+    /// address), e.g. `http://127.0.0.1:8008`.
+    pub url: String,
+    /// A file holding the secret shared with Synapse (its
+    /// `matrix_authentication_service.secret`); surrounding whitespace is
+    /// ignored.
+    pub secret_path: Option<std::path::PathBuf>,
+    /// How long one call to Synapse may take before it is tried again.
+    pub timeout_secs: u64,
+}
+
+impl Default for Homeserver {
+    fn default() -> Self {
+        Homeserver {
+            kind: HomeserverKind::None,
+            url: String::new(),
+            secret_path: None,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// Which authentication APIs the server offers. The one switched off answers
@@ -321,6 +363,7 @@ impl Default for Config {
             sms: Sms::default(),
             metrics: Metrics::default(),
             oauth: OAuth::default(),
+            homeserver: Homeserver::default(),
         }
     }
 }
@@ -652,6 +695,25 @@ device_poll_interval_secs = 5
 # is: keep it on loopback or a private network. Port 0 picks a free port (the
 # server prints the address).
 # bind = "127.0.0.1:9100"
+
+[homeserver]
+# "none": this server stands alone. "synapse": it is the authentication service
+# of an unmodified Synapse (1.157 or later), whose homeserver.yaml then has
+#   matrix_authentication_service:
+#     enabled: true
+#     endpoint: "http://<this server, as Synapse reaches it>/_account/v1/"
+#     secret_path: <the same secret as secret_path below>
+# Synapse asks this server about every access token; this server creates the
+# accounts and devices on Synapse as people register and log in here, and
+# removes them as they log out and deactivate. Needs public_baseurl and the
+# OAuth 2.0 API ([oauth] apis = "both" or "oauth"). See the README.
+kind = "none"
+# Synapse's client listener as this server reaches it (an internal address).
+url = ""
+# A file holding the shared secret.
+# secret_path = "/etc/matrix-account-server/synapse-secret"
+# Seconds one call to Synapse may take; a call that fails is tried twice more.
+timeout_secs = 10
 "#;
 
 impl Config {
@@ -734,7 +796,35 @@ impl Config {
         if self.tokens.access_token_lifetime_secs == 0 || self.tokens.openid_lifetime_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());
         }
+        self.validate_homeserver()?;
         self.validate_email()
+    }
+
+    fn validate_homeserver(&self) -> Result<(), String> {
+        let h = &self.homeserver;
+        if h.kind == HomeserverKind::None {
+            return Ok(());
+        }
+        if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+            return Err("homeserver.url must be Synapse's http:// or https:// URL".into());
+        }
+        if h.secret_path.is_none() {
+            return Err(
+                "homeserver.secret_path must name the file of the secret shared with Synapse"
+                    .into(),
+            );
+        }
+        if h.timeout_secs == 0 {
+            return Err("homeserver.timeout_secs must be positive".into());
+        }
+        // Synapse republishes the server metadata to clients as its own.
+        if self.public_baseurl.is_none() {
+            return Err("homeserver: kind = \"synapse\" needs public_baseurl: Synapse gives clients this server's addresses".into());
+        }
+        if !self.oauth.enabled() {
+            return Err("homeserver: kind = \"synapse\" needs the OAuth 2.0 API ([oauth] apis = \"both\" or \"oauth\"): Synapse sends clients to it".into());
+        }
+        Ok(())
     }
 
     fn validate_email(&self) -> Result<(), String> {

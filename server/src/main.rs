@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod crypto;
 mod email;
+mod homeserver;
 mod http_server;
 mod metrics;
 mod oauth;

@@ -11,9 +11,12 @@ use matrix_api::runtime::{
 use crate::config::Config;
 use crate::crypto::{self, PasswordHasherConfig};
 use crate::email::Mailer;
+use crate::homeserver::Synapse;
 use crate::ratelimit::{self, Action, Key, RateLimiter};
 use crate::sms::SmsSender;
-use crate::store::{now_ms, NewSession, OAuthGrant, Refreshed, Store, StoreError};
+use crate::store::{
+    now_ms, LogoutDevices, NewSession, OAuthGrant, Refreshed, Store, StoreError, TokenOwner,
+};
 use crate::templates::Templates;
 
 pub struct Server {
@@ -33,6 +36,9 @@ pub struct Server {
     /// The address the HTTP server listens on (the port may be 0 in the
     /// configuration), once it does.
     pub listening_on: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The Synapse this server authenticates for (`[homeserver] kind =
+    /// "synapse"`), if any.
+    pub synapse: Option<Synapse>,
 }
 
 /// A logged-in device and its tokens, as login and registration return them.
@@ -62,6 +68,20 @@ pub struct Caller {
     pub suspended: bool,
 }
 
+impl Caller {
+    /// The delegating homeserver, on the operations only it may call (its
+    /// shared secret is their only security scheme): no user, no device.
+    pub fn homeserver() -> Caller {
+        Caller {
+            user_id: String::new(),
+            device_id: String::new(),
+            is_admin: false,
+            is_guest: false,
+            suspended: false,
+        }
+    }
+}
+
 impl Server {
     pub async fn new(config: Config) -> Result<Arc<Server>, String> {
         let auth_cache = std::time::Duration::from_millis(config.auth_cache_ms);
@@ -81,6 +101,7 @@ impl Server {
             .collect::<Result<_, _>>()?;
         let templates = Templates::new(config.email.templates_dir.as_deref())?;
         let config_sms = config.sms.enabled().then(|| SmsSender::new(&config.sms));
+        let synapse = Synapse::from_config(&config.homeserver)?;
         Ok(Arc::new(Server {
             server_name,
             limiter: RateLimiter::new(config.rate_limits.clone()),
@@ -92,6 +113,7 @@ impl Server {
             allowed_addresses,
             templates,
             listening_on: std::sync::OnceLock::new(),
+            synapse,
         }))
     }
 
@@ -134,6 +156,13 @@ impl Server {
                 oauth_device::show_device_consent_page::METADATA.operation_id,
                 oauth_device::submit_device_consent::METADATA.operation_id,
                 oauth_device::show_device_done_page::METADATA.operation_id,
+            ]);
+        }
+        if self.synapse.is_none() {
+            use matrix_api::account::delegation;
+            off.extend([
+                delegation::get_open_id_configuration::METADATA.operation_id,
+                delegation::introspect_token::METADATA.operation_id,
             ]);
         }
         // The single sign-on redirect needs both: the OAuth 2.0 API's pages,
@@ -252,6 +281,8 @@ impl Server {
         }
         let device_id = device_id.map_or_else(crypto::new_id, str::to_string);
         let device_id = device_id.as_str();
+        // A delegating homeserver refuses tokens of devices it does not know.
+        self.upsert_device(user_id, device_id, display_name).await?;
         let access = crypto::new_token("mat");
         let refresh = with_refresh.then(|| crypto::new_token("mar"));
         let now = now_ms();
@@ -295,6 +326,24 @@ impl Server {
         })
     }
 
+    /// Logs devices out, here and on the delegating homeserver (if any).
+    pub async fn log_out(&self, user_id: &str, which: LogoutDevices) -> Result<(), MatrixError> {
+        self.store.logout(user_id, which).await.map_err(internal)?;
+        self.sync_devices(user_id).await;
+        Ok(())
+    }
+
+    /// Deactivates an account for good: first on the delegating homeserver
+    /// (if it refuses, nothing changed), then here, with its devices, tokens,
+    /// addresses and browser sessions. `false`: there is no such account.
+    pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<bool, MatrixError> {
+        self.delete_homeserver_user(user_id, erase).await?;
+        self.store
+            .deactivate(user_id, erase)
+            .await
+            .map_err(internal)
+    }
+
     /// Exchanges a refresh token for a new pair (`POST /refresh` and the OAuth
     /// 2.0 token endpoint): see `Store::refresh` for rotation, the retry window
     /// and what a replay does.
@@ -328,6 +377,60 @@ impl Server {
             refresh_token: refresh,
             expires_ms,
         })
+    }
+
+    /// The owner of an access token that may be used now: not unknown,
+    /// expired, of a deactivated account, or (unless `lock_exempt`) of a
+    /// locked one. Its first use retires the refresh token it replaced.
+    /// Returns the token's hash with its owner.
+    pub async fn live_token(
+        &self,
+        token: &str,
+        lock_exempt: bool,
+    ) -> Result<(String, TokenOwner), MatrixError> {
+        let hash = crypto::token_hash(token);
+        let owner = self
+            .store
+            .token_owner(&hash)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| MatrixError::unknown_token(false))?;
+        if owner.deactivated {
+            return Err(MatrixError::unknown_token(false));
+        }
+        if owner.expires_ms.is_some_and(|e| e <= now_ms()) {
+            // Expired, not revoked: the client may refresh and keep its state.
+            return Err(MatrixError::unknown_token(true));
+        }
+        // A locked user may still log out (the generated metadata says where).
+        if owner.locked && !lock_exempt {
+            return Err(locked());
+        }
+        if owner.retires_predecessor {
+            if let Some(refresh) = &owner.refresh_hash {
+                self.store
+                    .retire_predecessor(refresh)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        Ok((hash, owner))
+    }
+
+    /// The delegating homeserver, known by the shared secret (compared in
+    /// constant time).
+    fn authenticate_homeserver(&self, secret: &str) -> Result<Caller, MatrixError> {
+        let expected = self
+            .synapse
+            .as_ref()
+            .map(|s| s.secret())
+            .unwrap_or_default();
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), expected.as_bytes()).into();
+        if expected.is_empty() || !same {
+            return Err(MatrixError::unknown_token(false));
+        }
+        Ok(Caller::homeserver())
     }
 
     /// The rate-limit key of the client's address (see `ratelimit::client_address`).
@@ -455,33 +558,13 @@ impl Authenticator for Server {
     }
 
     async fn authenticate(&self, credential: Credential<'_>) -> Result<Caller, MatrixError> {
-        let hash = crypto::token_hash(credential.token);
-        let owner = self
-            .store
-            .token_owner(&hash)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| MatrixError::unknown_token(false))?;
+        if credential.scheme == crate::api::HOMESERVER_SCHEME {
+            return self.authenticate_homeserver(credential.token);
+        }
+        let (hash, owner) = self
+            .live_token(credential.token, credential.request.operation.lock_exempt)
+            .await?;
         let now = now_ms();
-        if owner.deactivated {
-            return Err(MatrixError::unknown_token(false));
-        }
-        if owner.expires_ms.is_some_and(|e| e <= now) {
-            // Expired, not revoked: the client may refresh and keep its state.
-            return Err(MatrixError::unknown_token(true));
-        }
-        // A locked user may still log out (the generated metadata says where).
-        if owner.locked && !credential.request.operation.lock_exempt {
-            return Err(locked());
-        }
-        if owner.retires_predecessor {
-            if let Some(refresh) = &owner.refresh_hash {
-                self.store
-                    .retire_predecessor(refresh)
-                    .await
-                    .map_err(internal)?;
-            }
-        }
         // Activity for `whois`, at most once a minute per device.
         if owner.last_seen_ms.is_none_or(|t| now - t > 60_000) {
             let ip = credential.request.remote_addr.map(|a| a.ip().to_string());

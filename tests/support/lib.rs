@@ -5,3 +5,4 @@ pub mod oauth_client;
 pub mod server;
 pub mod skip;
 pub mod smtp;
+pub mod synapse;

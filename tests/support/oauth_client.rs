@@ -49,6 +49,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -638,4 +639,41 @@ fn installed_client() -> Result<PathBuf, String> {
                 .ok_or_else(|| format!("tests/oauth/setup printed no client.mjs: {stdout:?}"))
         })
         .clone()
+}
+
+/// Where the browser lands at the end of a flow: a loopback listener that
+/// answers every request with a small page, as a native app's loopback
+/// redirect handler would (so the browser shows a page, not an error).
+pub struct Callback {
+    pub port: u16,
+}
+
+impl Callback {
+    pub fn start() -> Callback {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let page = "<!DOCTYPE html><title>Back in the app</title><p>Done";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        Callback { port }
+    }
+
+    /// The redirect URI of a request: the registered loopback URI with this
+    /// listener's port (RFC 8252 §7.3: any port is accepted).
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}/callback", self.port)
+    }
 }

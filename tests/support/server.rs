@@ -157,7 +157,7 @@ pub struct TestServer {
 }
 
 /// Fast hashing and no rate limits unless a test asks; `extra` is appended TOML.
-const BASE_CONFIG: &str = "bind = \"127.0.0.1:0\"\nserver_name = \"test.local\"\n";
+const BASE_CONFIG: &str = "server_name = \"test.local\"\n";
 
 impl TestServer {
     /// Starts a server; `None` when the database is unavailable (skipped).
@@ -173,7 +173,13 @@ impl TestServer {
         };
         // `extra` comes first (its top-level keys must precede any section); its
         // sections replace the defaults below, section by section.
-        let mut text = format!("{BASE_CONFIG}database = \"{url}\"\n{extra}\n");
+        // A test that must know the address before the server starts (to
+        // give it to another process first) sets `bind` itself.
+        let bind = match extra.starts_with("bind =") {
+            true => "",
+            false => "bind = \"127.0.0.1:0\"\n",
+        };
+        let mut text = format!("{bind}{BASE_CONFIG}database = \"{url}\"\n{extra}\n");
         if !extra.contains("[passwords]") {
             text.push_str(
                 "[passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_length = 8\n",

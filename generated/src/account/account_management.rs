@@ -1036,6 +1036,9 @@ pub mod submit_account_deactivation {
         Forbidden(crate::runtime::Html),
         /// Too many wrong passwords or changes; the page says so.
         TooManyRequests(crate::runtime::Html),
+        /// With `[homeserver] kind = "synapse"`: Synapse could not be reached, or refused; the
+        /// account is not deactivated, and the page says to try again later.
+        ServiceUnavailable(crate::runtime::Html),
     }
     impl crate::runtime::IntoResponse for Response {
         fn into_response(self) -> crate::runtime::HttpResponse {
@@ -1054,6 +1057,9 @@ pub mod submit_account_deactivation {
                 }
                 Self::TooManyRequests(body) => {
                     crate::runtime::html(crate::runtime::status(429), body)
+                }
+                Self::ServiceUnavailable(body) => {
+                    crate::runtime::html(crate::runtime::status(503), body)
                 }
             }
         }
@@ -1091,6 +1097,7 @@ pub mod submit_account_deactivation {
                 401 => Ok(Response::Unauthorized(answer.html()?)),
                 403 => Ok(Response::Forbidden(answer.html()?)),
                 429 => Ok(Response::TooManyRequests(answer.html()?)),
+                503 => Ok(Response::ServiceUnavailable(answer.html()?)),
                 _ => answer.error(),
             }
         }

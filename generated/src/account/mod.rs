@@ -3,6 +3,7 @@
 
 //! The `account` API files.
 pub mod account_management;
+pub mod delegation;
 pub mod oauth;
 pub mod oauth_device;
 pub mod oauth_discovery;

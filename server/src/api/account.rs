@@ -111,6 +111,7 @@ impl PasswordManagementApi for Server {
             .change_password(&user_id, &hash, logout)
             .await
             .map_err(internal)?;
+        self.sync_devices(&user_id).await;
         if let Some(sid) = validation {
             self.store.end_validation(&sid).await.map_err(internal)?;
         }
@@ -172,10 +173,7 @@ impl AccountDeactivationApi for Server {
             return Ok(c.into());
         }
         // The deactivation deletes the session with the rest of the user's state.
-        self.store
-            .deactivate(&caller.user_id, body.erase)
-            .await
-            .map_err(internal)?;
+        self.deactivate(&caller.user_id, body.erase).await?;
         tracing::info!(user_id = caller.user_id, erase = body.erase, "deactivated");
         // The account's 3PIDs went with it. This server never binds them at an
         // identity server, so there was nothing to unbind there: success.

@@ -673,6 +673,7 @@ impl AccountManagementApi for Server {
             .change_password(&user_id, &hash, Some(LogoutDevices::All))
             .await
             .map_err(internal)?;
+        self.sync_devices(&user_id).await;
         if let Some(session) = cookie(cookie_header, SESSION_COOKIE) {
             self.store
                 .end_other_browser_sessions(&user_id, session)
@@ -705,10 +706,8 @@ impl AccountManagementApi for Server {
             Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
             Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
         };
-        self.store
-            .logout(&user_id, LogoutDevices::One(b.device_id.clone()))
-            .await
-            .map_err(internal)?;
+        self.log_out(&user_id, LogoutDevices::One(b.device_id.clone()))
+            .await?;
         tracing::info!(
             user_id,
             device_id = b.device_id,
@@ -794,10 +793,13 @@ impl AccountManagementApi for Server {
             Err(page) => return Ok(Response::TooManyRequests(page)),
         }
         // Devices, tokens, contact addresses and browser sessions go with it.
-        self.store
-            .deactivate(&user_id, false)
-            .await
-            .map_err(internal)?;
+        if let Err(e) = self.deactivate(&user_id, false).await {
+            if e.status != http::StatusCode::SERVICE_UNAVAILABLE {
+                return Err(e);
+            }
+            let page = self.deactivate_page(&user_id, &b.csrf, Some(&e.error))?;
+            return Ok(Response::ServiceUnavailable(page));
+        }
         tracing::info!(user_id, "deactivated on the account page");
         Ok(Response::SeeOther {
             location: login_location(None, Some("deactivated")),

@@ -270,13 +270,11 @@ impl LogoutApi for Server {
         ctx: Context<Caller>,
         _request: logout::Request,
     ) -> Result<logout::Response, MatrixError> {
-        self.store
-            .logout(
-                &ctx.auth.user_id,
-                LogoutDevices::One(ctx.auth.device_id.clone()),
-            )
-            .await
-            .map_err(internal)?;
+        self.log_out(
+            &ctx.auth.user_id,
+            LogoutDevices::One(ctx.auth.device_id.clone()),
+        )
+        .await?;
         Ok(logout::Response::Ok(Default::default()))
     }
 
@@ -285,10 +283,7 @@ impl LogoutApi for Server {
         ctx: Context<Caller>,
         _request: logout_all::Request,
     ) -> Result<logout_all::Response, MatrixError> {
-        self.store
-            .logout(&ctx.auth.user_id, LogoutDevices::All)
-            .await
-            .map_err(internal)?;
+        self.log_out(&ctx.auth.user_id, LogoutDevices::All).await?;
         Ok(logout_all::Response::Ok(Default::default()))
     }
 }

@@ -5,6 +5,7 @@
 mod account;
 mod account_management;
 mod admin;
+mod delegation;
 mod discovery;
 mod fallbacks;
 mod login;
@@ -18,6 +19,8 @@ mod registration;
 mod sso;
 mod threepid;
 mod validation;
+
+pub use delegation::HOMESERVER_SCHEME;
 
 /// The client discovery information for a server at `base`: in `/.well-known`
 /// and in login responses.

@@ -61,7 +61,7 @@ impl Server {
             && !self.config.email.require_for_registration
     }
 
-    fn auth_metadata(&self) -> AuthorizationServerMetadata {
+    pub(super) fn auth_metadata(&self) -> AuthorizationServerMetadata {
         let base = format!("{}{ACCOUNT_BASE}", self.public_base());
         let mut m = AuthorizationServerMetadata::new(
             self.issuer(),
@@ -641,13 +641,11 @@ impl OAuthApi for Server {
                     .described("The token was not issued to this client"),
             );
         }
-        self.store
-            .logout(
-                &device.user_id,
-                LogoutDevices::One(device.device_id.clone()),
-            )
-            .await
-            .map_err(internal)?;
+        self.log_out(
+            &device.user_id,
+            LogoutDevices::One(device.device_id.clone()),
+        )
+        .await?;
         tracing::info!(
             user_id = device.user_id,
             device_id = device.device_id,

@@ -289,6 +289,10 @@ impl Server {
         if self.store.user(&user_id).await.map_err(internal)?.is_some() {
             return Ok(Err("That username is taken.".into()));
         }
+        // The homeserver's refusal (a name it has, or reserves) or its absence.
+        if let Err(e) = self.check_homeserver_localpart(&user_id).await {
+            return Ok(Err(e.error));
+        }
         let hash = self.hasher.hash(&body.password).await?;
         match self
             .store
@@ -296,6 +300,9 @@ impl Server {
             .await
         {
             Ok(true) => {
+                if let Err(e) = self.provision_user(&user_id, token).await {
+                    return Ok(Err(e.error));
+                }
                 tracing::info!(user_id, "registered on the registration page");
                 Ok(Ok(user_id))
             }

@@ -49,7 +49,7 @@ impl Server {
         if self.store.user(user_id).await.map_err(internal)?.is_some() {
             return Err(user_in_use());
         }
-        Ok(())
+        self.check_homeserver_localpart(user_id).await
     }
 
     async fn register_guest(
@@ -68,6 +68,7 @@ impl Server {
             .create_user(&user_id, None, true, false, None)
             .await
             .map_err(internal)?;
+        self.provision_user(&user_id, None).await?;
         // Guests never choose their device.
         let session = self
             .open_session(
@@ -235,6 +236,8 @@ impl RegistrationApi for Server {
         if let Some(sid) = &session.threepid_sid {
             self.bind_validated(&user_id, sid).await?;
         }
+        self.provision_user(&user_id, session.registration_token.as_deref())
+            .await?;
         self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, "registered");
         self.registered(body, user_id).await

@@ -30,7 +30,7 @@ pub use auth::UiaSession;
 pub use oauth::{Authorization, CodeExchange};
 pub use oauth_device::{DeviceGrant, DevicePoll};
 pub use threepid::{NewValidation, Submitted};
-pub use users::{Device, LogoutDevices, NewSession, OAuthGrant, Refreshed, User};
+pub use users::{Device, LogoutDevices, NewSession, OAuthGrant, Refreshed, TokenOwner, User};
 
 #[derive(Debug)]
 pub enum StoreError {

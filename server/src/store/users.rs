@@ -162,6 +162,39 @@ impl Store {
         .await
     }
 
+    /// Undoes [`create_user`](Self::create_user) for an account nobody has
+    /// used yet, because its homeserver would not take it: the row and the
+    /// addresses bound at registration go, the registration token gets its use
+    /// back, and the ID is free again.
+    pub async fn discard_user(
+        &self,
+        user_id: &str,
+        registration_token: Option<&str>,
+    ) -> Result<()> {
+        let user_id = user_id.to_owned();
+        let registration_token = registration_token.map(str::to_owned);
+        self.write(move |c| {
+            Box::pin(async move {
+                for sql in [
+                    "DELETE FROM threepids WHERE user_id = $1",
+                    "DELETE FROM users WHERE user_id = $1",
+                ] {
+                    query(sql).bind(&user_id).execute(&mut *c).await?;
+                }
+                if let Some(token) = registration_token {
+                    query("UPDATE registration_tokens SET completed = completed - 1 WHERE token = $1 AND completed > 0")
+                        .bind(token)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.cache.clear();
+        Ok(())
+    }
+
     pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
         if let Some(found) = self.reads.as_ref().and_then(|r| r.user(&sql, user_id)) {
