@@ -615,6 +615,41 @@ async fn every_operation_round_trips_through_the_router() {
         oauth_pages::submit_registration::Response::BadRequest(Html("taken".into())),
     )
     .await;
+    let mut form = oauth_pages::submit_registration::RequestBody::new(
+        "S".into(),
+        "c".into(),
+        "bob".into(),
+        "pw".into(),
+    );
+    form.email = Some("Bob+x@example.org".into());
+    h.round_trip(
+        oauth_pages::submit_registration::Request::new(form),
+        oauth_pages::submit_registration::Response::SeeOther {
+            location: "/_account/v1/register/email?session=S".into(),
+            set_cookie: "account_registration=opr_x; HttpOnly; SameSite=Strict".into(),
+        },
+    )
+    .await;
+    let mut page = oauth_pages::show_registration_email_page::Request::new("S 1&".into());
+    page.cookie = Some("oauth_csrf=c; account_registration=opr_x".into());
+    h.round_trip(
+        page,
+        oauth_pages::show_registration_email_page::Response::Ok {
+            body: Html("<h1>Check your email</h1>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::submit_registration_email::Request::new(
+            oauth_pages::submit_registration_email::RequestBody::new("S".into(), "c".into()),
+        ),
+        oauth_pages::submit_registration_email::Response::SeeOther {
+            location: "/_account/v1/consent?session=S".into(),
+            set_cookie: "account_session=x; HttpOnly".into(),
+        },
+    )
+    .await;
     h.round_trip(
         oauth_pages::show_consent_page::Request::new("S".into()),
         oauth_pages::show_consent_page::Response::Ok {

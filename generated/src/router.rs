@@ -92,7 +92,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("submit_token"),
         ],
         metadata: &crate::account::validation::submit_validation_token::METADATA,
-        op: 25usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -102,7 +102,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::show_validation_page::METADATA,
-        op: 26usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -112,7 +112,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::confirm_validation::METADATA,
-        op: 27usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -122,7 +122,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validated"),
         ],
         metadata: &crate::account::validation::show_validated_page::METADATA,
-        op: 28usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -139,7 +139,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 36usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -149,7 +149,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 36usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -159,7 +159,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 37usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -169,7 +169,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 37usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -180,7 +180,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 38usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -191,7 +191,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 38usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -202,7 +202,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 39usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -213,7 +213,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 39usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -224,7 +224,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 40usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -235,7 +235,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 40usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -247,7 +247,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 42usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -259,7 +259,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 42usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -271,7 +271,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 43usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -283,7 +283,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 43usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -294,7 +294,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 41usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -305,7 +305,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 41usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -325,7 +325,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 30usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -335,7 +335,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 30usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -396,7 +396,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 55usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -406,7 +406,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 55usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -418,7 +418,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 56usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -430,7 +430,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 56usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -442,7 +442,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 57usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -454,7 +454,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 57usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -475,7 +475,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 67usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -485,7 +485,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 67usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -497,7 +497,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 44usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -509,7 +509,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 44usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -521,7 +521,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 45usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -533,42 +533,42 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 45usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v1",
         segments: &[crate::runtime::Seg::Lit("auth_metadata")],
         metadata: &crate::client_server::oauth_server_metadata::get_auth_metadata::METADATA,
-        op: 53usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 46usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 46usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::show_consent_page::METADATA,
-        op: 23usize,
+        op: 25usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::submit_consent::METADATA,
-        op: 24usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -633,35 +633,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 47usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 47usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 48usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 48usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/static/client",
         segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
         metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
-        op: 49usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -671,7 +671,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 50usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -682,35 +682,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("redirect"),
         ],
         metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
-        op: 64usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 51usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 51usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 52usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 52usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -720,7 +720,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 66usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -787,14 +787,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 68usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 58usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -815,14 +815,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 59usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 59usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -832,7 +832,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 62usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -842,7 +842,27 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 62usize,
+        op: 64usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("email"),
+        ],
+        metadata: &crate::account::oauth_pages::show_registration_email_page::METADATA,
+        op: 23usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("email"),
+        ],
+        metadata: &crate::account::oauth_pages::submit_registration_email::METADATA,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -853,7 +873,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 60usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -864,7 +884,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 60usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -875,7 +895,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 63usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -886,7 +906,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 61usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -897,14 +917,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 61usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
         metadata: &crate::account::validation::get_static_file::METADATA,
-        op: 29usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -916,7 +936,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 54usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -928,7 +948,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 54usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -940,7 +960,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 34usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -952,7 +972,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 35usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -964,7 +984,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 32usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -976,7 +996,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 33usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -988,14 +1008,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 31usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 65usize,
+        op: 67usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1344,7 +1364,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_consent_page(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_registration_email_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1358,7 +1378,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_consent(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_registration_email(
                                 &api,
                                 ctx,
                                 r,
@@ -1372,7 +1392,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::submit_validation_token(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_consent_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1386,7 +1406,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validation_page(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_consent(
                                 &api,
                                 ctx,
                                 r,
@@ -1400,7 +1420,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::confirm_validation(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::submit_validation_token(
                                 &api,
                                 ctx,
                                 r,
@@ -1414,7 +1434,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validated_page(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validation_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1428,7 +1448,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_static_file(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::confirm_validation(
                                 &api,
                                 ctx,
                                 r,
@@ -1438,6 +1458,34 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             30usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validated_page(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            31usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_static_file(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            32usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1453,7 +1501,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            31usize => {
+            33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1468,7 +1516,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            32usize => {
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1484,7 +1532,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1500,7 +1548,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1516,7 +1564,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1532,7 +1580,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1548,7 +1596,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1564,7 +1612,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1580,7 +1628,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            39usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1596,7 +1644,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            40usize => {
+            42usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1612,7 +1660,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            41usize => {
+            43usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1628,7 +1676,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            42usize => {
+            44usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1642,7 +1690,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            43usize => {
+            45usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1656,7 +1704,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            44usize => {
+            46usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1670,7 +1718,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            45usize => {
+            47usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1684,7 +1732,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            46usize => {
+            48usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1700,7 +1748,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            47usize => {
+            49usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1714,7 +1762,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            48usize => {
+            50usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1728,7 +1776,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            49usize => {
+            51usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1742,7 +1790,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            50usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1758,7 +1806,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1773,7 +1821,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1788,7 +1836,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            55usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1802,7 +1850,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            54usize => {
+            56usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1818,7 +1866,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            55usize => {
+            57usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1834,7 +1882,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            56usize => {
+            58usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1848,7 +1896,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            57usize => {
+            59usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1862,7 +1910,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            58usize => {
+            60usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1876,7 +1924,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            59usize => {
+            61usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1890,7 +1938,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            60usize => {
+            62usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1904,7 +1952,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            61usize => {
+            63usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1918,7 +1966,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            62usize => {
+            64usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1932,7 +1980,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            63usize => {
+            65usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1946,7 +1994,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            64usize => {
+            66usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1960,7 +2008,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            65usize => {
+            67usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1976,7 +2024,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            66usize => {
+            68usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1990,7 +2038,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            67usize => {
+            69usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2006,7 +2054,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            68usize => {
+            70usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
