@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use matrix_api::account::{
-    account_management, oauth, oauth_device, oauth_discovery, oauth_pages, validation,
+    account_management, delegation, oauth, oauth_device, oauth_discovery, oauth_pages, validation,
 };
 use matrix_api::client_server::{
     account_deactivation, admin, administrative_contact, auth_fallback, capabilities, login,
@@ -496,7 +496,23 @@ async fn every_operation_round_trips_through_the_router() {
     .await;
     h.round_trip(
         oauth_discovery::get_authorization_server_metadata::Request::new(),
-        oauth_discovery::get_authorization_server_metadata::Response::Ok(de(metadata)),
+        oauth_discovery::get_authorization_server_metadata::Response::Ok(de(metadata.clone())),
+    )
+    .await;
+    h.round_trip_oauth(
+        delegation::get_open_id_configuration::Request::new(),
+        delegation::get_open_id_configuration::Response::Ok(de(metadata)),
+    )
+    .await;
+    h.round_trip_oauth(
+        delegation::introspect_token::Request::new(de(
+            json!({"token": "mat_x", "token_type_hint": "access_token"}),
+        )),
+        delegation::introspect_token::Response::Ok(de(json!({
+            "active": true, "scope": "urn:matrix:client:api:* urn:matrix:client:device:D",
+            "username": "a", "sub": "@a:ex.org", "device_id": "D", "token_type": "access_token",
+            "expires_in": 300
+        }))),
     )
     .await;
     h.round_trip_oauth(
@@ -613,6 +629,41 @@ async fn every_operation_round_trips_through_the_router() {
     h.round_trip(
         oauth_pages::submit_registration::Request::new(form),
         oauth_pages::submit_registration::Response::BadRequest(Html("taken".into())),
+    )
+    .await;
+    let mut form = oauth_pages::submit_registration::RequestBody::new(
+        "S".into(),
+        "c".into(),
+        "bob".into(),
+        "pw".into(),
+    );
+    form.email = Some("Bob+x@example.org".into());
+    h.round_trip(
+        oauth_pages::submit_registration::Request::new(form),
+        oauth_pages::submit_registration::Response::SeeOther {
+            location: "/_account/v1/register/email?session=S".into(),
+            set_cookie: "account_registration=opr_x; HttpOnly; SameSite=Strict".into(),
+        },
+    )
+    .await;
+    let mut page = oauth_pages::show_registration_email_page::Request::new("S 1&".into());
+    page.cookie = Some("oauth_csrf=c; account_registration=opr_x".into());
+    h.round_trip(
+        page,
+        oauth_pages::show_registration_email_page::Response::Ok {
+            body: Html("<h1>Check your email</h1>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        oauth_pages::submit_registration_email::Request::new(
+            oauth_pages::submit_registration_email::RequestBody::new("S".into(), "c".into()),
+        ),
+        oauth_pages::submit_registration_email::Response::SeeOther {
+            location: "/_account/v1/consent?session=S".into(),
+            set_cookie: "account_session=x; HttpOnly".into(),
+        },
     )
     .await;
     h.round_trip(

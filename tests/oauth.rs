@@ -4,7 +4,9 @@
 //! registration, the authorisation code grant with PKCE through the login,
 //! registration and consent pages, the tokens on the client API, refresh
 //! with rotation, revocation; the refusals the spec and the RFCs require; the
-//! `[oauth] apis` modes; a flow that starts on one server process and
+//! `[oauth] apis` modes; the registration page's email stage (a real SMTP
+//! sink, the emailed link followed in the browser, the address bound to the
+//! new account); a flow that starts on one server process and
 //! completes on another sharing its PostgreSQL database; and the device
 //! authorisation grant (RFC 8628): the library's polling while a person types
 //! the code, logs in and allows or denies, expiry, unknown and guessed codes,
@@ -18,6 +20,7 @@ use matrix_tests::oauth_client::{
     AuthorizationParams, Callback, ExchangeOptions, OAuthClient, OAuthFailure, Tokens,
 };
 use matrix_tests::server::{eventually, Db, TestServer};
+use matrix_tests::smtp::{Mode, SmtpSink};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse";
@@ -356,6 +359,249 @@ fn prompt_create_registers_an_account_and_fragment_mode_answers_in_the_fragment(
     assert_eq!(s.login("bob", PASSWORD).status, 200);
 }
 
+/// A server (SQLite) that requires an email address to register, mailing
+/// to a real SMTP sink; `None` when the sink cannot start (skipped).
+fn email_server(sink: &SmtpSink) -> Option<TestServer> {
+    let config = format!(
+        "[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"Test <noreply@test.local>\"\nrequire_for_registration = true\n",
+        sink.port()
+    );
+    TestServer::start(Db::Sqlite, &config)
+}
+
+/// A `prompt=create` request for `device` opened in the browser, at the
+/// registration page.
+fn open_registration(b: &Browser, c: &mut OAuthClient, cb: &Callback, device: &str) {
+    let mut params = AuthorizationParams::new(&cb.redirect_uri(), &scope(device));
+    params.prompt = Some("create".into());
+    let auth = c.authorization_url(&params).unwrap();
+    b.open(&auth.url);
+    b.wait_for("#username");
+    assert!(
+        b.url().contains("/_account/v1/register?session="),
+        "{}",
+        b.url()
+    );
+}
+
+/// Fills the registration form (`email` empty: left empty) and submits it.
+fn fill_registration(b: &Browser, user: &str, email: &str) {
+    b.type_into("#username", user);
+    b.type_into("#password", PASSWORD);
+    if !email.is_empty() {
+        b.type_into("#email", email);
+    }
+    b.click("#submit");
+}
+
+#[test]
+fn prompt_create_confirms_a_required_email_address_and_binds_it_to_the_new_account() {
+    let Some(sink) = SmtpSink::start(Mode::Accept) else {
+        return;
+    };
+    let Some(s) = email_server(&sink) else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = OAuthClient::start() else {
+        return;
+    };
+    // With the email stage on the page, `prompt=create` is offered although
+    // the server requires an address.
+    let discovery = c.discover(&s.base).expect("discovery");
+    assert_eq!(
+        discovery.metadata["prompt_values_supported"],
+        json!(["create"])
+    );
+    c.register(native_client()).expect("registration");
+    let cb = Callback::start();
+    open_registration(&b, &mut c, &cb, "MAILPHONE");
+    assert_eq!(b.text("label[for=email]"), "Email address");
+    assert_eq!(
+        b.execute("return document.getElementById('email').required;", vec![]),
+        json!(true)
+    );
+    b.screenshot("register-email");
+    assert_page_sound(&b);
+    // The address field is styled like the others (full width).
+    assert_eq!(
+        b.computed_style("#email", "width"),
+        b.computed_style("#username", "width")
+    );
+
+    // Without the address (the browser's own check taken away) the server
+    // refuses, on the form.
+    b.execute("document.getElementById('email').required = false;", vec![]);
+    fill_registration(&b, "carol", "");
+    assert_eq!(
+        b.text("#error"),
+        "This server needs an email address to create an account."
+    );
+    assert_eq!(b.status(), 400);
+    assert_eq!(
+        b.execute("return document.getElementById('username').value;", vec![]),
+        json!("carol")
+    );
+    b.screenshot("register-email-missing");
+
+    // With it: the link is mailed and the browser waits for it.
+    b.type_into("#password", PASSWORD);
+    b.type_into("#email", "Carol@Example.org");
+    b.click("#submit");
+    b.wait_for("#sent");
+    assert!(
+        b.url().contains("/_account/v1/register/email?session="),
+        "{}",
+        b.url()
+    );
+    assert_eq!(b.text("#address"), "carol@example.org");
+    assert_eq!(b.text("#user"), "@carol:test.local");
+    let waiting = b.url();
+    b.screenshot("register-email-sent");
+    assert_page_sound(&b);
+    // Nothing exists yet; continuing before the link is followed says so.
+    assert_eq!(s.login("carol", PASSWORD).status, 403);
+    b.click("#submit");
+    assert!(
+        b.text("#error").contains("not confirmed yet"),
+        "{}",
+        b.text("#error")
+    );
+    assert_eq!(b.status(), 400);
+
+    // Another browser (no registration cookie) opening the waiting page is
+    // told to continue where the registration started.
+    let path = waiting.strip_prefix(&s.base).unwrap();
+    let (status, _, body) = get_no_redirect(&s, path);
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"elsewhere\""), "{body}");
+
+    // The really delivered message's link, its page's button, and back on
+    // the waiting page, now confirmed.
+    let m = sink.wait_for_message(Duration::from_secs(20));
+    assert_eq!(m.to, ["carol@example.org"]);
+    let link = m
+        .text_line_containing("/_account/v1/3pid/validate?")
+        .expect("a validation link");
+    b.open(&link);
+    b.click("#confirm");
+    b.wait_for("#confirmed");
+    assert_eq!(b.url(), waiting, "the link's confirmation led back");
+    b.screenshot("register-email-confirmed");
+    assert_page_sound(&b);
+    b.click("#submit");
+    b.wait_for("#allow");
+    assert_eq!(b.text("#user"), "@carol:test.local");
+    assert_eq!(b.text("#device"), "MAILPHONE");
+    let landed = allow(&b, &cb);
+    b.assert_no_csp_violations();
+    let tokens = c.exchange(&landed).expect("code exchange");
+    assert_eq!(
+        whoami(&s, &tokens.access_token),
+        Ok(("@carol:test.local".into(), "MAILPHONE".into()))
+    );
+    // The address is bound to the account (the legacy API says so), and the
+    // password is the one the form was given.
+    let threepids = s.get(
+        "/_matrix/client/v3/account/3pid",
+        Some(&tokens.access_token),
+    );
+    assert_eq!(threepids.status, 200, "{threepids:?}");
+    let bound = &threepids.body["threepids"];
+    assert_eq!(bound.as_array().map(Vec::len), Some(1), "{bound}");
+    assert_eq!(bound[0]["medium"], "email");
+    assert_eq!(bound[0]["address"], "carol@example.org");
+    assert_eq!(s.login("carol", PASSWORD).status, 200);
+
+    // A second registration with the same address is refused on the form,
+    // and no message is sent for it.
+    let cb2 = Callback::start();
+    open_registration(&b, &mut c, &cb2, "OTHERPHONE");
+    fill_registration(&b, "dave", "carol@example.org");
+    assert_eq!(
+        b.text("#error"),
+        "That email address is already in use by another account."
+    );
+    assert_eq!(b.status(), 400);
+    b.screenshot("register-email-in-use");
+    assert_page_sound(&b);
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(s.login("dave", PASSWORD).status, 403);
+}
+
+#[test]
+fn a_username_taken_while_the_address_waits_is_refused_when_continuing() {
+    let Some(sink) = SmtpSink::start(Mode::Accept) else {
+        return;
+    };
+    let Some(s) = email_server(&sink) else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    let Some(mut c) = registered_client(&s) else {
+        return;
+    };
+    let cb = Callback::start();
+    open_registration(&b, &mut c, &cb, "ERINPHONE");
+    fill_registration(&b, "erin", "erin@example.org");
+    b.wait_for("#sent");
+    // Someone else takes the name meanwhile.
+    let out = s.cli(&["user", "create", "erin", "--password", "another passphrase"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = sink
+        .wait_for_message(Duration::from_secs(20))
+        .text_line_containing("/_account/v1/3pid/validate?")
+        .expect("a validation link");
+    b.open(&link);
+    b.click("#confirm");
+    b.click("#submit");
+    // The username is checked again: the form, saying so, filled in.
+    assert_eq!(b.text("#error"), "That username is taken.");
+    assert_eq!(b.status(), 400);
+    let value = |id: &str| {
+        b.execute(
+            "return document.getElementById(arguments[0]).value;",
+            vec![json!(id)],
+        )
+    };
+    assert_eq!(value("username"), json!("erin"));
+    assert_eq!(value("email"), json!("erin@example.org"));
+    b.screenshot("register-email-name-taken");
+    assert_page_sound(&b);
+    assert_eq!(s.login("erin", "another passphrase").status, 200);
+    assert_eq!(s.login("erin", PASSWORD).status, 403);
+    // Another name: a new link, and the account.
+    b.execute("document.getElementById('username').value = '';", vec![]);
+    fill_registration(&b, "erin2", "");
+    b.wait_for("#sent");
+    let link = sink
+        .wait_for_message(Duration::from_secs(20))
+        .text_line_containing("/_account/v1/3pid/validate?")
+        .expect("a second validation link");
+    b.open(&link);
+    b.click("#confirm");
+    b.click("#submit");
+    b.wait_for("#allow");
+    assert_eq!(b.text("#user"), "@erin2:test.local");
+    let tokens = c.exchange(&allow(&b, &cb)).expect("code exchange");
+    let threepids = s.get(
+        "/_matrix/client/v3/account/3pid",
+        Some(&tokens.access_token),
+    );
+    assert_eq!(
+        threepids.body["threepids"][0]["address"],
+        "erin@example.org"
+    );
+}
+
 /// Logs `user` in and allows a request for `device`; the callback URL.
 fn authorise(b: &Browser, c: &mut OAuthClient, cb: &Callback, user: &str, device: &str) -> String {
     let auth = c
@@ -619,6 +865,7 @@ fn forms_without_their_csrf_cookie_are_refused() {
             "/_account/v1/register",
             "session=x&csrf=csrf_forged&username=a&password=b",
         ),
+        ("/_account/v1/register/email", "session=x&csrf=csrf_forged"),
         ("/_account/v1/device", "csrf=csrf_forged&user_code=BCDFGHJK"),
         (
             "/_account/v1/device/consent",

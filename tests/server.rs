@@ -982,8 +982,13 @@ fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16,
         "redirectToSSO" => (400, "M_MISSING_PARAM"),
         "requestToken" | "revokeToken" => (400, "M_MISSING_PARAM"),
         "requestDeviceAuthorization" => (400, "M_MISSING_PARAM"),
-        "showLoginPage" | "showRegistrationPage" | "showConsentPage" => (400, "M_MISSING_PARAM"),
-        "submitLogin" | "submitRegistration" | "submitConsent" => (400, "M_MISSING_PARAM"),
+        "showLoginPage"
+        | "showRegistrationPage"
+        | "showRegistrationEmailPage"
+        | "showConsentPage" => (400, "M_MISSING_PARAM"),
+        "submitLogin" | "submitRegistration" | "submitRegistrationEmail" | "submitConsent" => {
+            (400, "M_MISSING_PARAM")
+        }
         // The account management pages: without a browser session the page
         // sends the browser to the login page (the redirect is followed),
         // which takes no required parameter; the forms miss their fields.
@@ -1059,7 +1064,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 71);
+        assert_eq!(ops.len(), 73);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

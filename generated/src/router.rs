@@ -104,7 +104,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("submit_token"),
         ],
         metadata: &crate::account::validation::submit_validation_token::METADATA,
-        op: 27usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -114,7 +114,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::show_validation_page::METADATA,
-        op: 28usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -124,7 +124,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::confirm_validation::METADATA,
-        op: 29usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -134,7 +134,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validated"),
         ],
         metadata: &crate::account::validation::show_validated_page::METADATA,
-        op: 30usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -151,7 +151,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 38usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -161,7 +161,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 38usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -171,7 +171,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 39usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -181,7 +181,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 39usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -192,7 +192,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 40usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -203,7 +203,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 40usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -214,7 +214,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 41usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -225,7 +225,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 41usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -236,7 +236,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 42usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -247,7 +247,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 42usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -259,7 +259,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 44usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -271,7 +271,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 44usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -283,7 +283,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 45usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -295,7 +295,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 45usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -306,7 +306,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 43usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -317,7 +317,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 43usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -337,7 +337,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 32usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -347,7 +347,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 32usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -408,7 +408,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 57usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -418,7 +418,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 57usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -430,7 +430,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 58usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -442,7 +442,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 58usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -454,7 +454,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 59usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -466,7 +466,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 59usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -487,7 +487,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 69usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -497,7 +497,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 69usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -509,7 +509,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 46usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -521,7 +521,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 46usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -533,7 +533,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 47usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -545,42 +545,42 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 47usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v1",
         segments: &[crate::runtime::Seg::Lit("auth_metadata")],
         metadata: &crate::client_server::oauth_server_metadata::get_auth_metadata::METADATA,
-        op: 55usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 48usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 48usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::show_consent_page::METADATA,
-        op: 25usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::submit_consent::METADATA,
-        op: 26usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -645,35 +645,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 49usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 49usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 50usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 50usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/static/client",
         segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
         metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
-        op: 51usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -683,7 +683,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 52usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -694,35 +694,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("redirect"),
         ],
         metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
-        op: 66usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 53usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 53usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 54usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 54usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -732,7 +732,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 68usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -809,14 +809,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 70usize,
+        op: 72usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 60usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -837,14 +837,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 61usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 61usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -854,7 +854,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 64usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -864,7 +864,27 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 64usize,
+        op: 66usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("email"),
+        ],
+        metadata: &crate::account::oauth_pages::show_registration_email_page::METADATA,
+        op: 25usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("register"),
+            crate::runtime::Seg::Lit("email"),
+        ],
+        metadata: &crate::account::oauth_pages::submit_registration_email::METADATA,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -875,7 +895,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 62usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -886,7 +906,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 62usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -897,7 +917,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 65usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -908,7 +928,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 63usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -919,14 +939,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 63usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
         metadata: &crate::account::validation::get_static_file::METADATA,
-        op: 31usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -938,7 +958,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 56usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -950,7 +970,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 56usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -962,7 +982,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 36usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -974,7 +994,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 37usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -986,7 +1006,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 34usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -998,7 +1018,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 35usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1010,14 +1030,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 33usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 67usize,
+        op: 69usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1396,7 +1416,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_consent_page(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_registration_email_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1410,7 +1430,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_consent(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_registration_email(
                                 &api,
                                 ctx,
                                 r,
@@ -1424,7 +1444,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::submit_validation_token(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::show_consent_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1438,7 +1458,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validation_page(
+                            |ctx, r| <S as crate::account::oauth_pages::OAuthPagesApi>::submit_consent(
                                 &api,
                                 ctx,
                                 r,
@@ -1452,7 +1472,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::confirm_validation(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::submit_validation_token(
                                 &api,
                                 ctx,
                                 r,
@@ -1466,7 +1486,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validated_page(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validation_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1480,7 +1500,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_static_file(
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::confirm_validation(
                                 &api,
                                 ctx,
                                 r,
@@ -1490,6 +1510,34 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             32usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::show_validated_page(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            33usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::validation::ValidationApi>::get_static_file(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1505,7 +1553,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1520,7 +1568,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1536,7 +1584,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1552,7 +1600,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1568,7 +1616,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1584,7 +1632,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1600,7 +1648,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            39usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1616,7 +1664,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            40usize => {
+            42usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1632,7 +1680,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            41usize => {
+            43usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1648,7 +1696,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            42usize => {
+            44usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1664,7 +1712,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            43usize => {
+            45usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1680,7 +1728,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            44usize => {
+            46usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1694,7 +1742,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            45usize => {
+            47usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1708,7 +1756,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            46usize => {
+            48usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1722,7 +1770,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            47usize => {
+            49usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1736,7 +1784,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            48usize => {
+            50usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1752,7 +1800,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            49usize => {
+            51usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1766,7 +1814,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            50usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1780,7 +1828,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1794,7 +1842,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1810,7 +1858,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            55usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1825,7 +1873,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            54usize => {
+            56usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1840,7 +1888,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            55usize => {
+            57usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1854,7 +1902,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            56usize => {
+            58usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1870,7 +1918,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            57usize => {
+            59usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1886,7 +1934,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            58usize => {
+            60usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1900,7 +1948,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            59usize => {
+            61usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1914,7 +1962,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            60usize => {
+            62usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1928,7 +1976,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            61usize => {
+            63usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1942,7 +1990,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            62usize => {
+            64usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1956,7 +2004,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            63usize => {
+            65usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1970,7 +2018,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            64usize => {
+            66usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1984,7 +2032,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            65usize => {
+            67usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1998,7 +2046,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            66usize => {
+            68usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2012,7 +2060,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            67usize => {
+            69usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2028,7 +2076,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            68usize => {
+            70usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2042,7 +2090,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            69usize => {
+            71usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2058,7 +2106,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            70usize => {
+            72usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

@@ -141,6 +141,8 @@ impl Server {
                 oauth_pages::submit_login::METADATA.operation_id,
                 oauth_pages::show_registration_page::METADATA.operation_id,
                 oauth_pages::submit_registration::METADATA.operation_id,
+                oauth_pages::show_registration_email_page::METADATA.operation_id,
+                oauth_pages::submit_registration_email::METADATA.operation_id,
                 oauth_pages::show_consent_page::METADATA.operation_id,
                 oauth_pages::submit_consent::METADATA.operation_id,
                 account_management::show_account_page::METADATA.operation_id,

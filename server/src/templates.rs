@@ -55,6 +55,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/oauth_register.html"),
     ),
     (
+        "pages/oauth_register_email.html",
+        include_str!("../templates/pages/oauth_register_email.html"),
+    ),
+    (
         "pages/oauth_consent.html",
         include_str!("../templates/pages/oauth_consent.html"),
     ),

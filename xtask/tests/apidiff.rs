@@ -159,7 +159,7 @@ fn drift_passes_on_api_and_explains_its_deviations() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).starts_with("api/ matches upstream v1.19 in all 69 operations"),
+        stdout(&out).starts_with("api/ matches upstream v1.19 in all 73 operations"),
         "{}",
         stdout(&out)
     );

@@ -394,6 +394,13 @@ pub mod show_registration_page {
 /// Creates the account under the server's registration rules (password policy, registration
 /// token when one is required), starts a browser session and goes on to the consent page (the
 /// device consent page for a device authorisation).
+///
+/// With an email address (required when `[email] require_for_registration`), nothing is
+/// created yet: once the form passes those checks, the password is hashed and kept with the
+/// registration on the server, the address is sent a validation link (the page the link opens
+/// is `GET /3pid/validate`, whose confirmation leads to `GET /register/email`), and the
+/// browser goes to `GET /register/email`, which waits for the address. An address another
+/// account has is refused on the form.
 pub mod submit_registration {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
@@ -443,17 +450,22 @@ pub mod submit_registration {
     /// not, is the handler's `Err`.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Response {
-        /// Registered and logged in; on to the consent page.
+        /// Registered and logged in; on to the consent page. With an email address: the link was
+        /// sent; on to the page that waits for it (`GET /register/email`).
         SeeOther {
             location: String,
-            /// The browser session (`HttpOnly`, `SameSite=Lax`, `Secure` over https).
+            /// The browser session (`HttpOnly`, `SameSite=Lax`, `Secure` over https); with an email
+            /// address, the cookie that names the waiting registration instead
+            /// (`account_registration`, `HttpOnly`, `SameSite=Strict`).
             set_cookie: String,
         },
-        /// The username is taken or invalid, the password too weak, the token wrong, or the request expired; the form again.
+        /// The username is taken or invalid, the password too weak, the token wrong, the email
+        /// address missing (when required), invalid, refused or in use by another account, the
+        /// link could not be sent, or the request expired; the form again.
         BadRequest(crate::runtime::Html),
         /// The form did not come from the registration page (CSRF), or registration is closed.
         Forbidden(crate::runtime::Html),
-        /// Too many registrations from this address.
+        /// Too many registrations from this address, or validation emails to the email address.
         TooManyRequests(crate::runtime::Html),
     }
     impl crate::runtime::IntoResponse for Response {
@@ -528,6 +540,10 @@ pub mod submit_registration {
         /// The registration token
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub registration_token: Option<String>,
+        /// An email address to confirm and bind to the account (offered when the server
+        /// sends email; required when `[email] require_for_registration`). Empty is none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
     }
     impl RequestBody {
         /// A value from its required fields; the others absent or at their default.
@@ -543,7 +559,267 @@ pub mod submit_registration {
                 username,
                 password,
                 registration_token: None,
+                email: None,
             }
+        }
+    }
+}
+/// The page of a registration waiting for its email address to be confirmed.
+///
+/// Says where the link was sent and whether the address is confirmed yet, with a button that
+/// continues. The registration is the one the browser's `account_registration` cookie names,
+/// for this authorisation request; the validation link's confirmation leads here. Opened in
+/// another browser (no such cookie), the page says to continue where the registration
+/// started.
+pub mod show_registration_email_page {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "showRegistrationEmailPage",
+        method: http::Method::GET,
+        path: "/_account/v1/register/email",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The authorisation request the page belongs to; on the login and registration pages, a device
+        /// authorisation's too (the ID the device consent page carries).
+        pub session: String,
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(session: String) -> Self {
+            Self { session, cookie: None }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                session: req.query_required("session")?,
+                cookie: req.header("cookie")?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// The waiting page (or, without the registration's cookie, where to continue).
+        Ok {
+            body: crate::runtime::Html,
+            /// The CSRF cookie (`HttpOnly`, `SameSite=Strict`).
+            set_cookie: String,
+        },
+        /// The authorisation request is unknown or expired.
+        BadRequest(crate::runtime::Html),
+        /// Registration is closed on this server.
+        Forbidden(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::Ok { body, set_cookie } => {
+                    crate::runtime::html(crate::runtime::status(200), body)
+                        .header("set-cookie", Some(set_cookie.as_str()))
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::html(crate::runtime::status(400), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .query("session", &self.session)
+                .header_opt("cookie", self.cookie.as_ref())
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => {
+                    Ok(Response::Ok {
+                        body: answer.html()?,
+                        set_cookie: answer.header_required("set-cookie")?,
+                    })
+                }
+                400 => Ok(Response::BadRequest(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+}
+/// Finish a registration whose email address is confirmed.
+///
+/// Once the address is confirmed: creates the account with the kept password hash (the
+/// username and the registration token are checked again, and the address must still be
+/// free), binds the address, starts a browser session and goes on to the consent page (the
+/// device consent page for a device authorisation).
+pub mod submit_registration_email {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "submitRegistrationEmail",
+        method: http::Method::POST,
+        path: "/_account/v1/register/email",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { cookie: None, body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+                body: req.form()?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Registered and logged in; on to the consent page.
+        SeeOther {
+            location: String,
+            /// The browser session (`HttpOnly`, `SameSite=Lax`, `Secure` over https).
+            set_cookie: String,
+        },
+        /// The address is not confirmed yet (the waiting page again, saying so); the username or
+        /// the address was taken meanwhile, or the token is used up (the registration form again,
+        /// saying so); or no registration waits in this browser, or the request expired.
+        BadRequest(crate::runtime::Html),
+        /// The form did not come from the waiting page (CSRF), or registration is closed.
+        Forbidden(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::SeeOther { location, set_cookie } => {
+                    crate::runtime::empty(crate::runtime::status(303))
+                        .header("location", Some(location.as_str()))
+                        .header("set-cookie", Some(set_cookie.as_str()))
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::html(crate::runtime::status(400), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                303 => {
+                    Ok(Response::SeeOther {
+                        location: answer.header_required("location")?,
+                        set_cookie: answer.header_required("set-cookie")?,
+                    })
+                }
+                400 => Ok(Response::BadRequest(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The authorisation request or device authorisation.
+        pub session: String,
+        /// The value the page put in the form.
+        pub csrf: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(session: String, csrf: String) -> Self {
+            Self { session, csrf }
         }
     }
 }
@@ -843,12 +1119,49 @@ pub trait OAuthPagesApi: crate::runtime::Authenticator {
     /// Creates the account under the server's registration rules (password policy, registration
     /// token when one is required), starts a browser session and goes on to the consent page (the
     /// device consent page for a device authorisation).
+    ///
+    /// With an email address (required when `[email] require_for_registration`), nothing is
+    /// created yet: once the form passes those checks, the password is hashed and kept with the
+    /// registration on the server, the address is sent a validation link (the page the link opens
+    /// is `GET /3pid/validate`, whose confirmation leads to `GET /register/email`), and the
+    /// browser goes to `GET /register/email`, which waits for the address. An address another
+    /// account has is refused on the form.
     fn submit_registration(
         &self,
         ctx: crate::runtime::Context<()>,
         request: submit_registration::Request,
     ) -> impl std::future::Future<
         Output = Result<submit_registration::Response, crate::runtime::MatrixError>,
+    > + Send;
+    /// The page of a registration waiting for its email address to be confirmed.
+    ///
+    /// Says where the link was sent and whether the address is confirmed yet, with a button that
+    /// continues. The registration is the one the browser's `account_registration` cookie names,
+    /// for this authorisation request; the validation link's confirmation leads here. Opened in
+    /// another browser (no such cookie), the page says to continue where the registration
+    /// started.
+    fn show_registration_email_page(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: show_registration_email_page::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            show_registration_email_page::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send;
+    /// Finish a registration whose email address is confirmed.
+    ///
+    /// Once the address is confirmed: creates the account with the kept password hash (the
+    /// username and the registration token are checked again, and the address must still be
+    /// free), binds the address, starts a browser session and goes on to the consent page (the
+    /// device consent page for a device authorisation).
+    fn submit_registration_email(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_registration_email::Request,
+    ) -> impl std::future::Future<
+        Output = Result<submit_registration_email::Response, crate::runtime::MatrixError>,
     > + Send;
     /// Ask the logged-in person to authorise the client.
     ///
@@ -934,6 +1247,39 @@ where
         let answer = crate::runtime::testing::Stub::answer(
             self,
             &submit_registration::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn show_registration_email_page(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: show_registration_email_page::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            show_registration_email_page::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &show_registration_email_page::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn submit_registration_email(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_registration_email::Request,
+    ) -> impl std::future::Future<
+        Output = Result<submit_registration_email::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &submit_registration_email::METADATA,
             &ctx.auth,
             &request,
         );

@@ -12,6 +12,7 @@ mod login;
 mod oauth;
 mod oauth_device;
 mod oauth_pages;
+mod oauth_registration;
 mod openid;
 mod pages;
 mod rate_limits;

@@ -54,11 +54,11 @@ impl Server {
     }
 
     /// Whether the registration page can create accounts (and so whether
-    /// `prompt=create` is offered): registration is open or by token, and
-    /// needs no email address, which the page cannot validate yet.
+    /// `prompt=create` is offered): registration is open or by token. An
+    /// email address the server requires is confirmed by the page's email
+    /// stage (`oauth_registration.rs`).
     pub(super) fn page_registration_open(&self) -> bool {
         self.config.registration.mode != RegistrationMode::Disabled
-            && !self.config.email.require_for_registration
     }
 
     pub(super) fn auth_metadata(&self) -> AuthorizationServerMetadata {

@@ -3,7 +3,9 @@
 //! deny the client. The authorisation endpoint sends the browser to the
 //! consent page (or, for `prompt=create`, the registration page); the consent
 //! page sends it to the login page when nobody is logged in, and its form
-//! sends it back to the client.
+//! sends it back to the client. What the registration form checks and
+//! creates, and its email stage (`/register/email`), is in
+//! `oauth_registration.rs`.
 //!
 //! The login and registration pages also serve the device authorisation grant
 //! (`oauth_device.rs`): the `session` they carry names either kind of pending
@@ -18,21 +20,21 @@
 //! successful post answers `303`.
 
 use matrix_api::account::oauth_pages::{
-    show_consent_page, show_login_page, show_registration_page, submit_consent, submit_login,
-    submit_registration, OAuthPagesApi,
+    show_consent_page, show_login_page, show_registration_email_page, show_registration_page,
+    submit_consent, submit_login, submit_registration, submit_registration_email, OAuthPagesApi,
 };
 use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo, PAGE_CSP};
 
 use super::oauth::{parse_client, ACCOUNT_BASE, CODE_LIFETIME_MS};
 use super::oauth_device;
+use super::oauth_registration::{EmailFinished, EmailStarted, RegistrationForm};
 use super::pages::{cookie, csrf_matches, retry_after_secs};
 use super::sso::LOGIN_TOKEN_MODE;
-use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::oauth::callback::{callback_url, ResponseMode};
 use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
-use crate::store::{now_ms, Authorization, StoreError};
+use crate::store::{now_ms, Authorization};
 
 /// The CSRF cookie of these pages' forms (and the device grant's).
 pub(super) const CSRF_COOKIE: &str = "oauth_csrf";
@@ -215,31 +217,6 @@ impl Server {
         )
     }
 
-    fn registration_page(
-        &self,
-        session: &str,
-        client: &ClientView,
-        csrf: &str,
-        username: &str,
-        error: Option<&str>,
-    ) -> Result<Html, MatrixError> {
-        self.page(
-            "pages/oauth_register.html",
-            minijinja::context! {
-                server_name => self.config.server_name,
-                static_url => format!("{ACCOUNT_BASE}/static"),
-                action => format!("{ACCOUNT_BASE}/register"),
-                client_name => client.name,
-                session,
-                csrf,
-                username,
-                error,
-                token_required => self.config.registration.mode == RegistrationMode::Token,
-                login_url => Self::login_location(session),
-            },
-        )
-    }
-
     /// Where the consent page of `session` is: the code grant's, or the
     /// device grant's for a device authorisation.
     fn consent_location(session: &str) -> String {
@@ -252,64 +229,6 @@ impl Server {
     /// Where the login page of `session` (of either kind) is.
     pub(super) fn login_location(session: &str) -> String {
         session_page("login", session)
-    }
-
-    /// Creates the account a registration form asks for: `Ok(user_id)`, or
-    /// the message the form shows again.
-    async fn register_from_page(
-        &self,
-        body: &submit_registration::RequestBody,
-    ) -> Result<Result<String, String>, MatrixError> {
-        let user_id = match self.user_id_for(&body.username.to_lowercase()) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e.error)),
-        };
-        if let Err(e) = self.check_password_policy(&body.password) {
-            return Ok(Err(e.error));
-        }
-        let token = match self.config.registration.mode {
-            RegistrationMode::Token => {
-                let Some(token) = body.registration_token.as_deref().filter(|t| !t.is_empty())
-                else {
-                    return Ok(Err("This server needs a registration token.".into()));
-                };
-                let valid = self
-                    .store
-                    .registration_token(token)
-                    .await
-                    .map_err(internal)?
-                    .is_some_and(|t| t.usable(now_ms()));
-                if !valid {
-                    return Ok(Err("That registration token is not valid.".into()));
-                }
-                Some(token)
-            }
-            _ => None,
-        };
-        if self.store.user(&user_id).await.map_err(internal)?.is_some() {
-            return Ok(Err("That username is taken.".into()));
-        }
-        // The homeserver's refusal (a name it has, or reserves) or its absence.
-        if let Err(e) = self.check_homeserver_localpart(&user_id).await {
-            return Ok(Err(e.error));
-        }
-        let hash = self.hasher.hash(&body.password).await?;
-        match self
-            .store
-            .create_user(&user_id, Some(&hash), false, false, token)
-            .await
-        {
-            Ok(true) => {
-                if let Err(e) = self.provision_user(&user_id, token).await {
-                    return Ok(Err(e.error));
-                }
-                tracing::info!(user_id, "registered on the registration page");
-                Ok(Ok(user_id))
-            }
-            Ok(false) => Ok(Err("That registration token is no longer valid.".into())),
-            Err(StoreError::Conflict) => Ok(Err("That username is taken.".into())),
-            Err(e) => Err(internal(e)),
-        }
     }
 }
 
@@ -515,7 +434,11 @@ impl OAuthPagesApi for Server {
             Err(page) => return Ok(show_registration_page::Response::BadRequest(page)),
         };
         let (csrf, set_cookie) = self.page_csrf(request.cookie.as_deref());
-        let body = self.registration_page(&request.session, &client, &csrf, "", None)?;
+        let form = RegistrationForm {
+            username: "",
+            email: "",
+        };
+        let body = self.registration_page(&request.session, &client, &csrf, &form, None)?;
         Ok(show_registration_page::Response::Ok { body, set_cookie })
     }
 
@@ -545,21 +468,100 @@ impl OAuthPagesApi for Server {
             Ok(found) => found,
             Err(page) => return Ok(submit_registration::Response::BadRequest(page)),
         };
+        let form = RegistrationForm {
+            username: &b.username,
+            email: b.email.as_deref().unwrap_or(""),
+        };
+        let refused = |message: &str| -> Result<submit_registration::Response, MatrixError> {
+            let page =
+                self.registration_page(&b.session, &client, &b.csrf, &form, Some(message))?;
+            Ok(submit_registration::Response::BadRequest(page))
+        };
+        let email = form.email.trim();
+        if email.is_empty() && self.config.email.require_for_registration {
+            return refused("This server needs an email address to create an account.");
+        }
+        if !email.is_empty() {
+            return match self
+                .start_email_registration(b, email, request.cookie.as_deref())
+                .await?
+            {
+                EmailStarted::Waiting {
+                    location,
+                    set_cookie,
+                } => Ok(submit_registration::Response::SeeOther {
+                    location,
+                    set_cookie,
+                }),
+                EmailStarted::Refused(message) => refused(&message),
+                EmailStarted::TooMany(page) => {
+                    Ok(submit_registration::Response::TooManyRequests(page))
+                }
+            };
+        }
         let user_id = match self.register_from_page(b).await? {
             Ok(user_id) => user_id,
-            Err(message) => {
-                let page = self.registration_page(
-                    &b.session,
-                    &client,
-                    &b.csrf,
-                    &b.username,
-                    Some(&message),
-                )?;
-                return Ok(submit_registration::Response::BadRequest(page));
-            }
+            Err(message) => return refused(&message),
         };
         let set_cookie = self.start_browser_session(&user_id).await?;
         Ok(submit_registration::Response::SeeOther {
+            location: Self::consent_location(&b.session),
+            set_cookie,
+        })
+    }
+
+    async fn show_registration_email_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_registration_email_page::Request,
+    ) -> Result<show_registration_email_page::Response, MatrixError> {
+        if !self.page_registration_open() {
+            let page =
+                self.oauth_page_error("This server does not let people create accounts here.")?;
+            return Ok(show_registration_email_page::Response::Forbidden(page));
+        }
+        let client = match self.pending_client(&request.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(show_registration_email_page::Response::BadRequest(page)),
+        };
+        self.show_waiting_registration(&request.session, &client, request.cookie.as_deref())
+            .await
+    }
+
+    async fn submit_registration_email(
+        &self,
+        _ctx: Context<()>,
+        request: submit_registration_email::Request,
+    ) -> Result<submit_registration_email::Response, MatrixError> {
+        let b = &request.body;
+        if !csrf_matches(request.cookie.as_deref(), CSRF_COOKIE, &b.csrf) {
+            let page = self.oauth_page_error(
+                "This form did not come from this server's registration page. Go back to your app and start again.",
+            )?;
+            return Ok(submit_registration_email::Response::Forbidden(page));
+        }
+        if !self.page_registration_open() {
+            let page =
+                self.oauth_page_error("This server does not let people create accounts here.")?;
+            return Ok(submit_registration_email::Response::Forbidden(page));
+        }
+        let client = match self.pending_client(&b.session).await? {
+            Ok(found) => found,
+            Err(page) => return Ok(submit_registration_email::Response::BadRequest(page)),
+        };
+        let user_id = match self
+            .finish_email_registration(b, &client, request.cookie.as_deref())
+            .await?
+        {
+            EmailFinished::Registered { user_id } => user_id,
+            EmailFinished::NotConfirmed(page)
+            | EmailFinished::Refused(page)
+            | EmailFinished::Gone(page) => {
+                return Ok(submit_registration_email::Response::BadRequest(page))
+            }
+        };
+        let set_cookie = self.start_browser_session(&user_id).await?;
+        Ok(submit_registration_email::Response::SeeOther {
             location: Self::consent_location(&b.session),
             set_cookie,
         })

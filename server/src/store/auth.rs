@@ -135,6 +135,10 @@ impl Store {
             ),
             ("DELETE FROM browser_sessions WHERE expires_ms <= $1", now),
             (
+                "DELETE FROM oauth_pending_registrations WHERE expires_ms <= $1",
+                now,
+            ),
+            (
                 "DELETE FROM oauth_device_grants WHERE expires_ms <= $1",
                 device_expired_before,
             ),

@@ -12,6 +12,7 @@ mod auth;
 mod cache;
 mod oauth;
 mod oauth_device;
+mod oauth_registration;
 mod sql;
 mod sqlite_reads;
 mod threepid;
@@ -29,6 +30,7 @@ use writer::Writer;
 pub use auth::UiaSession;
 pub use oauth::{Authorization, CodeExchange};
 pub use oauth_device::{DeviceGrant, DevicePoll};
+pub use oauth_registration::PendingRegistration;
 pub use threepid::{NewValidation, Submitted};
 pub use users::{Device, LogoutDevices, NewSession, OAuthGrant, Refreshed, TokenOwner, User};
 
