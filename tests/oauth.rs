@@ -218,6 +218,43 @@ fn a_client_logs_in_refreshes_and_logs_out_through_the_pages() {
         whoami(&s, &tokens.access_token),
         Ok(("@alice:test.local".into(), "PHONE1".into()))
     );
+    // But not on the endpoints of interactive auth, which the spec says
+    // cannot be used with the OAuth 2.0 API's tokens: no password is asked
+    // of such a client; the answer names the account page.
+    for (path, body) in [
+        (
+            "/_matrix/client/v3/account/password",
+            json!({"new_password": "another one 1"}),
+        ),
+        ("/_matrix/client/v3/account/deactivate", json!({})),
+        ("/_matrix/client/v1/login/get_token", json!({})),
+    ] {
+        let r = s.post(path, Some(&tokens.access_token), body);
+        assert_eq!(
+            (r.status, r.errcode()),
+            (403, "M_FORBIDDEN"),
+            "{path}: {r:?}"
+        );
+        assert!(
+            r.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("/_account/v1/account"),
+            "{r:?}"
+        );
+    }
+    // A legacy token of the same account is challenged as before.
+    let legacy = s.login("alice", PASSWORD).body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.post(
+        "/_matrix/client/v3/account/password",
+        Some(&legacy),
+        json!({"new_password": "another one 1"}),
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.body["flows"].is_array(), "{r:?}");
 
     let refreshed = c.refresh(None).expect("refresh");
     assert_ne!(refreshed.access_token, tokens.access_token);

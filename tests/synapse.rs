@@ -182,6 +182,31 @@ fn accounts_made_here_use_rooms_and_sync_on_synapse() {
         "the other device is untouched"
     );
 
+    // A replayed refresh token logs its device out here; Synapse drops the
+    // device too, at once, though it cached the access token a moment ago.
+    let r = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+               "password": PASSWORD, "device_id": "TABLET", "refresh_token": true}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let first_refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |token: &str| {
+        s.post(
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": token}),
+        )
+    };
+    let r = refresh(&first_refresh);
+    assert_eq!(r.status, 200, "{r:?}");
+    let tablet = r.body["access_token"].as_str().unwrap().to_string();
+    assert!(synapse_whoami(&h, &tablet).is_ok());
+    assert_eq!(refresh(&first_refresh).status, 401, "the replay is refused");
+    assert_eq!(synapse_whoami(&h, &tablet), Err(401));
+    assert_eq!(synapse_devices(&h, token), ["PHONE"]);
+
     // The name is taken on Synapse too.
     let r = s.get("/_matrix/client/v3/register/available?username=alice", None);
     assert_eq!((r.status, r.errcode()), (400, "M_USER_IN_USE"), "{r:?}");

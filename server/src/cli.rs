@@ -129,10 +129,16 @@ async fn set_flag(server: &Server, user: &str, flag: Flag, on: bool) -> Result<(
         .resolve_user(user)
         .map_err(|e| format!("{user}: {}", e.error))?;
     let changed = match flag {
-        Flag::Locked => server.store.set_locked(&user_id, on).await,
-        Flag::Suspended => server.store.set_suspended(&user_id, on).await,
-    }
-    .map_err(store_err)?;
+        Flag::Locked => server
+            .set_locked(&user_id, on)
+            .await
+            .map_err(|e| format!("{user_id}: {}", e.error))?,
+        Flag::Suspended => server
+            .store
+            .set_suspended(&user_id, on)
+            .await
+            .map_err(store_err)?,
+    };
     if !changed {
         return Err(format!("{user_id}: no such active user"));
     }

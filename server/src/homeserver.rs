@@ -238,4 +238,21 @@ impl Server {
             .map(drop)
             .map_err(|e| unavailable("delete_user", &e))
     }
+
+    /// Tells Synapse the account was locked or unlocked. Informational for
+    /// Synapse (introspection already refuses a locked account's tokens), so
+    /// a failure is logged, not returned.
+    pub async fn tell_homeserver_locked(&self, user_id: &str, locked: bool) {
+        let Some(synapse) = &self.synapse else {
+            return;
+        };
+        let Ok(localpart) = localpart(user_id) else {
+            return;
+        };
+        let mut body = provision_user::RequestBody::new(localpart);
+        body.locked = Some(locked);
+        if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
+            tracing::error!(user_id, locked, error = ?e, "could not tell Synapse of the lock");
+        }
+    }
 }

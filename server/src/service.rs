@@ -66,6 +66,9 @@ pub struct Caller {
     pub is_admin: bool,
     pub is_guest: bool,
     pub suspended: bool,
+    /// The token was issued through the OAuth 2.0 API (its device belongs to
+    /// a client), which cannot do interactive authentication.
+    pub via_oauth: bool,
 }
 
 impl Caller {
@@ -78,6 +81,7 @@ impl Caller {
             is_admin: false,
             is_guest: false,
             suspended: false,
+            via_oauth: false,
         }
     }
 }
@@ -335,6 +339,20 @@ impl Server {
         Ok(())
     }
 
+    /// Locks or unlocks an account, here and (for its own records) on the
+    /// delegating homeserver. `false`: there is no such active account.
+    pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool, MatrixError> {
+        let changed = self
+            .store
+            .set_locked(user_id, locked)
+            .await
+            .map_err(internal)?;
+        if changed {
+            self.tell_homeserver_locked(user_id, locked).await;
+        }
+        Ok(changed)
+    }
+
     /// Deactivates an account for good: first on the delegating homeserver
     /// (if it refuses, nothing changed), then here, with its devices, tokens,
     /// addresses and browser sessions. `false`: there is no such account.
@@ -368,9 +386,14 @@ impl Server {
                 tracing::debug!(user_id, device_id, "refreshed");
             }
             // Someone else holds a copy of this token.
-            Refreshed::Replayed => {
-                tracing::warn!("a retired refresh token was replayed; its device is logged out")
+            Refreshed::Replayed { user_id } => {
+                tracing::warn!(
+                    user_id,
+                    "a retired refresh token was replayed; its device is logged out"
+                );
+                self.sync_devices(user_id).await;
             }
+            Refreshed::SessionOver { user_id } => self.sync_devices(user_id).await,
             _ => {}
         }
         Ok(Rotation {
@@ -590,6 +613,7 @@ impl Authenticator for Server {
             is_admin: owner.is_admin,
             is_guest: owner.is_guest,
             suspended: owner.suspended,
+            via_oauth: owner.via_oauth,
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct UiaSpec<'a> {
     pub binding: &'a [&'a str],
     /// The signed-in user whose password the stages check.
     pub user_id: Option<&'a str>,
+    /// The caller's token came from the OAuth 2.0 API.
+    pub via_oauth: bool,
     pub flows: Vec<Vec<&'static str>>,
     /// The request (its client address limits failed password stages).
     pub request: &'a RequestInfo,
@@ -72,6 +74,15 @@ impl Server {
                 "interactive auth on an operation without it"
             );
             return Err(MatrixError::unknown("Internal server error"));
+        }
+        // The spec: interactive auth is not compatible with the OAuth 2.0
+        // API, and its endpoints cannot be used with its tokens. What they
+        // do is on the account page, where the person signs in again.
+        if spec.via_oauth {
+            return Err(MatrixError::forbidden(format!(
+                "This endpoint needs interactive authentication, which tokens of the OAuth 2.0 API cannot do: use the account page, {}/_account/v1/account",
+                self.public_base()
+            )));
         }
         // `"POST /_matrix/client/v3/register"`: what a session is bound to.
         let endpoint = format!("{} {}", spec.operation.method, spec.operation.path);
@@ -161,6 +172,8 @@ impl Server {
             operation,
             binding: &[],
             user_id: user_id.as_deref(),
+            // The fallback pages are a browser's, not an OAuth client's.
+            via_oauth: false,
             flows: Vec::new(),
             request,
             result_on_retry: false,

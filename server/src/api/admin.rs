@@ -141,10 +141,7 @@ impl AdminApi for Server {
     ) -> Result<set_admin_lock_user::Response, MatrixError> {
         let u = self.admin_target(&ctx.auth, &request.user_id, true).await?;
         let locked = request.body.locked;
-        self.store
-            .set_locked(&u.user_id, locked)
-            .await
-            .map_err(internal)?;
+        self.set_locked(&u.user_id, locked).await?;
         tracing::info!(
             admin = ctx.auth.user_id,
             user_id = u.user_id,

@@ -238,6 +238,7 @@ impl LoginTokenApi for Server {
             operation: &generate_login_token::METADATA,
             binding: &[],
             user_id: Some(&ctx.auth.user_id),
+            via_oauth: ctx.auth.via_oauth,
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
             result_on_retry: false,
@@ -304,10 +305,10 @@ impl RefreshApi for Server {
         };
         match rotation.outcome {
             Refreshed::Rotated { .. } => {}
-            Refreshed::Unknown | Refreshed::Replayed => {
+            Refreshed::Unknown | Refreshed::Replayed { .. } => {
                 return refused("Unknown or already used refresh token")
             }
-            Refreshed::SessionOver => return refused("The session has ended: log in again"),
+            Refreshed::SessionOver { .. } => return refused("The session has ended: log in again"),
             Refreshed::Locked => return Err(locked()),
         }
         let mut body = refresh::OkBody::new(rotation.access_token);

@@ -304,6 +304,7 @@ impl Server {
                 device_id = a.device_id,
                 "an authorization code was reused; its device is logged out"
             );
+            self.sync_devices(user_id).await;
         }
         Ok(())
     }
@@ -335,10 +336,10 @@ impl Server {
         let rotation = self.rotate(refresh_token).await?;
         match rotation.outcome {
             Refreshed::Rotated { .. } => {}
-            Refreshed::Unknown | Refreshed::Replayed => {
+            Refreshed::Unknown | Refreshed::Replayed { .. } => {
                 return Err(invalid_grant("Unknown or already used refresh token"))
             }
-            Refreshed::SessionOver => {
+            Refreshed::SessionOver { .. } => {
                 return Err(invalid_grant("The session has ended: log in again"))
             }
             Refreshed::Locked => return Err(invalid_grant("The account is locked")),

@@ -184,6 +184,7 @@ impl RegistrationApi for Server {
             // A generated name is not bound: it is drawn anew per request.
             binding: &[body.username.as_deref().unwrap_or(""), password, inhibit],
             user_id: None,
+            via_oauth: false,
             flows,
             request: &ctx.request,
             result_on_retry: true,

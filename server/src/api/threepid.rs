@@ -68,6 +68,7 @@ impl AdministrativeContactApi for Server {
             operation: &add_3pid::METADATA,
             binding: &[&body.client_secret, &body.sid],
             user_id: Some(&ctx.auth.user_id),
+            via_oauth: ctx.auth.via_oauth,
             flows: vec![vec![PASSWORD]],
             request: &ctx.request,
             result_on_retry: false,

@@ -34,6 +34,8 @@ pub struct TokenOwner {
     /// is still valid: the first use of this token retires it.
     pub retires_predecessor: bool,
     pub refresh_hash: Option<String>,
+    /// The device belongs to an OAuth 2.0 client.
+    pub via_oauth: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -94,10 +96,10 @@ pub enum Refreshed {
     /// logged out).
     Unknown,
     /// A retired token came back after its successor was used: someone else
-    /// holds a copy. The device is logged out.
-    Replayed,
-    /// The session reached its absolute end; the device is logged out.
-    SessionOver,
+    /// holds a copy. The user's device is logged out.
+    Replayed { user_id: String },
+    /// The session reached its absolute end; the user's device is logged out.
+    SessionOver { user_id: String },
     /// The account is locked; nothing changed.
     Locked,
 }
@@ -418,7 +420,7 @@ impl Store {
         let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT a.user_id, a.device_id, a.expires_ms, u.is_guest, u.is_admin, u.deactivated, u.locked, \
-             u.suspended, d.last_seen_ms, r.predecessor_hash, a.refresh_hash \
+             u.suspended, d.last_seen_ms, r.predecessor_hash, a.refresh_hash, d.oauth_client_id \
              FROM access_tokens a JOIN users u ON u.user_id = a.user_id \
              LEFT JOIN devices d ON d.user_id = a.user_id AND d.device_id = a.device_id \
              LEFT JOIN refresh_tokens r ON r.token_hash = a.refresh_hash \
@@ -440,6 +442,7 @@ impl Store {
             last_seen_ms: row.try_get(8)?,
             retires_predecessor: row.try_get::<Option<String>, _>(9)?.is_some(),
             refresh_hash: row.try_get(10)?,
+            via_oauth: row.try_get::<Option<String>, _>(11)?.is_some(),
         };
         self.cache.put_token(generation, access_hash, &owner);
         Ok(Some(owner))
@@ -504,9 +507,13 @@ impl Store {
                     let outcome = if deactivated != 0 {
                         Some(Refreshed::Unknown)
                     } else if retired.is_some() {
-                        Some(Refreshed::Replayed)
+                        Some(Refreshed::Replayed {
+                            user_id: user_id.clone(),
+                        })
                     } else if session_ends.is_some_and(|end| end <= now) {
-                        Some(Refreshed::SessionOver)
+                        Some(Refreshed::SessionOver {
+                            user_id: user_id.clone(),
+                        })
                     } else if locked != 0 {
                         return Ok((Refreshed::Locked, None, false));
                     } else {
