@@ -124,6 +124,9 @@ impl<D: Dispatch> Router<D> {
             (None, span, response::empty(StatusCode::NO_CONTENT))
         } else {
             let path = req.uri().path().to_owned();
+            let unread = |e: MatrixError, req: &Request<B>| {
+                closing_if_body_unread(e.into_response(), req.body())
+            };
             match self.match_route(req.method(), &path) {
                 Ok((route, raw_params)) => {
                     let span = request_span(req.method(), Some(route));
@@ -133,11 +136,11 @@ impl<D: Dispatch> Router<D> {
                                 .instrument(span.clone())
                                 .await
                         }
-                        Err(e) => e.into_response(),
+                        Err(e) => unread(e, &req),
                     };
                     (Some(route.metadata), span, resp)
                 }
-                Err(e) => (None, request_span(req.method(), None), e.into_response()),
+                Err(e) => (None, request_span(req.method(), None), unread(e, &req)),
             }
         };
         add_cors(&mut resp);
@@ -314,6 +317,18 @@ fn too_large(operation: &Metadata, limit: usize) -> HttpResponse {
     let e = MatrixError::too_large(format!("request body larger than {limit} bytes"));
     let mut resp = (operation.render_error)(e);
     response::set_header(&mut resp, "connection", "close");
+    resp
+}
+
+/// An answer given before the request's body was read (an unknown or
+/// switched-off endpoint, a bad path): the unread rest of a body would be
+/// taken for the next request, so hyper closes the connection after the
+/// answer; `Connection: close` tells the client, so it does not send its next
+/// request on it (and meet a broken pipe).
+fn closing_if_body_unread<B: Body>(mut resp: HttpResponse, body: &B) -> HttpResponse {
+    if !body.is_end_stream() {
+        response::set_header(&mut resp, "connection", "close");
+    }
     resp
 }
 
@@ -573,6 +588,28 @@ mod tests {
         assert_eq!(answer(vec![]), StatusCode::NO_CONTENT);
         assert_eq!(answer(vec!["otherOperation"]), StatusCode::NO_CONTENT);
         assert_eq!(answer(vec![TOKEN.operation_id]), StatusCode::NOT_FOUND);
+    }
+
+    /// An endpoint answered without reading the body closes the connection
+    /// when there is a body; a bodiless request keeps it.
+    #[test]
+    fn an_unknown_endpoint_with_a_body_closes_the_connection() {
+        let answer = |body: &'static [u8]| {
+            let router = Router::new(OneRoute, RouterConfig::default());
+            let req = Request::post("/nowhere")
+                .body(http_body_util::Full::new(Bytes::from_static(body)))
+                .unwrap();
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut fut = std::pin::pin!(router.handle(req));
+            let std::task::Poll::Ready(resp) = fut.as_mut().poll(&mut cx) else {
+                panic!("the answer needs no I/O");
+            };
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+            resp.headers().get("connection").cloned()
+        };
+        assert_eq!(answer(b"{\"a\": 1}").unwrap(), "close");
+        assert_eq!(answer(b""), None);
     }
 
     static WHOIS: Metadata = Metadata::for_tests(Method::GET, "/_matrix/client/v3/whois/{userId}")
