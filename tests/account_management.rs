@@ -4,14 +4,18 @@
 //! as a person would — the profile, the device list, one device, signing one
 //! out, removing an email address, changing the password, deactivating —
 //! while the legacy API shows the effect (tokens refused, logins failing).
-//! Raw HTTP checks what a browser hides: the CSRF refusals, the cookies, the
-//! login page's `next` refusing anything but the account page. Screenshots
-//! go to `<target dir>/test-screenshots/<test>/`.
+//! Adding an email address goes through a real SMTP sink (`support/smtp.rs`):
+//! the delivered message's link is followed in the browser, and the legacy
+//! API shows the address bound. Raw HTTP checks what a browser hides: the
+//! CSRF refusals, the cookies, the login page's `next` refusing anything but
+//! the account page, another browser session finding nothing to finish.
+//! Screenshots go to `<target dir>/test-screenshots/<test>/`.
 
 use std::time::Duration;
 
 use matrix_tests::browser::{Browser, Viewport};
 use matrix_tests::server::{Db, TestServer};
+use matrix_tests::smtp::{Mode, SmtpSink};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse";
@@ -599,6 +603,11 @@ fn forms_need_their_csrf_value_and_next_stays_on_the_account_page() {
             vec![("medium", "email"), ("address", "erin@example.org")],
         ),
         (
+            "/_account/v1/account/threepids/add",
+            vec![("email", "erin@example.org")],
+        ),
+        ("/_account/v1/account/threepids/confirm", vec![]),
+        (
             "/_account/v1/account/deactivate",
             vec![("password", PASSWORD)],
         ),
@@ -700,4 +709,223 @@ fn wrong_current_passwords_are_limited_like_failed_password_stages() {
     );
     assert_eq!(deactivate.status, 429);
     assert_eq!(s.login("fay", PASSWORD).status, 200, "nothing changed");
+}
+
+/// The CSRF value of the cookies [`Raw::sign_in`] returns.
+fn csrf_of(cookies: &str) -> String {
+    cookies
+        .split("; ")
+        .next()
+        .unwrap()
+        .strip_prefix("oauth_csrf=")
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_email_address_is_added_once_its_link_is_followed_in_the_same_browser_session() {
+    let Some(sink) = SmtpSink::start(Mode::Accept) else {
+        return;
+    };
+    let config = format!(
+        "[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"Test <noreply@test.local>\"\n",
+        sink.port()
+    );
+    let Some(s) = TestServer::start(Db::Sqlite, &config) else {
+        return;
+    };
+    let Some(b) = Browser::start(Viewport::Phone) else {
+        return;
+    };
+    s.register("gina", PASSWORD);
+    s.register("hank", PASSWORD);
+    let out = s.cli(&["user", "add-email", "hank", "hank@example.org"]);
+    assert!(out.status.success(), "{out:?}");
+    // A suspended account may add contact addresses (the spec).
+    let out = s.cli(&["user", "suspend", "gina"]);
+    assert!(out.status.success(), "{out:?}");
+    let token = device(&s, "gina", "PHONE", "Phone");
+    let threepids = || s.get("/_matrix/client/v3/account/3pid", Some(&token));
+
+    b.open(&format!("{}{ACCOUNT}", s.base));
+    sign_in(&b, "gina", PASSWORD);
+    b.wait_for("#user-id");
+    assert_eq!(b.text("label[for=email]"), "Add an email address");
+    assert!(b.exists("#no-threepids"));
+    b.screenshot("add-email");
+    assert_page_sound(&b);
+
+    // An address another account has is refused on the page, and not mailed.
+    b.type_into("#email", "Hank@Example.org");
+    b.click("#add-email");
+    b.wait_for("#email-error");
+    assert_eq!(b.status(), 400);
+    assert_eq!(
+        b.text("#email-error"),
+        "That email address is already in use by another account."
+    );
+    assert_eq!(
+        b.execute("return document.getElementById('email').value;", vec![]),
+        json!("Hank@Example.org")
+    );
+    b.screenshot("add-email-in-use");
+    assert_page_sound(&b);
+    assert!(sink.messages().is_empty());
+
+    // A free one: the link is mailed, and the browser waits for it.
+    b.execute("document.getElementById('email').value = '';", vec![]);
+    b.type_into("#email", "Gina@Example.org");
+    b.click("#add-email");
+    b.wait_for("#sent");
+    assert_eq!(path_of(&b), "/_account/v1/account/threepids/confirm");
+    assert_eq!(b.text("#address"), "gina@example.org");
+    b.screenshot("add-email-sent");
+    assert_page_sound(&b);
+    // Continuing before the link is followed is refused, saying so.
+    b.click("#continue");
+    b.wait_for("#error");
+    assert_eq!(b.status(), 400);
+    assert!(
+        b.text("#error").contains("not confirmed yet"),
+        "{}",
+        b.text("#error")
+    );
+    b.screenshot("add-email-not-confirmed");
+    assert_page_sound(&b);
+    assert_eq!(threepids().body["threepids"], json!([]));
+    // The profile says what waits, and leads back to it.
+    b.open(&format!("{}{ACCOUNT}", s.base));
+    b.wait_for("#pending");
+    assert!(b.text("#pending").contains("gina@example.org"));
+    b.click("#pending-link");
+    b.wait_for("#sent");
+
+    // The message really delivered, its link, its page's button: back on the
+    // waiting page, now confirmed.
+    let m = sink.wait_for_message(Duration::from_secs(20));
+    assert_eq!(m.to, ["gina@example.org"]);
+    let link = m
+        .text_line_containing("/_account/v1/3pid/validate?")
+        .expect("a validation link");
+
+    // Another browser session of the same user, and a browser without one,
+    // find nothing to finish, even once the address is confirmed.
+    let raw = Raw::new(&s);
+    let (_, other) = raw.sign_in("gina", ACCOUNT);
+    let elsewhere = raw.get("/_account/v1/account/threepids/confirm", &other);
+    assert_eq!(elsewhere.status, 200);
+    assert!(
+        elsewhere.body.contains("id=\"elsewhere\""),
+        "{}",
+        elsewhere.body
+    );
+    let anonymous = raw.get("/_account/v1/account/threepids/confirm", "");
+    assert_eq!(anonymous.status, 200);
+    assert!(
+        anonymous.body.contains("Continue where you started"),
+        "{}",
+        anonymous.body
+    );
+
+    b.open(&link);
+    b.click("#confirm");
+    b.wait_for("#confirmed");
+    assert_eq!(path_of(&b), "/_account/v1/account/threepids/confirm");
+    assert_eq!(b.text("#address"), "gina@example.org");
+    b.screenshot("add-email-confirmed");
+    assert_page_sound(&b);
+
+    let stolen = raw.post(
+        "/_account/v1/account/threepids/confirm",
+        &other,
+        &[("csrf", &csrf_of(&other))],
+    );
+    assert_eq!(stolen.status, 400);
+    assert!(stolen.body.contains("id=\"elsewhere\""), "{}", stolen.body);
+    assert_eq!(threepids().body["threepids"], json!([]));
+
+    // The button binds it to the signed-in account.
+    b.click("#continue");
+    b.wait_for("#notice");
+    assert_eq!(path_of(&b), "/_account/v1/account?done=threepid_added");
+    assert_eq!(b.text("#notice"), "The address was added to your account.");
+    assert!(
+        b.text("#threepids").contains("gina@example.org"),
+        "{}",
+        b.text("#threepids")
+    );
+    assert!(!b.exists("#pending"));
+    b.screenshot("add-email-added");
+    assert_page_sound(&b);
+    let listed = threepids();
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let bound = &listed.body["threepids"];
+    assert_eq!(bound.as_array().map(Vec::len), Some(1), "{bound}");
+    assert_eq!(bound[0]["medium"], "email");
+    assert_eq!(bound[0]["address"], "gina@example.org");
+    // Once: the waiting page has nothing left.
+    b.open(&format!("{}/_account/v1/account/threepids/confirm", s.base));
+    b.wait_for("#elsewhere");
+    // The address now logs in.
+    let login = s.post(
+        "/_matrix/client/v3/login",
+        None,
+        json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "gina@example.org"},
+            "password": PASSWORD,
+        }),
+    );
+    assert_eq!(login.status, 200, "{login:?}");
+    assert_eq!(login.body["user_id"], "@gina:test.local");
+
+    // An address already on the account is refused as such.
+    b.open(&format!("{}{ACCOUNT}", s.base));
+    b.type_into("#email", "gina@example.org");
+    b.click("#add-email");
+    b.wait_for("#email-error");
+    assert_eq!(
+        b.text("#email-error"),
+        "gina@example.org is already on your account."
+    );
+    assert_eq!(sink.messages().len(), 1);
+
+    // A locked account cannot act on the pages at all.
+    let out = s.cli(&["user", "lock", "gina"]);
+    assert!(out.status.success(), "{out:?}");
+    let locked = raw.post(
+        "/_account/v1/account/threepids/add",
+        &other,
+        &[("csrf", &csrf_of(&other)), ("email", "gina2@example.org")],
+    );
+    assert_eq!(locked.status, 303);
+    assert!(locked
+        .header("location")
+        .starts_with("/_account/v1/account/login?next="));
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[test]
+fn without_email_the_profile_offers_no_address_to_add() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    s.register("ivy", PASSWORD);
+    let raw = Raw::new(&s);
+    let (_, cookies) = raw.sign_in("ivy", ACCOUNT);
+    let profile = raw.get(ACCOUNT, &cookies);
+    assert_eq!(profile.status, 200);
+    assert!(
+        !profile.body.contains("id=\"add-email\""),
+        "{}",
+        profile.body
+    );
+    // Posted anyway: refused on the page.
+    let r = raw.post(
+        "/_account/v1/account/threepids/add",
+        &cookies,
+        &[("csrf", &csrf_of(&cookies)), ("email", "ivy@example.org")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("does not send email"), "{}", r.body);
 }

@@ -770,6 +770,41 @@ async fn every_operation_round_trips_through_the_router() {
     )
     .await;
     h.round_trip(
+        am::submit_threepid_addition::Request::new(am::submit_threepid_addition::RequestBody::new(
+            "c".into(),
+            "A+b@Example.org".into(),
+        )),
+        am::submit_threepid_addition::Response::SeeOther {
+            location: "/_account/v1/account/threepids/confirm".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_threepid_addition::Request::new(am::submit_threepid_addition::RequestBody::new(
+            "c".into(),
+            "a@example.org".into(),
+        )),
+        am::submit_threepid_addition::Response::ServiceUnavailable(Html("not sent".into())),
+    )
+    .await;
+    let mut confirm_page = am::show_threepid_confirmation_page::Request::new();
+    confirm_page.cookie = Some("oauth_csrf=c; account_session=s".into());
+    h.round_trip(
+        confirm_page,
+        am::show_threepid_confirmation_page::Response::Ok {
+            body: Html("<h1>Check your email</h1>".into()),
+            set_cookie: "oauth_csrf=c".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_threepid_confirmation::Request::new(
+            am::submit_threepid_confirmation::RequestBody::new("c".into()),
+        ),
+        am::submit_threepid_confirmation::Response::BadRequest(Html("not confirmed".into())),
+    )
+    .await;
+    h.round_trip(
         am::submit_account_deactivation::Request::new(
             am::submit_account_deactivation::RequestBody::new("c".into(), "pw".into()),
         ),

@@ -998,11 +998,15 @@ fn expected_matrix_answer(operation: &str, case: &str, json_body: bool) -> (u16,
         // The account management pages: without a browser session the page
         // sends the browser to the login page (the redirect is followed),
         // which takes no required parameter; the forms miss their fields.
-        "showAccountPage" | "showAccountLoginPage" => (200, ""),
+        // The waiting page of an address to add says, without a session, to
+        // continue where it started.
+        "showAccountPage" | "showAccountLoginPage" | "showThreepidConfirmationPage" => (200, ""),
         "submitAccountLogin"
         | "submitAccountLogout"
         | "submitPasswordChange"
         | "submitDeviceDeletion"
+        | "submitThreepidAddition"
+        | "submitThreepidConfirmation"
         | "submitThreepidRemoval"
         | "submitAccountDeactivation" => (400, "M_MISSING_PARAM"),
         // The device grant's pages: the code page and the done page take
@@ -1070,7 +1074,7 @@ both!(
             ("huge", &big),
         ];
         let ops = all_operations();
-        assert_eq!(ops.len(), 73);
+        assert_eq!(ops.len(), 76);
         let mut wrong = Vec::new();
         for (operation, method, path, json_body) in ops {
             for (what, body) in cases {

@@ -94,7 +94,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("openid-configuration"),
         ],
         metadata: &crate::account::delegation::get_open_id_configuration::METADATA,
-        op: 8usize,
+        op: 11usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -104,7 +104,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("submit_token"),
         ],
         metadata: &crate::account::validation::submit_validation_token::METADATA,
-        op: 29usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -114,7 +114,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::show_validation_page::METADATA,
-        op: 30usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -124,7 +124,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::confirm_validation::METADATA,
-        op: 31usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -134,7 +134,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validated"),
         ],
         metadata: &crate::account::validation::show_validated_page::METADATA,
-        op: 32usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -151,7 +151,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 40usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -161,7 +161,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 40usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -171,7 +171,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 41usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -181,7 +181,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 41usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -192,7 +192,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 42usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -203,7 +203,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 42usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -214,7 +214,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 43usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -225,7 +225,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 43usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -236,7 +236,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 44usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -247,7 +247,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 44usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -259,7 +259,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 46usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -271,7 +271,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 46usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -283,7 +283,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 47usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -295,7 +295,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 47usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -306,7 +306,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 45usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -317,7 +317,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 45usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -327,7 +327,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::account::account_management::submit_account_deactivation::METADATA,
-        op: 7usize,
+        op: 10usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -337,7 +337,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 34usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -347,7 +347,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 34usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -408,7 +408,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 59usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -418,7 +418,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 59usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -430,7 +430,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 60usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -442,7 +442,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 60usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -454,7 +454,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 61usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -466,7 +466,40 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 61usize,
+        op: 64usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("threepids"),
+            crate::runtime::Seg::Lit("add"),
+        ],
+        metadata: &crate::account::account_management::submit_threepid_addition::METADATA,
+        op: 7usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::GET,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("threepids"),
+            crate::runtime::Seg::Lit("confirm"),
+        ],
+        metadata: &crate::account::account_management::show_threepid_confirmation_page::METADATA,
+        op: 8usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("threepids"),
+            crate::runtime::Seg::Lit("confirm"),
+        ],
+        metadata: &crate::account::account_management::submit_threepid_confirmation::METADATA,
+        op: 9usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -487,7 +520,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 71usize,
+        op: 74usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -497,7 +530,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 71usize,
+        op: 74usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -509,7 +542,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 48usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -521,7 +554,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 48usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -533,7 +566,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 49usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -545,56 +578,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 49usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v1",
         segments: &[crate::runtime::Seg::Lit("auth_metadata")],
         metadata: &crate::client_server::oauth_server_metadata::get_auth_metadata::METADATA,
-        op: 57usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 50usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 50usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::show_consent_page::METADATA,
-        op: 27usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::submit_consent::METADATA,
-        op: 28usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::show_device_code_page::METADATA,
-        op: 15usize,
+        op: 18usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::submit_device_code::METADATA,
-        op: 16usize,
+        op: 19usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -604,7 +637,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::show_device_consent_page::METADATA,
-        op: 17usize,
+        op: 20usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -614,7 +647,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::submit_device_consent::METADATA,
-        op: 18usize,
+        op: 21usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -624,56 +657,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("done"),
         ],
         metadata: &crate::account::oauth_device::show_device_done_page::METADATA,
-        op: 19usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::show_login_page::METADATA,
-        op: 21usize,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::submit_login::METADATA,
-        op: 22usize,
+        op: 25usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 51usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 51usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 52usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 52usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/static/client",
         segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
         metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
-        op: 53usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -683,7 +716,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 54usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -694,35 +727,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("redirect"),
         ],
         metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
-        op: 68usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 55usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 55usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 56usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 56usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -732,14 +765,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 70usize,
+        op: 73usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/.well-known",
         segments: &[crate::runtime::Seg::Lit("oauth-authorization-server")],
         metadata: &crate::account::oauth_discovery::get_authorization_server_metadata::METADATA,
-        op: 20usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -749,7 +782,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("authorize"),
         ],
         metadata: &crate::account::oauth::authorize::METADATA,
-        op: 11usize,
+        op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -759,7 +792,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("device_authorization"),
         ],
         metadata: &crate::account::oauth::request_device_authorization::METADATA,
-        op: 12usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -769,7 +802,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("introspect"),
         ],
         metadata: &crate::account::delegation::introspect_token::METADATA,
-        op: 9usize,
+        op: 12usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -779,7 +812,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("register"),
         ],
         metadata: &crate::account::oauth::register_client::METADATA,
-        op: 10usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -789,7 +822,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("revoke"),
         ],
         metadata: &crate::account::oauth::revoke_token::METADATA,
-        op: 14usize,
+        op: 17usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -799,7 +832,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("token"),
         ],
         metadata: &crate::account::oauth::request_token::METADATA,
-        op: 13usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -809,42 +842,42 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 72usize,
+        op: 75usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 62usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::show_registration_page::METADATA,
-        op: 23usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::submit_registration::METADATA,
-        op: 24usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 63usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 63usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -854,7 +887,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 66usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -864,7 +897,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 66usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -874,7 +907,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::show_registration_email_page::METADATA,
-        op: 25usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -884,7 +917,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::submit_registration_email::METADATA,
-        op: 26usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -895,7 +928,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 64usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -906,7 +939,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 64usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -917,7 +950,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 67usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -928,7 +961,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 65usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -939,14 +972,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 65usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
         metadata: &crate::account::validation::get_static_file::METADATA,
-        op: 33usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -958,7 +991,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 58usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -970,7 +1003,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 58usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -982,7 +1015,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 38usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -994,7 +1027,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 39usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1006,7 +1039,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 36usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -1018,7 +1051,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 37usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1030,14 +1063,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 35usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 69usize,
+        op: 72usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1162,7 +1195,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_account_deactivation(
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_threepid_addition(
                                 &api,
                                 ctx,
                                 r,
@@ -1176,7 +1209,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::show_threepid_confirmation_page(
                                 &api,
                                 ctx,
                                 r,
@@ -1186,6 +1219,48 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             9usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_threepid_confirmation(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            10usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_account_deactivation(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            11usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            12usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1201,7 +1276,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            10usize => {
+            13usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1215,7 +1290,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            11usize => {
+            14usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1229,7 +1304,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            12usize => {
+            15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1243,7 +1318,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            13usize => {
+            16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1257,7 +1332,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            14usize => {
+            17usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1271,7 +1346,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            15usize => {
+            18usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1285,7 +1360,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            16usize => {
+            19usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1299,7 +1374,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            17usize => {
+            20usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1313,7 +1388,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            18usize => {
+            21usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1327,7 +1402,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            19usize => {
+            22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1341,7 +1416,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            20usize => {
+            23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1355,7 +1430,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            21usize => {
+            24usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1369,7 +1444,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            22usize => {
+            25usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1383,7 +1458,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            23usize => {
+            26usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1397,7 +1472,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            24usize => {
+            27usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1411,7 +1486,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            25usize => {
+            28usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1425,7 +1500,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            26usize => {
+            29usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1439,7 +1514,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            27usize => {
+            30usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1453,7 +1528,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            28usize => {
+            31usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1467,7 +1542,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            29usize => {
+            32usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1481,7 +1556,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            30usize => {
+            33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1495,7 +1570,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            31usize => {
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1509,7 +1584,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            32usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1523,7 +1598,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1537,7 +1612,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1553,7 +1628,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1568,7 +1643,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1584,7 +1659,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1600,7 +1675,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1616,7 +1691,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            39usize => {
+            42usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1632,7 +1707,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            40usize => {
+            43usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1648,7 +1723,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            41usize => {
+            44usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1664,7 +1739,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            42usize => {
+            45usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1680,7 +1755,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            43usize => {
+            46usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1696,7 +1771,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            44usize => {
+            47usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1712,7 +1787,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            45usize => {
+            48usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1728,7 +1803,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            46usize => {
+            49usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1742,7 +1817,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            47usize => {
+            50usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1756,7 +1831,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            48usize => {
+            51usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1770,7 +1845,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            49usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1784,7 +1859,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            50usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1800,7 +1875,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1814,7 +1889,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            55usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1828,7 +1903,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            56usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1842,7 +1917,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            54usize => {
+            57usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1858,7 +1933,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            55usize => {
+            58usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1873,7 +1948,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            56usize => {
+            59usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1888,7 +1963,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            57usize => {
+            60usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1902,7 +1977,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            58usize => {
+            61usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1918,7 +1993,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            59usize => {
+            62usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1934,7 +2009,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            60usize => {
+            63usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1948,7 +2023,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            61usize => {
+            64usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1962,7 +2037,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            62usize => {
+            65usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1976,7 +2051,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            63usize => {
+            66usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1990,7 +2065,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            64usize => {
+            67usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2004,7 +2079,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            65usize => {
+            68usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2018,7 +2093,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            66usize => {
+            69usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2032,7 +2107,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            67usize => {
+            70usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2046,7 +2121,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            68usize => {
+            71usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2060,7 +2135,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            69usize => {
+            72usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2076,7 +2151,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            70usize => {
+            73usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2090,7 +2165,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            71usize => {
+            74usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2106,7 +2181,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            72usize => {
+            75usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

@@ -19,6 +19,9 @@
 //!   [`Server::sync_devices`] sends the whole list, so a call that failed is
 //!   repaired by the next one. The tokens are already dead here, so a Synapse
 //!   that is down delays only the cleanup, not the logout.
+//! - Email addresses added or removed here are sent to Synapse afterwards
+//!   ([`Server::homeserver_emails_changed`], the whole list, logged when it
+//!   fails), as a new user's are when it is provisioned.
 //! - Deactivation happens on Synapse first ([`Server::delete_homeserver_user`]):
 //!   if Synapse refuses, nothing changed and the person can try again.
 //!
@@ -123,6 +126,21 @@ fn localpart(user_id: &str) -> Result<String, MatrixError> {
 }
 
 impl Server {
+    /// The account's email addresses, as Synapse's `set_emails` takes them.
+    async fn email_addresses(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<String>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .threepids(user_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.medium == "email")
+            .map(|t| t.address)
+            .collect())
+    }
+
     /// Whether Synapse lets an account take `localpart` (application services
     /// reserve namespaces there; it may have users of its own). Synapse's
     /// refusal (`M_USER_IN_USE`, `M_EXCLUSIVE`, `M_INVALID_USERNAME`) is passed
@@ -151,15 +169,7 @@ impl Server {
         let Some(synapse) = &self.synapse else {
             return Ok(());
         };
-        let emails: Vec<String> = self
-            .store
-            .threepids(user_id)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .filter(|t| t.medium == "email")
-            .map(|t| t.address)
-            .collect();
+        let emails = self.email_addresses(user_id).await.map_err(internal)?;
         let mut body = provision_user::RequestBody::new(localpart(user_id)?);
         if !emails.is_empty() {
             body.set_emails = Some(emails);
@@ -173,6 +183,38 @@ impl Server {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Tells a delegating homeserver the account's email addresses changed.
+    ///
+    /// Sends Synapse the account's addresses as they are now (`provision_user`
+    /// with `set_emails`, or `unset_emails` when none are left), so a lost
+    /// call is repaired by the next change. A failure is logged, not
+    /// returned: the address was added or removed here either way, and this
+    /// server, not Synapse, is what logins and password resets ask.
+    pub async fn homeserver_emails_changed(&self, user_id: &str) {
+        let Some(synapse) = &self.synapse else {
+            return;
+        };
+        let emails = match self.email_addresses(user_id).await {
+            Ok(emails) => emails,
+            Err(e) => {
+                tracing::error!(user_id, error = %e, "could not list email addresses for Synapse");
+                return;
+            }
+        };
+        let Ok(localpart) = localpart(user_id) else {
+            return;
+        };
+        let mut body = provision_user::RequestBody::new(localpart);
+        if emails.is_empty() {
+            body.unset_emails = Some(true);
+        } else {
+            body.set_emails = Some(emails);
+        }
+        if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
+            tracing::error!(user_id, error = ?e, "Synapse's email addresses are behind: provision_user failed; the next change of this user's addresses repairs it");
         }
     }
 

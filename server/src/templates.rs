@@ -110,6 +110,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "pages/account_message.html",
         include_str!("../templates/pages/account_message.html"),
     ),
+    (
+        "pages/account_threepid_confirm.html",
+        include_str!("../templates/pages/account_threepid_confirm.html"),
+    ),
 ];
 
 /// The files the pages load (`/_account/v1/static/{file}`): a content type

@@ -7,12 +7,13 @@
 ///
 /// Shows what `action` asks for: `org.matrix.profile` (the default, and what an unknown action
 /// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
-/// password form), `org.matrix.devices_list`, `org.matrix.device_view` and
-/// `org.matrix.device_delete` (one device, and the form that signs it out; without a
-/// `device_id`, the list) and `org.matrix.account_deactivate`; MSC4191's earlier names
-/// (`org.matrix.sessions_list`, `org.matrix.session_view`, `org.matrix.session_end`), which
-/// older clients send, are taken too. Without a browser session, sends the browser to the
-/// account login page, which comes back here.
+/// form that adds an email address when the server sends email, the password form),
+/// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
+/// device, and the form that signs it out; without a `device_id`, the list) and
+/// `org.matrix.account_deactivate`; MSC4191's earlier names (`org.matrix.sessions_list`,
+/// `org.matrix.session_view`, `org.matrix.session_end`), which older clients send, are taken
+/// too. Without a browser session, sends the browser to the account login page, which comes
+/// back here.
 pub mod show_account_page {
     /// What the spec says about this operation besides its types (a
     /// `static`, so the route table and each request can point at it).
@@ -41,7 +42,8 @@ pub mod show_account_page {
         /// The device of `org.matrix.device_view` and `org.matrix.device_delete`.
         pub device_id: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_removed`; on the login page `signed_out`, `deactivated`), for the page to say.
+        /// `threepid_added`, `threepid_removed`; on the login page `signed_out`, `deactivated`), for
+        /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
         /// Carries the CSRF cookie and the browser session.
@@ -185,7 +187,8 @@ pub mod show_account_login_page {
         /// The account management page to go to once signed in (a path, see the operation).
         pub next: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_removed`; on the login page `signed_out`, `deactivated`), for the page to say.
+        /// `threepid_added`, `threepid_removed`; on the login page `signed_out`, `deactivated`), for
+        /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
         /// Carries the CSRF cookie and the browser session.
@@ -969,6 +972,391 @@ pub mod submit_threepid_removal {
         }
     }
 }
+/// Add an email address to the account (first step, the link).
+///
+/// Offered when the server sends email (`[email] smtp_url`). The address is validated as
+/// `POST /account/3pid/email/requestToken` validates one (the same checks, limits,
+/// `allowed_addresses` and message templates): it is sent a link to the validation page,
+/// whose confirmation leads to `GET /account/threepids/confirm`. The pending address is kept
+/// on the server for this browser session only (one at a time; a new one replaces it), so
+/// only the browser, and the user, that started it can finish it there. A suspended account
+/// may add addresses.
+pub mod submit_threepid_addition {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "submitThreepidAddition",
+        method: http::Method::POST,
+        path: "/_account/v1/account/threepids/add",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: true,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { cookie: None, body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+                body: req.form()?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// The link is sent (to `GET /account/threepids/confirm`, the waiting page), or not
+        /// signed in (to the login page).
+        SeeOther { location: String },
+        /// The address is refused: not an email address, already on this account or another
+        /// one, not among the addresses the server accepts, or the server sends no email; the
+        /// profile page again, saying why.
+        BadRequest(crate::runtime::Html),
+        /// The form did not come from an account page (CSRF).
+        Forbidden(crate::runtime::Html),
+        /// Too many messages from this client's address (`[rate_limits.request_token_address]`)
+        /// or to the email address; the page says when to try again.
+        TooManyRequests(crate::runtime::Html),
+        /// The message could not be sent (the mail server refused or is unreachable); the page says so.
+        ServiceUnavailable(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::SeeOther { location } => {
+                    crate::runtime::empty(crate::runtime::status(303))
+                        .header("location", Some(location.as_str()))
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::html(crate::runtime::status(400), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+                Self::TooManyRequests(body) => {
+                    crate::runtime::html(crate::runtime::status(429), body)
+                }
+                Self::ServiceUnavailable(body) => {
+                    crate::runtime::html(crate::runtime::status(503), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                303 => {
+                    Ok(Response::SeeOther {
+                        location: answer.header_required("location")?,
+                    })
+                }
+                400 => Ok(Response::BadRequest(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                429 => Ok(Response::TooManyRequests(answer.html()?)),
+                503 => Ok(Response::ServiceUnavailable(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The value the page put in the form.
+        pub csrf: String,
+        /// The email address to add.
+        pub email: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(csrf: String, email: String) -> Self {
+            Self { csrf, email }
+        }
+    }
+}
+/// The page of an email address waiting to be confirmed.
+///
+/// Says where the link was sent and whether the address is confirmed yet, with the button
+/// that adds it (`POST /account/threepids/confirm`). The validation link's confirmation
+/// leads here. Without a browser session (the link opened in another browser), or with none
+/// waiting in this one, the page says to continue where the address was entered.
+pub mod show_threepid_confirmation_page {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "showThreepidConfirmationPage",
+        method: http::Method::GET,
+        path: "/_account/v1/account/threepids/confirm",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+    }
+    impl Request {
+        /// A value with every field absent or at its default.
+        pub fn new() -> Self {
+            Self { cookie: None }
+        }
+    }
+    impl Default for Request {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// The waiting page (or where to continue).
+        Ok {
+            body: crate::runtime::Html,
+            /// The CSRF cookie (`HttpOnly`, `SameSite=Strict`).
+            set_cookie: String,
+        },
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::Ok { body, set_cookie } => {
+                    crate::runtime::html(crate::runtime::status(200), body)
+                        .header("set-cookie", Some(set_cookie.as_str()))
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => {
+                    Ok(Response::Ok {
+                        body: answer.html()?,
+                        set_cookie: answer.header_required("set-cookie")?,
+                    })
+                }
+                _ => answer.error(),
+            }
+        }
+    }
+}
+/// Add the confirmed email address to the account.
+///
+/// Once the address this browser session is waiting for is confirmed, binds it to the
+/// signed-in account (as `POST /account/3pid/add` does; the address must still be free) and
+/// tells a delegating homeserver the account's addresses.
+pub mod submit_threepid_confirmation {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "submitThreepidConfirmation",
+        method: http::Method::POST,
+        path: "/_account/v1/account/threepids/confirm",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { cookie: None, body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+                body: req.form()?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Added (to the profile page, `done=threepid_added`), or not signed in (to the login page).
+        SeeOther { location: String },
+        /// The address is not confirmed yet (the waiting page again, saying so); another account
+        /// took it meanwhile, or its validation expired; or no address waits in this browser
+        /// session. The page says which.
+        BadRequest(crate::runtime::Html),
+        /// The form did not come from an account page (CSRF).
+        Forbidden(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::SeeOther { location } => {
+                    crate::runtime::empty(crate::runtime::status(303))
+                        .header("location", Some(location.as_str()))
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::html(crate::runtime::status(400), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                303 => {
+                    Ok(Response::SeeOther {
+                        location: answer.header_required("location")?,
+                    })
+                }
+                400 => Ok(Response::BadRequest(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The value the page put in the form.
+        pub csrf: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(csrf: String) -> Self {
+            Self { csrf }
+        }
+    }
+}
 /// Deactivate the account.
 ///
 /// Needs the current password (wrong ones count as failed password checks). Deactivates the
@@ -1123,12 +1511,13 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
     ///
     /// Shows what `action` asks for: `org.matrix.profile` (the default, and what an unknown action
     /// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
-    /// password form), `org.matrix.devices_list`, `org.matrix.device_view` and
-    /// `org.matrix.device_delete` (one device, and the form that signs it out; without a
-    /// `device_id`, the list) and `org.matrix.account_deactivate`; MSC4191's earlier names
-    /// (`org.matrix.sessions_list`, `org.matrix.session_view`, `org.matrix.session_end`), which
-    /// older clients send, are taken too. Without a browser session, sends the browser to the
-    /// account login page, which comes back here.
+    /// form that adds an email address when the server sends email, the password form),
+    /// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
+    /// device, and the form that signs it out; without a `device_id`, the list) and
+    /// `org.matrix.account_deactivate`; MSC4191's earlier names (`org.matrix.sessions_list`,
+    /// `org.matrix.session_view`, `org.matrix.session_end`), which older clients send, are taken
+    /// too. Without a browser session, sends the browser to the account login page, which comes
+    /// back here.
     fn show_account_page(
         &self,
         ctx: crate::runtime::Context<()>,
@@ -1203,6 +1592,53 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
         request: submit_threepid_removal::Request,
     ) -> impl std::future::Future<
         Output = Result<submit_threepid_removal::Response, crate::runtime::MatrixError>,
+    > + Send;
+    /// Add an email address to the account (first step, the link).
+    ///
+    /// Offered when the server sends email (`[email] smtp_url`). The address is validated as
+    /// `POST /account/3pid/email/requestToken` validates one (the same checks, limits,
+    /// `allowed_addresses` and message templates): it is sent a link to the validation page,
+    /// whose confirmation leads to `GET /account/threepids/confirm`. The pending address is kept
+    /// on the server for this browser session only (one at a time; a new one replaces it), so
+    /// only the browser, and the user, that started it can finish it there. A suspended account
+    /// may add addresses.
+    fn submit_threepid_addition(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_threepid_addition::Request,
+    ) -> impl std::future::Future<
+        Output = Result<submit_threepid_addition::Response, crate::runtime::MatrixError>,
+    > + Send;
+    /// The page of an email address waiting to be confirmed.
+    ///
+    /// Says where the link was sent and whether the address is confirmed yet, with the button
+    /// that adds it (`POST /account/threepids/confirm`). The validation link's confirmation
+    /// leads here. Without a browser session (the link opened in another browser), or with none
+    /// waiting in this one, the page says to continue where the address was entered.
+    fn show_threepid_confirmation_page(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: show_threepid_confirmation_page::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            show_threepid_confirmation_page::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send;
+    /// Add the confirmed email address to the account.
+    ///
+    /// Once the address this browser session is waiting for is confirmed, binds it to the
+    /// signed-in account (as `POST /account/3pid/add` does; the address must still be free) and
+    /// tells a delegating homeserver the account's addresses.
+    fn submit_threepid_confirmation(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_threepid_confirmation::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_threepid_confirmation::Response,
+            crate::runtime::MatrixError,
+        >,
     > + Send;
     /// Deactivate the account.
     ///
@@ -1327,6 +1763,57 @@ where
         let answer = crate::runtime::testing::Stub::answer(
             self,
             &submit_threepid_removal::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn submit_threepid_addition(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_threepid_addition::Request,
+    ) -> impl std::future::Future<
+        Output = Result<submit_threepid_addition::Response, crate::runtime::MatrixError>,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &submit_threepid_addition::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn show_threepid_confirmation_page(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: show_threepid_confirmation_page::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            show_threepid_confirmation_page::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &show_threepid_confirmation_page::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn submit_threepid_confirmation(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_threepid_confirmation::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_threepid_confirmation::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &submit_threepid_confirmation::METADATA,
             &ctx.auth,
             &request,
         );

@@ -15,12 +15,22 @@
 //! Every form carries the CSRF value of the pages' double submit. Changing the
 //! password and deactivating need the current password, checked under the
 //! `password_failures` limit as an interactive-auth password stage is.
+//!
+//! Adding an email address (when the server sends email) is the registration
+//! page's email stage on a signed-in account: the address is sent the usual
+//! validation link ([`Server::request_email_for_page`]), the validation
+//! session is kept for this browser session and its user
+//! (`account_pending_threepids`, under the SHA-256 of the session's cookie),
+//! the link's page leads to the waiting page (`/account/threepids/confirm`),
+//! and its button binds the confirmed address ([`Server::bind_validated`]) and
+//! tells a delegating homeserver ([`Server::homeserver_emails_changed`]).
 
 use http::StatusCode;
 use matrix_api::account::account_management::{
-    show_account_login_page, show_account_page, submit_account_deactivation, submit_account_login,
-    submit_account_logout, submit_device_deletion, submit_password_change, submit_threepid_removal,
-    AccountManagementApi,
+    show_account_login_page, show_account_page, show_threepid_confirmation_page,
+    submit_account_deactivation, submit_account_login, submit_account_logout,
+    submit_device_deletion, submit_password_change, submit_threepid_addition,
+    submit_threepid_confirmation, submit_threepid_removal, AccountManagementApi,
 };
 use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo};
 use matrix_api::types::AccountManagementAction;
@@ -28,11 +38,12 @@ use serde::Serialize;
 
 use super::oauth::ACCOUNT_BASE;
 use super::oauth_pages::{CSRF_COOKIE, SESSION_COOKIE};
+use super::oauth_registration::address_refusal;
 use super::pages::{cookie, csrf_matches, retry_after_secs};
 use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
-use crate::store::{Device, LogoutDevices};
-use crate::validation::stored_form;
+use crate::store::{now_ms, Device, LogoutDevices, PendingThreepid};
+use crate::validation::{normalise_email, stored_form, Purpose};
 
 /// The actions the page takes (`account_management_actions_supported`).
 ///
@@ -153,6 +164,12 @@ fn devices_location(done: Option<&str>) -> String {
     )
 }
 
+/// The page of the address waiting to be confirmed (the validation link's
+/// `next_link`, and where the form that adds an address goes).
+fn confirm_location() -> String {
+    format!("{ACCOUNT_BASE}/account/threepids/confirm")
+}
+
 fn deactivate_location() -> String {
     account_location(
         Some(AccountManagementAction::OrgMatrixAccountDeactivate.as_str()),
@@ -167,6 +184,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "password_changed" => "Your password was changed. Every device was signed out.",
         "device_deleted" => "The device was signed out.",
+        "threepid_added" => "The address was added to your account.",
         "threepid_removed" => "The address was removed from your account.",
         "signed_out" => "You signed out of this page.",
         "deactivated" => "Your account was deactivated.",
@@ -240,6 +258,27 @@ fn utc(ms: i64) -> String {
         day_secs / 3600,
         day_secs % 3600 / 60
     )
+}
+
+/// What the profile's forms show again after a refusal.
+#[derive(Default)]
+struct ProfileForms<'a> {
+    /// Why the password was not changed.
+    password_error: Option<&'a str>,
+    /// The address the "add an email address" form was given.
+    email: &'a str,
+    /// Why that address was not taken.
+    email_error: Option<&'a str>,
+}
+
+/// Why the "add an email address" form sent no link.
+enum NotSent {
+    /// The address is refused: the profile again, saying this.
+    Refused(String),
+    /// Too many messages to the address: the page saying when to retry.
+    TooMany(Html),
+    /// The message could not be sent: the page saying so.
+    Unavailable(Html),
 }
 
 /// Why a form was not carried out before it was looked at.
@@ -365,14 +404,16 @@ impl Server {
         }
     }
 
-    /// The profile: user ID, contact addresses, the password form (with
-    /// `password_error` after a refused change).
+    /// The profile: user ID, contact addresses, the address this browser
+    /// session waits to add, the forms (with what `forms` says after a
+    /// refusal).
     async fn profile_page(
         &self,
         user_id: &str,
         csrf: &str,
         notice: Option<&str>,
-        password_error: Option<&str>,
+        cookie_header: Option<&str>,
+        forms: ProfileForms<'_>,
     ) -> Result<Html, MatrixError> {
         let threepids: Vec<ThreepidView> = self
             .store
@@ -395,6 +436,7 @@ impl Server {
                 address: t.address,
             })
             .collect();
+        let pending = self.pending_address(cookie_header, user_id).await?;
         self.account_page_html(
             "pages/account_profile.html",
             "profile",
@@ -403,9 +445,15 @@ impl Server {
             notice,
             minijinja::context! {
                 threepids,
-                password_error,
+                password_error => forms.password_error,
                 password_action => format!("{ACCOUNT_BASE}/account/password"),
                 remove_action => format!("{ACCOUNT_BASE}/account/threepids/delete"),
+                email_offered => self.email_offered(),
+                email => forms.email,
+                email_error => forms.email_error,
+                add_email_action => format!("{ACCOUNT_BASE}/account/threepids/add"),
+                pending_address => pending.map(|p| p.address),
+                confirm_url => confirm_location(),
             },
         )
     }
@@ -440,6 +488,143 @@ impl Server {
             .into_iter()
             .find(|d| d.device_id == device_id)
             .map(DeviceView::of))
+    }
+
+    /// The address the browser session of `cookie_header` waits to add to
+    /// `user_id`'s account, if any.
+    async fn pending_address(
+        &self,
+        cookie_header: Option<&str>,
+        user_id: &str,
+    ) -> Result<Option<PendingThreepid>, MatrixError> {
+        let Some(session) = cookie(cookie_header, SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        self.store
+            .pending_threepid(session, user_id)
+            .await
+            .map_err(internal)
+    }
+
+    /// Whether the validation session of a waiting address is confirmed.
+    async fn pending_confirmed(&self, pending: &PendingThreepid) -> Result<bool, MatrixError> {
+        let validated = self
+            .store
+            .validated_threepid_by_sid(&pending.threepid_sid)
+            .await
+            .map_err(internal)?;
+        Ok(validated.is_some())
+    }
+
+    /// The waiting page of `pending` (with whether it is confirmed); `None`:
+    /// nothing waits in this browser session.
+    fn threepid_confirm_page(
+        &self,
+        user_id: &str,
+        csrf: &str,
+        pending: Option<(&PendingThreepid, bool)>,
+        error: Option<&str>,
+    ) -> Result<Html, MatrixError> {
+        self.account_page_html(
+            "pages/account_threepid_confirm.html",
+            "profile",
+            user_id,
+            csrf,
+            None,
+            minijinja::context! {
+                address => pending.map(|(p, _)| p.address.clone()),
+                confirmed => pending.is_some_and(|(_, confirmed)| confirmed),
+                error,
+                confirm_action => confirm_location(),
+            },
+        )
+    }
+
+    /// The "add an email address" form: the address checked and sent its
+    /// link, and kept for the browser session `session` of `user_id`.
+    async fn start_email_addition(
+        &self,
+        user_id: &str,
+        session: &str,
+        email: &str,
+    ) -> Result<Result<(), NotSent>, MatrixError> {
+        let refused = |message: &str| Ok(Err(NotSent::Refused(message.to_string())));
+        if !self.email_offered() {
+            return refused("This server does not send email, so it cannot confirm an address.");
+        }
+        let Ok(address) = normalise_email(email) else {
+            return refused("That is not an email address.");
+        };
+        let owner = self
+            .store
+            .threepid_owner("email", &address)
+            .await
+            .map_err(internal)?;
+        if owner.as_deref() == Some(user_id) {
+            return refused(&format!("{address} is already on your account."));
+        }
+        // A suspended account may add addresses (the spec); a locked or
+        // deactivated one has no browser session, so never gets here.
+        let next_link = format!("{}{}", self.public_base(), confirm_location());
+        let sid = match self
+            .request_email_for_page(Purpose::AddThreepid, &address, &next_link)
+            .await
+        {
+            Ok(sid) => sid,
+            Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+                let seconds = retry_after_secs(&e);
+                let page = self.account_message(
+                    "Too many messages",
+                    &format!("Too many emails to this address. Try again in {seconds} seconds."),
+                    &account_page(),
+                )?;
+                return Ok(Err(NotSent::TooMany(page)));
+            }
+            Err(e) if e.status.is_server_error() => {
+                let page = self.account_message(
+                    "Cannot send the message",
+                    &format!("{} Try again later.", e.error),
+                    &account_page(),
+                )?;
+                return Ok(Err(NotSent::Unavailable(page)));
+            }
+            Err(e) => return refused(&address_refusal(&e)),
+        };
+        let lifetime_secs = self.config.email.validation_token_lifetime_secs;
+        let pending = PendingThreepid {
+            address,
+            threepid_sid: sid,
+        };
+        self.store
+            .set_pending_threepid(
+                session,
+                user_id,
+                &pending,
+                now_ms() + (lifetime_secs * 1000) as i64,
+            )
+            .await
+            .map_err(internal)?;
+        tracing::info!(user_id, "an address to add waits for its confirmation");
+        Ok(Ok(()))
+    }
+
+    /// The profile again after the "add an email address" form was refused,
+    /// with `email` in the field and why.
+    async fn email_refused(
+        &self,
+        user_id: &str,
+        csrf: &str,
+        cookie_header: Option<&str>,
+        email: &str,
+        message: &str,
+    ) -> Result<Html, MatrixError> {
+        let forms = ProfileForms {
+            email,
+            email_error: Some(message),
+            ..Default::default()
+        };
+        self.profile_page(user_id, csrf, None, cookie_header, forms)
+            .await
     }
 
     fn login_form(
@@ -488,7 +673,10 @@ impl AccountManagementApi for Server {
         let (csrf, set_cookie) = self.page_csrf(cookie_header);
         let notice = notice(request.done.as_deref());
         let body = match View::of(action, device_id) {
-            View::Profile => self.profile_page(&user_id, &csrf, notice, None).await?,
+            View::Profile => {
+                self.profile_page(&user_id, &csrf, notice, cookie_header, Default::default())
+                    .await?
+            }
             View::Devices => {
                 let devices: Vec<DeviceView> = self
                     .store
@@ -642,8 +830,12 @@ impl AccountManagementApi for Server {
         };
         // The policy first: a weak new password costs no password check.
         if let Err(e) = self.check_password_policy(&b.new_password) {
+            let forms = ProfileForms {
+                password_error: Some(&e.error),
+                ..Default::default()
+            };
             let page = self
-                .profile_page(&user_id, &b.csrf, None, Some(&e.error))
+                .profile_page(&user_id, &b.csrf, None, cookie_header, forms)
                 .await?;
             return Ok(Response::BadRequest(page));
         }
@@ -653,13 +845,12 @@ impl AccountManagementApi for Server {
         {
             Ok(true) => {}
             Ok(false) => {
+                let forms = ProfileForms {
+                    password_error: Some("Your current password is not the one you entered."),
+                    ..Default::default()
+                };
                 let page = self
-                    .profile_page(
-                        &user_id,
-                        &b.csrf,
-                        None,
-                        Some("Your current password is not the one you entered."),
-                    )
+                    .profile_page(&user_id, &b.csrf, None, cookie_header, forms)
                     .await?;
                 return Ok(Response::Unauthorized(page));
             }
@@ -754,9 +945,147 @@ impl AccountManagementApi for Server {
             .delete_threepid(&user_id, &b.medium, &address)
             .await
             .map_err(internal)?;
+        self.homeserver_emails_changed(&user_id).await;
         tracing::info!(user_id, "contact address removed on the account page");
         Ok(Response::SeeOther {
             location: account_location(None, None, Some("threepid_removed")),
+        })
+    }
+
+    async fn submit_threepid_addition(
+        &self,
+        ctx: Context<()>,
+        request: submit_threepid_addition::Request,
+    ) -> Result<submit_threepid_addition::Response, MatrixError> {
+        use submit_threepid_addition::Response;
+        let b = &request.body;
+        let cookie_header = request.cookie.as_deref();
+        let user_id = match self
+            .form_user(cookie_header, &b.csrf, &account_page())
+            .await?
+        {
+            Ok(user_id) => user_id,
+            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
+            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+        };
+        // As `requestToken` is limited per client address (and, inside, per
+        // address mailed).
+        if let Err(e) = self.limiter.check(
+            Action::RequestTokenAddress,
+            &self.address_keys(&ctx.request),
+        ) {
+            return Ok(Response::TooManyRequests(self.too_many_page(&e)?));
+        }
+        // `form_user` found the user by this cookie.
+        let session = cookie(cookie_header, SESSION_COOKIE).unwrap_or_default();
+        let message = match self
+            .start_email_addition(&user_id, session, &b.email)
+            .await?
+        {
+            Ok(()) => {
+                return Ok(Response::SeeOther {
+                    location: confirm_location(),
+                })
+            }
+            Err(NotSent::TooMany(page)) => return Ok(Response::TooManyRequests(page)),
+            Err(NotSent::Unavailable(page)) => return Ok(Response::ServiceUnavailable(page)),
+            Err(NotSent::Refused(message)) => message,
+        };
+        let page = self
+            .email_refused(&user_id, &b.csrf, cookie_header, &b.email, &message)
+            .await?;
+        Ok(Response::BadRequest(page))
+    }
+
+    async fn show_threepid_confirmation_page(
+        &self,
+        _ctx: Context<()>,
+        request: show_threepid_confirmation_page::Request,
+    ) -> Result<show_threepid_confirmation_page::Response, MatrixError> {
+        let cookie_header = request.cookie.as_deref();
+        let (csrf, set_cookie) = self.page_csrf(cookie_header);
+        let body = match self.browser_user(cookie_header).await? {
+            // The link opened in another browser (or after signing out).
+            None => self.account_message(
+                "Continue where you started",
+                "If you just confirmed an email address, go back to the window where you entered it and continue there.",
+                &account_page(),
+            )?,
+            Some(user_id) => match self.pending_address(cookie_header, &user_id).await? {
+                Some(pending) => {
+                    let confirmed = self.pending_confirmed(&pending).await?;
+                    self.threepid_confirm_page(&user_id, &csrf, Some((&pending, confirmed)), None)?
+                }
+                None => self.threepid_confirm_page(&user_id, &csrf, None, None)?,
+            },
+        };
+        Ok(show_threepid_confirmation_page::Response::Ok { body, set_cookie })
+    }
+
+    async fn submit_threepid_confirmation(
+        &self,
+        _ctx: Context<()>,
+        request: submit_threepid_confirmation::Request,
+    ) -> Result<submit_threepid_confirmation::Response, MatrixError> {
+        use submit_threepid_confirmation::Response;
+        let b = &request.body;
+        let cookie_header = request.cookie.as_deref();
+        let user_id = match self
+            .form_user(cookie_header, &b.csrf, &account_page())
+            .await?
+        {
+            Ok(user_id) => user_id,
+            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
+            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+        };
+        let Some(pending) = self.pending_address(cookie_header, &user_id).await? else {
+            let page = self.threepid_confirm_page(&user_id, &b.csrf, None, None)?;
+            return Ok(Response::BadRequest(page));
+        };
+        if !self.pending_confirmed(&pending).await? {
+            let message = format!(
+                "{} is not confirmed yet: follow the link in the message we sent first.",
+                pending.address
+            );
+            let page = self.threepid_confirm_page(
+                &user_id,
+                &b.csrf,
+                Some((&pending, false)),
+                Some(&message),
+            )?;
+            return Ok(Response::BadRequest(page));
+        }
+        // Taken once: of two racing posts, one binds the address.
+        let session = cookie(cookie_header, SESSION_COOKIE).unwrap_or_default();
+        if !self
+            .store
+            .drop_pending_threepid(session, &user_id)
+            .await
+            .map_err(internal)?
+        {
+            let page = self.threepid_confirm_page(&user_id, &b.csrf, None, None)?;
+            return Ok(Response::BadRequest(page));
+        }
+        let bound = match self.check_validated_free(&pending.threepid_sid).await {
+            Ok(()) => self.bind_validated(&user_id, &pending.threepid_sid).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = bound {
+            if e.status != StatusCode::BAD_REQUEST {
+                return Err(e);
+            }
+            tracing::info!(user_id, errcode = e.errcode, "address not added");
+            let page = self.account_message(
+                "Cannot add the address",
+                &format!("{} was not added: {}", pending.address, address_refusal(&e)),
+                &account_page(),
+            )?;
+            return Ok(Response::BadRequest(page));
+        }
+        self.homeserver_emails_changed(&user_id).await;
+        tracing::info!(user_id, "email address added on the account page");
+        Ok(Response::SeeOther {
+            location: account_location(None, None, Some("threepid_added")),
         })
     }
 

@@ -67,8 +67,9 @@ pub(super) enum EmailFinished {
 }
 
 impl Server {
-    /// Whether the registration form offers an email address field.
-    fn email_offered(&self) -> bool {
+    /// Whether the registration form (and the account page) offers an email
+    /// address field: the server sends email.
+    pub(super) fn email_offered(&self) -> bool {
         self.mailer.is_some()
     }
 
@@ -443,9 +444,9 @@ impl Server {
     }
 }
 
-/// What the registration form says of an address the validation machinery
-/// refused (its Matrix error).
-fn address_refusal(e: &MatrixError) -> String {
+/// What the registration form (and the account page) says of an address the
+/// validation machinery refused (its Matrix error).
+pub(super) fn address_refusal(e: &MatrixError) -> String {
     match e.errcode.as_str() {
         "M_THREEPID_IN_USE" => "That email address is already in use by another account.".into(),
         "M_THREEPID_DENIED" => "This server does not accept that email address.".into(),

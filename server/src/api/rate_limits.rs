@@ -8,6 +8,7 @@
 
 use matrix_api::account::account_management::{
     submit_account_deactivation, submit_account_login, submit_password_change,
+    submit_threepid_addition,
 };
 use matrix_api::account::oauth::{
     authorize, register_client, request_device_authorization, request_token, revoke_token,
@@ -151,6 +152,7 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     (&submit_registration::METADATA, None),
     (&submit_account_login::METADATA, None),
     (&submit_password_change::METADATA, None),
+    (&submit_threepid_addition::METADATA, None),
     (&submit_account_deactivation::METADATA, None),
     (&submit_device_code::METADATA, None),
     (&get_capabilities::METADATA, None),

@@ -1,6 +1,9 @@
-//! Third-party identifiers on the account. This server sends no email or SMS, so it
-//! can validate none: requestToken answers `M_THREEPID_MEDIUM_NOT_SUPPORTED`, adding
-//! finds no validated session, and listing shows what the account has.
+//! Third-party identifiers on the account: requestToken starts a validation
+//! (`validation.rs`; a medium the server does not send answers
+//! `M_THREEPID_MEDIUM_NOT_SUPPORTED`), adding binds a validated session of the
+//! caller's client secret, deleting removes one, listing shows what the account
+//! has. After an address is added or removed, a delegating homeserver is told
+//! ([`Server::homeserver_emails_changed`]).
 
 use http::StatusCode;
 use matrix_api::client_server::administrative_contact::{
@@ -53,6 +56,7 @@ impl AdministrativeContactApi for Server {
         let creds = &request.body.three_pid_creds;
         self.bind_own_validated(&ctx.auth.user_id, &creds.sid, &creds.client_secret)
             .await?;
+        self.homeserver_emails_changed(&ctx.auth.user_id).await;
         Ok(post_3pids::Response::Ok(Default::default()))
     }
 
@@ -82,6 +86,7 @@ impl AdministrativeContactApi for Server {
         };
         self.bind_own_validated(&ctx.auth.user_id, &body.sid, &body.client_secret)
             .await?;
+        self.homeserver_emails_changed(&ctx.auth.user_id).await;
         self.complete_uia(session, &ctx.auth.user_id).await?;
         Ok(add_3pid::Response::Ok(Default::default()))
     }
@@ -118,6 +123,7 @@ impl AdministrativeContactApi for Server {
             .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &address)
             .await
             .map_err(internal)?;
+        self.homeserver_emails_changed(&ctx.auth.user_id).await;
         let unbind = types::IdServerUnbindResult::NoSupport;
         Ok(delete_3pid_from_account::OkBody::new(unbind).into())
     }

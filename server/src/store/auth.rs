@@ -139,6 +139,10 @@ impl Store {
                 now,
             ),
             (
+                "DELETE FROM account_pending_threepids WHERE expires_ms <= $1",
+                now,
+            ),
+            (
                 "DELETE FROM oauth_device_grants WHERE expires_ms <= $1",
                 device_expired_before,
             ),

@@ -8,6 +8,7 @@
 //! PostgreSQL). Every method commits before returning, so a success the server
 //! acknowledges is on disk.
 
+mod account_threepid;
 mod auth;
 mod cache;
 mod oauth;
@@ -27,6 +28,7 @@ use sqlx::{AnyPool, Executor};
 use sql::{BoxFuture, Conn, Statement};
 use writer::Writer;
 
+pub use account_threepid::PendingThreepid;
 pub use auth::UiaSession;
 pub use oauth::{Authorization, CodeExchange};
 pub use oauth_device::{DeviceGrant, DevicePoll};
