@@ -119,26 +119,36 @@ fn unavailable<E: std::fmt::Debug>(operation: &str, e: &ClientError<E>) -> Matri
     )
 }
 
-fn localpart(user_id: &str) -> Result<String, MatrixError> {
+/// The localpart of a stored user ID: what Synapse names users by.
+pub fn localpart(user_id: &str) -> Result<String, MatrixError> {
     UserId::parse(user_id)
         .map(|id| id.localpart().to_string())
         .map_err(|e| MatrixError::unknown(format!("stored user ID `{user_id}`: {e}")))
 }
 
 impl Server {
-    /// The account's email addresses, as Synapse's `set_emails` takes them.
-    async fn email_addresses(
+    /// A `provision_user` body carrying the account's email addresses as
+    /// they are now (`set_emails`, or `unset_emails` when there are none).
+    async fn user_with_emails(
         &self,
         user_id: &str,
-    ) -> Result<Vec<String>, crate::store::StoreError> {
-        Ok(self
+    ) -> Result<provision_user::RequestBody, MatrixError> {
+        let emails: Vec<String> = self
             .store
             .threepids(user_id)
-            .await?
+            .await
+            .map_err(internal)?
             .into_iter()
             .filter(|t| t.medium == "email")
             .map(|t| t.address)
-            .collect())
+            .collect();
+        let mut body = provision_user::RequestBody::new(localpart(user_id)?);
+        if emails.is_empty() {
+            body.unset_emails = Some(true);
+        } else {
+            body.set_emails = Some(emails);
+        }
+        Ok(body)
     }
 
     /// Whether Synapse lets an account take `localpart` (application services
@@ -169,11 +179,7 @@ impl Server {
         let Some(synapse) = &self.synapse else {
             return Ok(());
         };
-        let emails = self.email_addresses(user_id).await.map_err(internal)?;
-        let mut body = provision_user::RequestBody::new(localpart(user_id)?);
-        if !emails.is_empty() {
-            body.set_emails = Some(emails);
-        }
+        let body = self.user_with_emails(user_id).await?;
         match synapse.send(&provision_user::Request::new(body)).await {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -197,22 +203,17 @@ impl Server {
         let Some(synapse) = &self.synapse else {
             return;
         };
-        let emails = match self.email_addresses(user_id).await {
-            Ok(emails) => emails,
+        let body = match self.user_with_emails(user_id).await {
+            Ok(body) => body,
             Err(e) => {
-                tracing::error!(user_id, error = %e, "could not list email addresses for Synapse");
+                tracing::error!(
+                    user_id,
+                    error = e.error,
+                    "could not list email addresses for Synapse"
+                );
                 return;
             }
         };
-        let Ok(localpart) = localpart(user_id) else {
-            return;
-        };
-        let mut body = provision_user::RequestBody::new(localpart);
-        if emails.is_empty() {
-            body.unset_emails = Some(true);
-        } else {
-            body.set_emails = Some(emails);
-        }
         if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
             tracing::error!(user_id, error = ?e, "Synapse's email addresses are behind: provision_user failed; the next change of this user's addresses repairs it");
         }

@@ -8,6 +8,7 @@ use matrix_api::account::delegation::{get_open_id_configuration, introspect_toke
 use matrix_api::runtime::{Context, OAuthError};
 use matrix_api::types::IntrospectionResponse;
 
+use crate::homeserver::localpart;
 use crate::oauth::scope::{API_FULL, API_FULL_UNSTABLE, DEVICE_PREFIX};
 use crate::service::{Caller, Server};
 use crate::store::now_ms;
@@ -37,11 +38,6 @@ impl DelegationApi for Server {
         let Ok((_, owner)) = self.live_token(&request.body.token, false).await else {
             return Ok(IntrospectionResponse::new(false).into());
         };
-        let localpart = owner
-            .user_id
-            .strip_prefix('@')
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(localpart, _)| localpart.to_string());
         let mut scope = vec![
             API_FULL.to_string(),
             // Older Synapse versions know only the unstable spelling.
@@ -53,7 +49,7 @@ impl DelegationApi for Server {
         }
         let mut answer = IntrospectionResponse::new(true);
         answer.scope = Some(scope.join(" "));
-        answer.username = localpart;
+        answer.username = localpart(&owner.user_id).ok();
         answer.sub = Some(owner.user_id);
         answer.device_id = Some(owner.device_id);
         answer.token_type = Some("access_token".into());
