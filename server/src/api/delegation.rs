@@ -34,9 +34,13 @@ impl DelegationApi for Server {
     ) -> Result<introspect_token::Response, OAuthError> {
         // Refresh tokens are not in the access tokens' table: inactive, as
         // Synapse must not take them. So are tokens of locked accounts, which
-        // Synapse does not check itself.
-        let Ok((_, owner)) = self.live_token(&request.body.token, false).await else {
-            return Ok(IntrospectionResponse::new(false).into());
+        // Synapse does not check itself. A failure here (the database) is an
+        // error, not "inactive": Synapse then answers its client 503, where
+        // "inactive" would have logged the client out.
+        let owner = match self.live_token(&request.body.token, false).await {
+            Ok((_, owner)) => owner,
+            Err(e) if e.status.is_server_error() => return Err(e.into()),
+            Err(_) => return Ok(IntrospectionResponse::new(false).into()),
         };
         let mut scope = vec![
             API_FULL.to_string(),
