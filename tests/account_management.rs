@@ -113,6 +113,23 @@ fn the_metadata_advertises_the_account_pages() {
     // The RFC 8414 address serves the same document.
     let well_known = s.get("/.well-known/oauth-authorization-server", None);
     assert_eq!(well_known.body, m.body);
+    // The cross-signing reset is a delegating homeserver's (tests/synapse.rs):
+    // on its own this server has no such identity, and its form says so.
+    let reset = http::Request::post(format!(
+        "{}/_account/v1/account/cross_signing_reset",
+        s.base
+    ))
+    .header("content-type", "application/x-www-form-urlencoded")
+    .header("cookie", "oauth_csrf=c")
+    .body(b"csrf=c&password=p".to_vec())
+    .unwrap();
+    let r = s.send_http(reset);
+    let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(
+        (r.status().as_u16(), &body["errcode"]),
+        (404, &json!("M_UNRECOGNIZED")),
+        "{body}"
+    );
 
     // Without the OAuth 2.0 API there are no account pages.
     let Some(legacy) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"legacy\"\n") else {

@@ -814,6 +814,22 @@ async fn every_operation_round_trips_through_the_router() {
         },
     )
     .await;
+    h.round_trip(
+        am::submit_cross_signing_reset::Request::new(
+            am::submit_cross_signing_reset::RequestBody::new("c".into(), "pw".into()),
+        ),
+        am::submit_cross_signing_reset::Response::SeeOther {
+            location: "/_account/v1/account?action=org.matrix.cross_signing_reset&done=cross_signing_reset_allowed".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_cross_signing_reset::Request::new(
+            am::submit_cross_signing_reset::RequestBody::new("c".into(), "pw".into()),
+        ),
+        am::submit_cross_signing_reset::Response::ServiceUnavailable(Html("try later".into())),
+    )
+    .await;
 
     let mut code_page = oauth_device::show_device_code_page::Request::new();
     code_page.code = Some("WDJB-MJHT".into());

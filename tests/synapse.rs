@@ -8,7 +8,8 @@
 //! sync on Synapse; Synapse publishes this server's OAuth metadata; devices
 //! appear there and logout removes them at once; a locked account is refused;
 //! an admin's token carries Synapse admin rights; deactivation here
-//! deactivates there. The failures: a wrong shared secret is refused both
+//! deactivates there; a new cross-signing identity is taken once the person
+//! allows it on this server's account page. The failures: a wrong shared secret is refused both
 //! ways, and a Synapse that is down makes registration fail cleanly, leaving
 //! no account and the registration token unused.
 
@@ -304,6 +305,60 @@ fn an_oauth_client_signs_up_here_and_uses_synapse() {
         Ok((format!("@carol:{SERVER_NAME}"), "ELEMENTX".to_string()))
     );
     use_rooms(&h, &tokens.access_token);
+
+    // Replacing the cross-signing identity: Synapse cannot ask for
+    // interactive auth, so it sends the person to this server's account page;
+    // once they allow it there, Synapse takes the new key.
+    let (status, metadata) = h.request("GET", "/_matrix/client/v1/auth_metadata", None, None);
+    assert_eq!(status, 200, "{metadata}");
+    assert!(
+        metadata["account_management_actions_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("org.matrix.cross_signing_reset")),
+        "{metadata}"
+    );
+    let upload_master_key = |key: &str| {
+        let body = json!({"master_key": {
+            "user_id": format!("@carol:{SERVER_NAME}"),
+            "usage": ["master"],
+            "keys": {format!("ed25519:{key}"): key},
+        }});
+        h.request(
+            "POST",
+            "/_matrix/client/v3/keys/device_signing/upload",
+            Some(&tokens.access_token),
+            Some(&body),
+        )
+    };
+    // Unpadded base64 of two 32-byte keys.
+    let (first_key, second_key) = ("A".repeat(43), format!("{}A", "B".repeat(42)));
+    let (status, body) = upload_master_key(&first_key);
+    assert_eq!(status, 200, "the first identity needs no approval: {body}");
+    let (status, body) = upload_master_key(&second_key);
+    assert_eq!(status, 401, "a new identity needs approval: {body}");
+    let approval_url = body["params"]["m.oauth"]["url"].as_str().unwrap();
+    assert_eq!(
+        approval_url,
+        format!(
+            "{}?action=org.matrix.cross_signing_reset",
+            metadata["account_management_uri"].as_str().unwrap()
+        )
+    );
+    // The browser is still signed in from the authorisation.
+    browser.open(approval_url);
+    browser.wait_for("#allow-reset");
+    browser.screenshot("cross_signing_reset");
+    browser.type_into("#password", "not the password");
+    browser.click("#allow-reset");
+    browser.wait_for("#error");
+    assert_eq!(upload_master_key(&second_key).0, 401, "not allowed yet");
+    browser.type_into("#password", PASSWORD);
+    browser.click("#allow-reset");
+    browser.wait_for("#allowed");
+    browser.screenshot("cross_signing_reset_allowed");
+    let (status, body) = upload_master_key(&second_key);
+    assert_eq!(status, 200, "allowed on the account page: {body}");
 
     // Revocation here ends the device on Synapse at once.
     client

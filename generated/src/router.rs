@@ -94,7 +94,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("openid-configuration"),
         ],
         metadata: &crate::account::delegation::get_open_id_configuration::METADATA,
-        op: 11usize,
+        op: 12usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -104,7 +104,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("submit_token"),
         ],
         metadata: &crate::account::validation::submit_validation_token::METADATA,
-        op: 32usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -114,7 +114,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::show_validation_page::METADATA,
-        op: 33usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -124,7 +124,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::confirm_validation::METADATA,
-        op: 34usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -134,7 +134,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validated"),
         ],
         metadata: &crate::account::validation::show_validated_page::METADATA,
-        op: 35usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -151,7 +151,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 43usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -161,7 +161,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 43usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -171,7 +171,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 44usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -181,7 +181,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 44usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -192,7 +192,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 45usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -203,7 +203,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 45usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -214,7 +214,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 46usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -225,7 +225,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 46usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -236,7 +236,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 47usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -247,7 +247,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 47usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -259,7 +259,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 49usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -271,45 +271,45 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
+        op: 50usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 51usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 51usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("unbind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
         op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 50usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 50usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("unbind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 48usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
@@ -317,7 +317,17 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 48usize,
+        op: 49usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("cross_signing_reset"),
+        ],
+        metadata: &crate::account::account_management::submit_cross_signing_reset::METADATA,
+        op: 11usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -337,7 +347,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 37usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -347,7 +357,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 37usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -408,7 +418,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 62usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -418,7 +428,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 62usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -430,7 +440,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 63usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -442,7 +452,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 63usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -454,7 +464,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 64usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -466,7 +476,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 64usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -520,7 +530,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 74usize,
+        op: 75usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -530,7 +540,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 74usize,
+        op: 75usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -542,7 +552,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 51usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -554,7 +564,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 51usize,
+        op: 52usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -566,7 +576,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -578,56 +588,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v1",
         segments: &[crate::runtime::Seg::Lit("auth_metadata")],
         metadata: &crate::client_server::oauth_server_metadata::get_auth_metadata::METADATA,
-        op: 60usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 53usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 53usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::show_consent_page::METADATA,
-        op: 30usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::submit_consent::METADATA,
-        op: 31usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::show_device_code_page::METADATA,
-        op: 18usize,
+        op: 19usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::submit_device_code::METADATA,
-        op: 19usize,
+        op: 20usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -637,7 +647,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::show_device_consent_page::METADATA,
-        op: 20usize,
+        op: 21usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -647,7 +657,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::submit_device_consent::METADATA,
-        op: 21usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -657,56 +667,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("done"),
         ],
         metadata: &crate::account::oauth_device::show_device_done_page::METADATA,
-        op: 22usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::show_login_page::METADATA,
-        op: 24usize,
+        op: 25usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::submit_login::METADATA,
-        op: 25usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 54usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 54usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 55usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 55usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/static/client",
         segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
         metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
-        op: 56usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -716,7 +726,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 57usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -727,35 +737,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("redirect"),
         ],
         metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
-        op: 71usize,
+        op: 72usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 58usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 58usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 59usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 59usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -765,14 +775,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 73usize,
+        op: 74usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/.well-known",
         segments: &[crate::runtime::Seg::Lit("oauth-authorization-server")],
         metadata: &crate::account::oauth_discovery::get_authorization_server_metadata::METADATA,
-        op: 23usize,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -782,7 +792,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("authorize"),
         ],
         metadata: &crate::account::oauth::authorize::METADATA,
-        op: 14usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -792,7 +802,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("device_authorization"),
         ],
         metadata: &crate::account::oauth::request_device_authorization::METADATA,
-        op: 15usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -802,7 +812,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("introspect"),
         ],
         metadata: &crate::account::delegation::introspect_token::METADATA,
-        op: 12usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -812,7 +822,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("register"),
         ],
         metadata: &crate::account::oauth::register_client::METADATA,
-        op: 13usize,
+        op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -822,7 +832,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("revoke"),
         ],
         metadata: &crate::account::oauth::revoke_token::METADATA,
-        op: 17usize,
+        op: 18usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -832,7 +842,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("token"),
         ],
         metadata: &crate::account::oauth::request_token::METADATA,
-        op: 16usize,
+        op: 17usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -842,42 +852,42 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 75usize,
+        op: 76usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 65usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::show_registration_page::METADATA,
-        op: 26usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::submit_registration::METADATA,
-        op: 27usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 66usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 66usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -887,7 +897,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 69usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -897,7 +907,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 69usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -907,7 +917,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::show_registration_email_page::METADATA,
-        op: 28usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -917,7 +927,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::submit_registration_email::METADATA,
-        op: 29usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -928,7 +938,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 67usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -939,7 +949,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 67usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -950,7 +960,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 70usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -961,7 +971,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 68usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -972,14 +982,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 68usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
         metadata: &crate::account::validation::get_static_file::METADATA,
-        op: 36usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -991,7 +1001,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 61usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -1003,7 +1013,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 61usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1015,7 +1025,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 41usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -1027,7 +1037,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 42usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1039,7 +1049,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 39usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -1051,7 +1061,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 40usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1063,14 +1073,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 38usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 72usize,
+        op: 73usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1251,7 +1261,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_cross_signing_reset(
                                 &api,
                                 ctx,
                                 r,
@@ -1261,6 +1271,20 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             12usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            13usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1276,7 +1300,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            13usize => {
+            14usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1290,7 +1314,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            14usize => {
+            15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1304,7 +1328,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            15usize => {
+            16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1318,7 +1342,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            16usize => {
+            17usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1332,7 +1356,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            17usize => {
+            18usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1346,7 +1370,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            18usize => {
+            19usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1360,7 +1384,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            19usize => {
+            20usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1374,7 +1398,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            20usize => {
+            21usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1388,7 +1412,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            21usize => {
+            22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1402,7 +1426,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            22usize => {
+            23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1416,7 +1440,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            23usize => {
+            24usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1430,7 +1454,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            24usize => {
+            25usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1444,7 +1468,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            25usize => {
+            26usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1458,7 +1482,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            26usize => {
+            27usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1472,7 +1496,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            27usize => {
+            28usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1486,7 +1510,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            28usize => {
+            29usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1500,7 +1524,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            29usize => {
+            30usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1514,7 +1538,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            30usize => {
+            31usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1528,7 +1552,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            31usize => {
+            32usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1542,7 +1566,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            32usize => {
+            33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1556,7 +1580,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1570,7 +1594,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1584,7 +1608,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1598,7 +1622,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1612,7 +1636,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1628,7 +1652,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1643,7 +1667,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            39usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1659,7 +1683,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            40usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1675,7 +1699,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            41usize => {
+            42usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1691,7 +1715,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            42usize => {
+            43usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1707,7 +1731,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            43usize => {
+            44usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1723,7 +1747,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            44usize => {
+            45usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1739,7 +1763,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            45usize => {
+            46usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1755,7 +1779,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            46usize => {
+            47usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1771,7 +1795,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            47usize => {
+            48usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1787,7 +1811,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            48usize => {
+            49usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1803,7 +1827,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            49usize => {
+            50usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1817,7 +1841,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            50usize => {
+            51usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1831,7 +1855,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1845,7 +1869,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1859,7 +1883,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1875,7 +1899,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            54usize => {
+            55usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1889,7 +1913,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            55usize => {
+            56usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1903,7 +1927,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            56usize => {
+            57usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1917,7 +1941,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            57usize => {
+            58usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1933,7 +1957,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            58usize => {
+            59usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1948,7 +1972,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            59usize => {
+            60usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1963,7 +1987,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            60usize => {
+            61usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1977,7 +2001,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            61usize => {
+            62usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1993,7 +2017,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            62usize => {
+            63usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2009,7 +2033,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            63usize => {
+            64usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2023,7 +2047,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            64usize => {
+            65usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2037,7 +2061,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            65usize => {
+            66usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2051,7 +2075,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            66usize => {
+            67usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2065,7 +2089,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            67usize => {
+            68usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2079,7 +2103,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            68usize => {
+            69usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2093,7 +2117,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            69usize => {
+            70usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2107,7 +2131,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            70usize => {
+            71usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2121,7 +2145,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            71usize => {
+            72usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2135,7 +2159,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            72usize => {
+            73usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2151,7 +2175,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            73usize => {
+            74usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2165,7 +2189,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            74usize => {
+            75usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2181,7 +2205,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            75usize => {
+            76usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

@@ -406,3 +406,10 @@ fn synapse_mas_delete_user_request_body() {
         matrix_api::synapse::mas::delete_user::RequestBody,
     >("{\"localpart\":\"alice\",\"erase\":false}");
 }
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_allow_cross_signing_reset_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::allow_cross_signing_reset::RequestBody,
+    >("{\"localpart\":\"alice\"}");
+}

@@ -25,6 +25,11 @@
 //! - Deactivation happens on Synapse first ([`Server::delete_homeserver_user`]):
 //!   if Synapse refuses, nothing changed and the person can try again.
 //!
+//! - A client may replace the account's cross-signing identity on Synapse only
+//!   after the person confirmed it on the account page
+//!   ([`Server::allow_cross_signing_reset`]): Synapse cannot ask for
+//!   interactive auth itself when it delegates.
+//!
 //! Every call is tried three times (Synapse restarting, a connection reset)
 //! within `[homeserver] timeout_secs` each; the operations are idempotent.
 
@@ -33,7 +38,8 @@ use std::time::Duration;
 use http::StatusCode;
 use matrix_api::runtime::{Client, ClientError, ClientRequest, MatrixError, UserId};
 use matrix_api::synapse::mas::{
-    delete_user, is_localpart_available, provision_user, sync_devices, upsert_device,
+    allow_cross_signing_reset, delete_user, is_localpart_available, provision_user, sync_devices,
+    upsert_device,
 };
 
 use crate::config::{Homeserver, HomeserverKind};
@@ -116,6 +122,15 @@ fn unavailable<E: std::fmt::Debug>(operation: &str, e: &ClientError<E>) -> Matri
         StatusCode::SERVICE_UNAVAILABLE,
         "M_UNKNOWN",
         "The homeserver could not be reached; nothing was changed. Try again later.",
+    )
+}
+
+/// The answer to what only a delegating homeserver makes sense of (the
+/// cross-signing reset), when none delegates.
+pub fn not_delegating() -> MatrixError {
+    MatrixError::unrecognized(
+        StatusCode::NOT_FOUND,
+        "No homeserver delegates to this server: there is no cross-signing identity to reset",
     )
 }
 
@@ -297,5 +312,20 @@ impl Server {
         if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
             tracing::error!(user_id, locked, error = ?e, "could not tell Synapse of the lock");
         }
+    }
+
+    /// Lets the user's clients replace their cross-signing master key on
+    /// Synapse without interactive auth for the next 10 minutes (Synapse's
+    /// period), once the person has confirmed it on the account page.
+    pub async fn allow_cross_signing_reset(&self, user_id: &str) -> Result<(), MatrixError> {
+        let Some(synapse) = &self.synapse else {
+            return Err(not_delegating());
+        };
+        let body = allow_cross_signing_reset::RequestBody::new(localpart(user_id)?);
+        synapse
+            .send(&allow_cross_signing_reset::Request::new(body))
+            .await
+            .map(drop)
+            .map_err(|e| unavailable("allow_cross_signing_reset", &e))
     }
 }

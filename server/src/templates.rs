@@ -107,6 +107,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/pages/account_deactivate.html"),
     ),
     (
+        "pages/account_cross_signing_reset.html",
+        include_str!("../templates/pages/account_cross_signing_reset.html"),
+    ),
+    (
         "pages/account_message.html",
         include_str!("../templates/pages/account_message.html"),
     ),

@@ -9,8 +9,10 @@
 /// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
 /// form that adds an email address when the server sends email, the password form),
 /// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
-/// device, and the form that signs it out; without a `device_id`, the list) and
-/// `org.matrix.account_deactivate`; MSC4191's earlier names (`org.matrix.sessions_list`,
+/// device, and the form that signs it out; without a `device_id`, the list),
+/// `org.matrix.account_deactivate` and, with `[homeserver] kind = "synapse"`,
+/// `org.matrix.cross_signing_reset` (the form that lets a client replace the account's
+/// cross-signing identity on Synapse; without delegation it is an unknown action); MSC4191's earlier names (`org.matrix.sessions_list`,
 /// `org.matrix.session_view`, `org.matrix.session_end`), which older clients send, are taken
 /// too. Without a browser session, sends the browser to the account login page, which comes
 /// back here.
@@ -42,7 +44,7 @@ pub mod show_account_page {
         /// The device of `org.matrix.device_view` and `org.matrix.device_delete`.
         pub device_id: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_added`, `threepid_removed`; on the login page `signed_out`, `deactivated`), for
+        /// `threepid_added`, `threepid_removed`, `cross_signing_reset_allowed`; on the login page `signed_out`, `deactivated`), for
         /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
@@ -187,7 +189,7 @@ pub mod show_account_login_page {
         /// The account management page to go to once signed in (a path, see the operation).
         pub next: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_added`, `threepid_removed`; on the login page `signed_out`, `deactivated`), for
+        /// `threepid_added`, `threepid_removed`, `cross_signing_reset_allowed`; on the login page `signed_out`, `deactivated`), for
         /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
@@ -1505,6 +1507,150 @@ pub mod submit_account_deactivation {
         }
     }
 }
+/// Allow the client to replace the account's cross-signing identity.
+///
+/// The form of the `org.matrix.cross_signing_reset` action, offered with
+/// `[homeserver] kind = "synapse"`: a delegating Synapse cannot ask for interactive auth when
+/// a client uploads a new cross-signing master key, so it sends the person here. Needs the
+/// current password (wrong ones count as failed password checks); then Synapse is told to
+/// accept a new master key without interactive auth for the next 10 minutes
+/// (`allowCrossSigningReset`).
+pub mod submit_cross_signing_reset {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "submitCrossSigningReset",
+        method: http::Method::POST,
+        path: "/_account/v1/account/cross_signing_reset",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: true,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { cookie: None, body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+                body: req.form()?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Allowed (to the action's page, `done=cross_signing_reset_allowed`), or not signed in
+        /// (to the login page).
+        SeeOther { location: String },
+        /// The password is wrong; the page again, saying so.
+        Unauthorized(crate::runtime::Html),
+        /// The form did not come from an account page (CSRF).
+        Forbidden(crate::runtime::Html),
+        /// Too many wrong passwords or changes; the page says so.
+        TooManyRequests(crate::runtime::Html),
+        /// Synapse could not be reached, or refused; nothing was allowed, and the page says so.
+        ServiceUnavailable(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::SeeOther { location } => {
+                    crate::runtime::empty(crate::runtime::status(303))
+                        .header("location", Some(location.as_str()))
+                }
+                Self::Unauthorized(body) => {
+                    crate::runtime::html(crate::runtime::status(401), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+                Self::TooManyRequests(body) => {
+                    crate::runtime::html(crate::runtime::status(429), body)
+                }
+                Self::ServiceUnavailable(body) => {
+                    crate::runtime::html(crate::runtime::status(503), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                303 => {
+                    Ok(Response::SeeOther {
+                        location: answer.header_required("location")?,
+                    })
+                }
+                401 => Ok(Response::Unauthorized(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                429 => Ok(Response::TooManyRequests(answer.html()?)),
+                503 => Ok(Response::ServiceUnavailable(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The value the page put in the form.
+        pub csrf: String,
+        /// The current password.
+        pub password: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(csrf: String, password: String) -> Self {
+            Self { csrf, password }
+        }
+    }
+}
 /// The operations of `api/account/account_management.yaml`, served under `/_account/v1`.
 pub trait AccountManagementApi: crate::runtime::Authenticator {
     /// The account management page (`account_management_uri`).
@@ -1513,8 +1659,10 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
     /// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
     /// form that adds an email address when the server sends email, the password form),
     /// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
-    /// device, and the form that signs it out; without a `device_id`, the list) and
-    /// `org.matrix.account_deactivate`; MSC4191's earlier names (`org.matrix.sessions_list`,
+    /// device, and the form that signs it out; without a `device_id`, the list),
+    /// `org.matrix.account_deactivate` and, with `[homeserver] kind = "synapse"`,
+    /// `org.matrix.cross_signing_reset` (the form that lets a client replace the account's
+    /// cross-signing identity on Synapse; without delegation it is an unknown action); MSC4191's earlier names (`org.matrix.sessions_list`,
     /// `org.matrix.session_view`, `org.matrix.session_end`), which older clients send, are taken
     /// too. Without a browser session, sends the browser to the account login page, which comes
     /// back here.
@@ -1652,6 +1800,24 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
     ) -> impl std::future::Future<
         Output = Result<
             submit_account_deactivation::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send;
+    /// Allow the client to replace the account's cross-signing identity.
+    ///
+    /// The form of the `org.matrix.cross_signing_reset` action, offered with
+    /// `[homeserver] kind = "synapse"`: a delegating Synapse cannot ask for interactive auth when
+    /// a client uploads a new cross-signing master key, so it sends the person here. Needs the
+    /// current password (wrong ones count as failed password checks); then Synapse is told to
+    /// accept a new master key without interactive auth for the next 10 minutes
+    /// (`allowCrossSigningReset`).
+    fn submit_cross_signing_reset(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_cross_signing_reset::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_cross_signing_reset::Response,
             crate::runtime::MatrixError,
         >,
     > + Send;
@@ -1832,6 +1998,24 @@ where
         let answer = crate::runtime::testing::Stub::answer(
             self,
             &submit_account_deactivation::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn submit_cross_signing_reset(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_cross_signing_reset::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_cross_signing_reset::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &submit_cross_signing_reset::METADATA,
             &ctx.auth,
             &request,
         );

@@ -674,3 +674,114 @@ pub mod delete_user {
         }
     }
 }
+/// Let the user replace their cross-signing keys without interactive auth, for 10 minutes.
+///
+/// Synapse cannot ask for interactive auth when it delegates: a client replacing its
+/// cross-signing identity (`POST /keys/device_signing/upload` with a master key already
+/// set) is sent to the account page's `org.matrix.cross_signing_reset` action, and the
+/// page calls this once the person has confirmed, after which the upload succeeds for
+/// 10 minutes. A user without cross-signing keys is not an error.
+pub mod allow_cross_signing_reset {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "allowCrossSigningReset",
+        method: http::Method::POST,
+        path: "/_synapse/mas/allow_cross_signing_reset",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[
+                ("sharedSecret", crate::runtime::AuthScheme::Authorization("Bearer")),
+            ],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self { body: req.json()? })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Allowed (until 10 minutes from now).
+        Ok(serde_json::Map<String, serde_json::Value>),
+    }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            match self {
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .json(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => Ok(Response::Ok(answer.json()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The user's localpart.
+        pub localpart: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(localpart: String) -> Self {
+            Self { localpart }
+        }
+    }
+}

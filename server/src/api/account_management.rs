@@ -24,13 +24,19 @@
 //! the link's page leads to the waiting page (`/account/threepids/confirm`),
 //! and its button binds the confirmed address ([`Server::bind_validated`]) and
 //! tells a delegating homeserver ([`Server::homeserver_emails_changed`]).
+//!
+//! With a delegating Synapse the page also takes `org.matrix.cross_signing_reset`:
+//! Synapse sends a client that wants to replace the account's cross-signing
+//! identity here, and after the current password the page tells Synapse to
+//! accept the new keys ([`Server::allow_cross_signing_reset`]).
 
 use http::StatusCode;
 use matrix_api::account::account_management::{
     show_account_login_page, show_account_page, show_threepid_confirmation_page,
     submit_account_deactivation, submit_account_login, submit_account_logout,
-    submit_device_deletion, submit_password_change, submit_threepid_addition,
-    submit_threepid_confirmation, submit_threepid_removal, AccountManagementApi,
+    submit_cross_signing_reset, submit_device_deletion, submit_password_change,
+    submit_threepid_addition, submit_threepid_confirmation, submit_threepid_removal,
+    AccountManagementApi,
 };
 use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo};
 use matrix_api::types::AccountManagementAction;
@@ -47,19 +53,24 @@ use crate::validation::{normalise_email, stored_form, Purpose};
 
 /// The actions the page takes (`account_management_actions_supported`).
 ///
-/// `org.matrix.cross_signing_reset` is not among them: this server keeps no
-/// cross-signing keys and offers no `m.oauth` stage, so there is nothing the
-/// page could approve or reset, and advertising it would send a client's
-/// "reset your identity" to a dead end. A client that asks for it anyway gets
-/// the profile page, as for any unknown action.
-pub(super) fn supported_actions() -> Vec<AccountManagementAction> {
-    vec![
+/// `org.matrix.cross_signing_reset` only when a homeserver delegates to this
+/// server (`delegating`): cross-signing keys live on the homeserver, and the
+/// page's approval is what a delegating Synapse asks for. On its own this
+/// server keeps no such keys and offers no `m.oauth` stage, so advertising it
+/// would send a client's "reset your identity" to a dead end; a client that
+/// asks for it anyway gets the profile page, as for any unknown action.
+pub(super) fn supported_actions(delegating: bool) -> Vec<AccountManagementAction> {
+    let mut actions = vec![
         AccountManagementAction::OrgMatrixProfile,
         AccountManagementAction::OrgMatrixDevicesList,
         AccountManagementAction::OrgMatrixDeviceView,
         AccountManagementAction::OrgMatrixDeviceDelete,
         AccountManagementAction::OrgMatrixAccountDeactivate,
-    ]
+    ];
+    if delegating {
+        actions.push(AccountManagementAction::OrgMatrixCrossSigningReset);
+    }
+    actions
 }
 
 /// The account management page (`account_management_uri`, without the host).
@@ -128,13 +139,15 @@ enum View {
     Device(String),
     DeviceDelete(String),
     Deactivate,
+    CrossSigningReset,
 }
 
 impl View {
     /// The view of `action` (the spec's names, and the MSC4191 names they
     /// replaced, which older clients send); a device action without a device
-    /// shows the list, anything unknown the profile.
-    fn of(action: Option<&str>, device_id: Option<&str>) -> View {
+    /// shows the list, anything unknown (and the cross-signing reset when no
+    /// homeserver is `delegating`) the profile.
+    fn of(action: Option<&str>, device_id: Option<&str>, delegating: bool) -> View {
         let device = device_id.filter(|d| !d.is_empty()).map(str::to_string);
         let action = action.map(|a| match a {
             "org.matrix.sessions_list" => AccountManagementAction::OrgMatrixDevicesList,
@@ -151,6 +164,9 @@ impl View {
                 device.map_or(View::Devices, View::DeviceDelete)
             }
             Some(AccountManagementAction::OrgMatrixAccountDeactivate) => View::Deactivate,
+            Some(AccountManagementAction::OrgMatrixCrossSigningReset) if delegating => {
+                View::CrossSigningReset
+            }
             _ => View::Profile,
         }
     }
@@ -169,6 +185,19 @@ fn devices_location(done: Option<&str>) -> String {
 fn confirm_location() -> String {
     format!("{ACCOUNT_BASE}/account/threepids/confirm")
 }
+
+/// The cross-signing reset page, saying `done`.
+fn cross_signing_reset_location(done: Option<&str>) -> String {
+    account_location(
+        Some(AccountManagementAction::OrgMatrixCrossSigningReset.as_str()),
+        None,
+        done,
+    )
+}
+
+/// The `done` status of an allowed cross-signing reset: the page then says
+/// so instead of showing its form.
+const RESET_ALLOWED: &str = "cross_signing_reset_allowed";
 
 fn deactivate_location() -> String {
     account_location(
@@ -477,6 +506,29 @@ impl Server {
         )
     }
 
+    /// The cross-signing reset page: its form, or (`allowed`) the word that
+    /// the app may go ahead.
+    fn cross_signing_reset_page(
+        &self,
+        user_id: &str,
+        csrf: &str,
+        allowed: bool,
+        error: Option<&str>,
+    ) -> Result<Html, MatrixError> {
+        self.account_page_html(
+            "pages/account_cross_signing_reset.html",
+            "profile",
+            user_id,
+            csrf,
+            None,
+            minijinja::context! {
+                allowed,
+                error,
+                reset_action => format!("{ACCOUNT_BASE}/account/cross_signing_reset"),
+            },
+        )
+    }
+
     /// One device of the user's, if it is signed in.
     async fn own_device(
         &self,
@@ -672,7 +724,8 @@ impl AccountManagementApi for Server {
         };
         let (csrf, set_cookie) = self.page_csrf(cookie_header);
         let notice = notice(request.done.as_deref());
-        let body = match View::of(action, device_id) {
+        let delegating = self.synapse.is_some();
+        let body = match View::of(action, device_id, delegating) {
             View::Profile => {
                 self.profile_page(&user_id, &csrf, notice, cookie_header, Default::default())
                     .await?
@@ -696,7 +749,7 @@ impl AccountManagementApi for Server {
                 )?
             }
             View::Device(id) | View::DeviceDelete(id) => {
-                let template = match View::of(action, device_id) {
+                let template = match View::of(action, device_id, delegating) {
                     View::DeviceDelete(_) => "pages/account_device_delete.html",
                     _ => "pages/account_device.html",
                 };
@@ -721,6 +774,10 @@ impl AccountManagementApi for Server {
                 )?
             }
             View::Deactivate => self.deactivate_page(&user_id, &csrf, None)?,
+            View::CrossSigningReset => {
+                let allowed = request.done.as_deref() == Some(RESET_ALLOWED);
+                self.cross_signing_reset_page(&user_id, &csrf, allowed, None)?
+            }
         };
         Ok(show_account_page::Response::Ok { body, set_cookie })
     }
@@ -1135,6 +1192,57 @@ impl AccountManagementApi for Server {
             set_cookie: Some(self.cleared_session_cookie()),
         })
     }
+
+    async fn submit_cross_signing_reset(
+        &self,
+        ctx: Context<()>,
+        request: submit_cross_signing_reset::Request,
+    ) -> Result<submit_cross_signing_reset::Response, MatrixError> {
+        use submit_cross_signing_reset::Response;
+        if self.synapse.is_none() {
+            return Err(crate::homeserver::not_delegating());
+        }
+        let b = &request.body;
+        let user_id = match self
+            .form_user(
+                request.cookie.as_deref(),
+                &b.csrf,
+                &cross_signing_reset_location(None),
+            )
+            .await?
+        {
+            Ok(user_id) => user_id,
+            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
+            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+        };
+        match self
+            .current_password(&ctx.request, &user_id, &b.password)
+            .await?
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let page = self.cross_signing_reset_page(
+                    &user_id,
+                    &b.csrf,
+                    false,
+                    Some("That is not your password."),
+                )?;
+                return Ok(Response::Unauthorized(page));
+            }
+            Err(page) => return Ok(Response::TooManyRequests(page)),
+        }
+        if let Err(e) = self.allow_cross_signing_reset(&user_id).await {
+            if e.status != http::StatusCode::SERVICE_UNAVAILABLE {
+                return Err(e);
+            }
+            let page = self.cross_signing_reset_page(&user_id, &b.csrf, false, Some(&e.error))?;
+            return Ok(Response::ServiceUnavailable(page));
+        }
+        tracing::info!(user_id, "cross-signing reset allowed on the account page");
+        Ok(Response::SeeOther {
+            location: cross_signing_reset_location(Some(RESET_ALLOWED)),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1178,44 +1286,51 @@ mod tests {
 
     #[test]
     fn actions_choose_the_view() {
-        assert_eq!(View::of(None, None), View::Profile);
-        assert_eq!(View::of(Some("org.matrix.profile"), None), View::Profile);
-        assert_eq!(View::of(Some("made.up"), Some("D")), View::Profile);
+        assert_eq!(View::of(None, None, false), View::Profile);
         assert_eq!(
-            View::of(Some("org.matrix.cross_signing_reset"), None),
+            View::of(Some("org.matrix.profile"), None, false),
+            View::Profile
+        );
+        assert_eq!(View::of(Some("made.up"), Some("D"), false), View::Profile);
+        assert_eq!(
+            View::of(Some("org.matrix.cross_signing_reset"), None, false),
             View::Profile
         );
         assert_eq!(
-            View::of(Some("org.matrix.devices_list"), None),
+            View::of(Some("org.matrix.cross_signing_reset"), None, true),
+            View::CrossSigningReset
+        );
+        assert_eq!(
+            View::of(Some("org.matrix.devices_list"), None, false),
             View::Devices
         );
         assert_eq!(
-            View::of(Some("org.matrix.device_view"), Some("D")),
+            View::of(Some("org.matrix.device_view"), Some("D"), false),
             View::Device("D".into())
         );
         assert_eq!(
-            View::of(Some("org.matrix.device_view"), Some("")),
+            View::of(Some("org.matrix.device_view"), Some(""), false),
             View::Devices
         );
         assert_eq!(
-            View::of(Some("org.matrix.device_delete"), Some("D")),
+            View::of(Some("org.matrix.device_delete"), Some("D"), false),
             View::DeviceDelete("D".into())
         );
         assert_eq!(
-            View::of(Some("org.matrix.account_deactivate"), None),
+            View::of(Some("org.matrix.account_deactivate"), None, false),
             View::Deactivate
         );
         // MSC4191's names, before the spec renamed them.
         assert_eq!(
-            View::of(Some("org.matrix.sessions_list"), None),
+            View::of(Some("org.matrix.sessions_list"), None, false),
             View::Devices
         );
         assert_eq!(
-            View::of(Some("org.matrix.session_view"), Some("D")),
+            View::of(Some("org.matrix.session_view"), Some("D"), false),
             View::Device("D".into())
         );
         assert_eq!(
-            View::of(Some("org.matrix.session_end"), Some("D")),
+            View::of(Some("org.matrix.session_end"), Some("D"), false),
             View::DeviceDelete("D".into())
         );
     }

@@ -89,8 +89,9 @@ impl Server {
         m.revocation_endpoint_auth_methods_supported = Some(vec!["none".into()]);
         m.authorization_response_iss_parameter_supported = Some(true);
         m.account_management_uri = Some(format!("{base}/account"));
-        m.account_management_actions_supported =
-            Some(super::account_management::supported_actions());
+        m.account_management_actions_supported = Some(
+            super::account_management::supported_actions(self.synapse.is_some()),
+        );
         m
     }
 
