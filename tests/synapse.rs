@@ -17,6 +17,7 @@ use std::net::TcpListener;
 
 use matrix_tests::browser::{Browser, Viewport};
 use matrix_tests::oauth_client::{AuthorizationParams, Callback, OAuthClient};
+use matrix_tests::relay::Relay;
 use matrix_tests::server::{Db, TestServer};
 use matrix_tests::synapse::{Synapse, SynapseOptions};
 use serde_json::{json, Value};
@@ -36,7 +37,8 @@ fn free_port() -> u16 {
 }
 
 /// The `[homeserver]` configuration of a server on `port` delegated to by a
-/// Synapse at `synapse_url`, with `secret` in a file in `dir`.
+/// Synapse at `synapse_url`, with `secret` in a file in `dir`; what Synapse
+/// missed is sent again after a second.
 fn delegated_config(
     port: u16,
     synapse_url: &str,
@@ -48,7 +50,7 @@ fn delegated_config(
     std::fs::write(&secret_path, format!("{secret}\n")).unwrap();
     format!(
         "bind = \"127.0.0.1:{port}\"\npublic_baseurl = \"http://127.0.0.1:{port}/\"\n{extra}\n\
-         [homeserver]\nkind = \"synapse\"\nurl = \"{synapse_url}\"\nsecret_path = \"{}\"\ntimeout_secs = 2\n",
+         [homeserver]\nkind = \"synapse\"\nurl = \"{synapse_url}\"\nsecret_path = \"{}\"\ntimeout_secs = 2\nretry_secs = 1\n",
         secret_path.display()
     )
 }
@@ -56,20 +58,28 @@ fn delegated_config(
 /// Synapse delegating to a server of ours; `None` when either cannot start
 /// here (skipped, as their helpers say).
 fn pair(extra: &str) -> Option<(TestServer, Synapse, tempfile::TempDir)> {
+    let (server, synapse, dir, _) = pair_through(None, extra)?;
+    Some((server, synapse, dir))
+}
+
+/// [`pair`], with our server reaching Synapse through `relay` (started on
+/// Synapse's port) when asked for one.
+fn pair_through(
+    relay: Option<fn(u16) -> Relay>,
+    extra: &str,
+) -> Option<(TestServer, Synapse, tempfile::TempDir, Option<Relay>)> {
     let port = free_port();
     let mut opts = SynapseOptions::new(format!("http://127.0.0.1:{port}/_account/v1/"));
     opts.server_name = SERVER_NAME.into();
     let synapse = Synapse::start(opts)?;
+    let relay = relay.map(|start| start(synapse.port()));
+    let synapse_url = relay
+        .as_ref()
+        .map_or_else(|| synapse.base_url(), Relay::url);
     let dir = tempfile::tempdir().unwrap();
-    let config = delegated_config(
-        port,
-        &synapse.base_url(),
-        synapse.secret(),
-        dir.path(),
-        extra,
-    );
+    let config = delegated_config(port, &synapse_url, synapse.secret(), dir.path(), extra);
     let server = TestServer::start(Db::Sqlite, &config)?;
-    Some((server, synapse, dir))
+    Some((server, synapse, dir, relay))
 }
 
 fn register(s: &TestServer, user: &str, device: &str) -> Value {
@@ -365,6 +375,40 @@ fn an_oauth_client_signs_up_here_and_uses_synapse() {
         .revoke(&tokens.access_token, Some("access_token"))
         .expect("revocation");
     assert_eq!(synapse_whoami(&h, &tokens.access_token), Err(401));
+}
+
+#[test]
+fn what_synapse_missed_while_unreachable_reaches_it_later() {
+    let Some((mut s, h, _dir, relay)) = pair_through(Some(Relay::start), "") else {
+        return;
+    };
+    let relay = relay.unwrap();
+    let phone = register(&s, "alice", "PHONE")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let laptop = login(&s, "alice", "LAPTOP");
+    assert_eq!(synapse_devices(&h, &phone), ["LAPTOP", "PHONE"]);
+
+    // The network to Synapse goes down: logging out is still answered (the
+    // token is dead here at once), but Synapse keeps the device.
+    relay.set_up(false);
+    let r = s.post("/_matrix/client/v3/logout", Some(&laptop), json!({}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(relay.refused() > 0, "the call to Synapse was cut");
+    assert_eq!(synapse_devices(&h, &phone), ["LAPTOP", "PHONE"]);
+
+    // What Synapse missed is kept in the database: a restart does not lose
+    // it, and once Synapse can be reached it is told, with no further
+    // logout to carry it.
+    s.restart();
+    relay.set_up(true);
+    matrix_tests::server::eventually(
+        "Synapse drops the device logged out while it was unreachable",
+        std::time::Duration::from_secs(60),
+        || synapse_devices(&h, &phone) == ["PHONE"],
+    );
+    assert!(synapse_whoami(&h, &phone).is_ok());
 }
 
 #[test]

@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use crate::crypto;
 use crate::service::Server;
-use crate::store::{now_ms, LogoutDevices, StoreError};
+use crate::store::{now_ms, HomeserverPart, LogoutDevices, StoreError};
 use crate::validation::{normalise_email, normalise_phone};
 
 #[derive(Subcommand)]
@@ -258,7 +258,9 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             {
                 return Err(format!("{}: deactivated", u.user_id));
             }
-            server.sync_devices(&u.user_id).await;
+            server
+                .tell_homeserver(&u.user_id, HomeserverPart::Devices)
+                .await;
             println!("password reset for {}; all devices logged out", u.user_id);
             if generated {
                 println!("password: {password}");

@@ -60,6 +60,10 @@ pub struct Homeserver {
     pub secret_path: Option<std::path::PathBuf>,
     /// How long one call to Synapse may take before it is tried again.
     pub timeout_secs: u64,
+    /// How often the updates Synapse missed (devices, email addresses, locks
+    /// it could not be told of) are sent again: the first retry comes this
+    /// long after the failure, each next one twice as late (at most an hour).
+    pub retry_secs: u64,
 }
 
 impl Default for Homeserver {
@@ -69,6 +73,7 @@ impl Default for Homeserver {
             url: String::new(),
             secret_path: None,
             timeout_secs: 10,
+            retry_secs: 30,
         }
     }
 }
@@ -714,6 +719,10 @@ url = ""
 # secret_path = "/etc/matrix-account-server/synapse-secret"
 # Seconds one call to Synapse may take; a call that fails is tried twice more.
 timeout_secs = 10
+# What Synapse could not be told (devices logged out, email addresses, locks)
+# is kept in the database and sent again this many seconds after the failure,
+# then twice as late each time (at most an hour), across restarts.
+retry_secs = 30
 "#;
 
 impl Config {
@@ -816,6 +825,9 @@ impl Config {
         }
         if h.timeout_secs == 0 {
             return Err("homeserver.timeout_secs must be positive".into());
+        }
+        if h.retry_secs == 0 {
+            return Err("homeserver.retry_secs must be positive".into());
         }
         // Synapse republishes the server metadata to clients as its own.
         if self.public_baseurl.is_none() {

@@ -15,16 +15,16 @@
 //!   refuses tokens of devices it does not know): [`Server::upsert_device`],
 //!   called on every login.
 //! - Devices removed here are removed there at once (Synapse caches an
-//!   introspection for two minutes, but checks the device on every request):
-//!   [`Server::sync_devices`] sends the whole list, so a call that failed is
-//!   repaired by the next one. The tokens are already dead here, so a Synapse
-//!   that is down delays only the cleanup, not the logout.
-//! - Email addresses added or removed here are sent to Synapse afterwards
-//!   ([`Server::homeserver_emails_changed`], the whole list, logged when it
-//!   fails), as a new user's are when it is provisioned.
+//!   introspection for two minutes, but checks the device on every request),
+//!   email addresses added or removed here are sent there, and so are locks:
+//!   [`Server::tell_homeserver`] sends that part of the user's state whole,
+//!   as it is now. None of these waits on Synapse (the tokens are already
+//!   dead here; introspection already refuses a locked account), so a
+//!   Synapse that is down delays only its copy: the miss is noted in the
+//!   database and [`Server::retry_homeserver_updates`] sends the part again
+//!   until Synapse takes it, across restarts.
 //! - Deactivation happens on Synapse first ([`Server::delete_homeserver_user`]):
 //!   if Synapse refuses, nothing changed and the person can try again.
-//!
 //! - A client may replace the account's cross-signing identity on Synapse only
 //!   after the person confirmed it on the account page
 //!   ([`Server::allow_cross_signing_reset`]): Synapse cannot ask for
@@ -44,6 +44,7 @@ use matrix_api::synapse::mas::{
 
 use crate::config::{Homeserver, HomeserverKind};
 use crate::service::{internal, Server};
+use crate::store::{now_ms, HomeserverPart};
 
 /// How many times a call to Synapse is made before giving up.
 const ATTEMPTS: u32 = 3;
@@ -93,13 +94,8 @@ impl Synapse {
         let mut attempt = 1;
         loop {
             let result = self.client.send(request).await;
-            let transient = match &result {
-                Err(ClientError::Transport(_) | ClientError::Timeout) => true,
-                Err(ClientError::Api(e)) => e.status.is_server_error(),
-                Err(ClientError::UnexpectedStatus { status, .. }) => status.is_server_error(),
-                _ => false,
-            };
-            if !transient || attempt == ATTEMPTS {
+            let again = result.as_ref().is_err_and(transient);
+            if !again || attempt == ATTEMPTS {
                 return result;
             }
             tracing::debug!(
@@ -112,6 +108,23 @@ impl Synapse {
             attempt += 1;
         }
     }
+}
+
+/// Whether a failed call may work later: Synapse did not answer, or
+/// answered with a server error. (A `4xx` will not change by itself.)
+fn transient(result: &ClientError<MatrixError>) -> bool {
+    match result {
+        ClientError::Transport(_) | ClientError::Timeout => true,
+        ClientError::Api(e) => e.status.is_server_error(),
+        ClientError::UnexpectedStatus { status, .. } => status.is_server_error(),
+        _ => false,
+    }
+}
+
+/// Why Synapse did not take an update: worth sending again later, or not.
+enum Missed {
+    Later(String),
+    Never(String),
 }
 
 /// What the client is told when Synapse could not be reached or refused:
@@ -207,30 +220,144 @@ impl Server {
         }
     }
 
-    /// Tells a delegating homeserver the account's email addresses changed.
-    ///
-    /// Sends Synapse the account's addresses as they are now (`provision_user`
-    /// with `set_emails`, or `unset_emails` when none are left), so a lost
-    /// call is repaired by the next change. A failure is logged, not
-    /// returned: the address was added or removed here either way, and this
-    /// server, not Synapse, is what logins and password resets ask.
-    pub async fn homeserver_emails_changed(&self, user_id: &str) {
+    /// Tells Synapse `part` of the user's state as it is now, after it
+    /// changed here: the devices after some were logged out, the email
+    /// addresses after one was added or removed, the lock after it was set or
+    /// lifted. Nothing here waits on it: the change stands whatever Synapse
+    /// says (logged-out tokens are already dead, and introspection already
+    /// refuses a locked account's), so a failure is noted in the database
+    /// (`homeserver_outbox`) and [`Server::retry_homeserver_updates`] sends
+    /// the state again later, as it is then.
+    pub async fn tell_homeserver(&self, user_id: &str, part: HomeserverPart) {
         let Some(synapse) = &self.synapse else {
             return;
         };
-        let body = match self.user_with_emails(user_id).await {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(
+        match self.send_part(synapse, user_id, part).await {
+            Ok(()) => {}
+            Err(Missed::Later(error)) => {
+                let retry_ms = self.config.homeserver.retry_secs as i64 * 1000;
+                tracing::warn!(
                     user_id,
-                    error = e.error,
-                    "could not list email addresses for Synapse"
+                    ?part,
+                    error,
+                    "Synapse is behind; noted, to be sent again"
                 );
-                return;
+                if let Err(e) = self
+                    .store
+                    .note_homeserver_behind(user_id, part, now_ms() + retry_ms)
+                    .await
+                {
+                    tracing::error!(user_id, ?part, error = %e, "Synapse is behind, and the note to send it again could not be written");
+                }
+            }
+            Err(Missed::Never(error)) => {
+                tracing::error!(user_id, ?part, error, "Synapse refused an update")
+            }
+        }
+    }
+
+    /// Sends `part` of the user's state as it is now.
+    async fn send_part(
+        &self,
+        synapse: &Synapse,
+        user_id: &str,
+        part: HomeserverPart,
+    ) -> Result<(), Missed> {
+        let local = |e: &dyn std::fmt::Display| Missed::Later(format!("reading the state: {e}"));
+        let localpart = localpart(user_id).map_err(|e| Missed::Never(e.error))?;
+        let sent = match part {
+            HomeserverPart::Devices => {
+                let devices = self.store.devices(user_id).await.map_err(|e| local(&e))?;
+                let devices = devices.into_iter().map(|d| d.device_id).collect();
+                let body = sync_devices::RequestBody::new(localpart, devices);
+                synapse
+                    .send(&sync_devices::Request::new(body))
+                    .await
+                    .map(drop)
+            }
+            HomeserverPart::Emails => {
+                let body = self
+                    .user_with_emails(user_id)
+                    .await
+                    .map_err(|e| local(&e.error))?;
+                synapse
+                    .send(&provision_user::Request::new(body))
+                    .await
+                    .map(drop)
+            }
+            HomeserverPart::Lock => {
+                let user = self.store.user(user_id).await.map_err(|e| local(&e))?;
+                let Some(user) = user else {
+                    return Err(Missed::Never("no such user here".into()));
+                };
+                let mut body = provision_user::RequestBody::new(localpart);
+                body.locked = Some(user.locked);
+                synapse
+                    .send(&provision_user::Request::new(body))
+                    .await
+                    .map(drop)
             }
         };
-        if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
-            tracing::error!(user_id, error = ?e, "Synapse's email addresses are behind: provision_user failed; the next change of this user's addresses repairs it");
+        sent.map_err(|e| match transient(&e) {
+            true => Missed::Later(format!("{e:?}")),
+            false => Missed::Never(format!("{e:?}")),
+        })
+    }
+
+    /// Sends Synapse, for as long as the server runs, what it missed
+    /// ([`Server::tell_homeserver`]'s notes, from this process or another,
+    /// from before a restart too): every `retry_secs` the notes that are due,
+    /// each part as it is now. A retry that fails is tried again twice as
+    /// late as the last (at most an hour later); one Synapse refuses for good
+    /// (a `4xx`: it does not know the user) is dropped with an error logged.
+    pub async fn retry_homeserver_updates(self: std::sync::Arc<Self>) {
+        let Some(synapse) = &self.synapse else {
+            return;
+        };
+        let every = Duration::from_secs(self.config.homeserver.retry_secs);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let due = match self.store.homeserver_behind_due(now_ms(), 100).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read what Synapse missed");
+                    continue;
+                }
+            };
+            for behind in due {
+                let result = self.send_part(synapse, &behind.user_id, behind.part).await;
+                let (user_id, part) = (&behind.user_id, behind.part);
+                let written = match result {
+                    Ok(()) => {
+                        tracing::info!(user_id, ?part, "Synapse caught up");
+                        self.store.homeserver_caught_up(&behind).await
+                    }
+                    Err(Missed::Never(error)) => {
+                        tracing::error!(
+                            user_id,
+                            ?part,
+                            error,
+                            "Synapse refused an update; not sent again"
+                        );
+                        self.store.homeserver_caught_up(&behind).await
+                    }
+                    Err(Missed::Later(error)) => {
+                        let delay = every.saturating_mul(
+                            2u32.saturating_pow(behind.attempts.clamp(0, 16) as u32 + 1),
+                        );
+                        let delay = delay.min(Duration::from_secs(3600));
+                        tracing::warn!(user_id, ?part, error, retry_in = ?delay, "Synapse is still behind");
+                        self.store
+                            .homeserver_still_behind(&behind, now_ms() + delay.as_millis() as i64)
+                            .await
+                    }
+                };
+                if let Err(e) = written {
+                    tracing::warn!(user_id, ?part, error = %e, "could not update the note of what Synapse missed");
+                }
+            }
         }
     }
 
@@ -254,31 +381,6 @@ impl Server {
             .map_err(|e| unavailable("upsert_device", &e))
     }
 
-    /// Tells Synapse which devices the user has now, after some were logged
-    /// out. A failure is logged, not returned: the tokens are already dead
-    /// here (introspection says so within Synapse's cache time), and the next
-    /// sync of the user brings Synapse's list back in step.
-    pub async fn sync_devices(&self, user_id: &str) {
-        let Some(synapse) = &self.synapse else {
-            return;
-        };
-        let devices = match self.store.devices(user_id).await {
-            Ok(devices) => devices.into_iter().map(|d| d.device_id).collect(),
-            Err(e) => {
-                tracing::error!(user_id, error = %e, "could not list devices for Synapse");
-                return;
-            }
-        };
-        let Ok(localpart) = localpart(user_id) else {
-            return;
-        };
-        let request =
-            sync_devices::Request::new(sync_devices::RequestBody::new(localpart, devices));
-        if let Err(e) = synapse.send(&request).await {
-            tracing::error!(user_id, error = ?e, "Synapse's devices are behind: sync_devices failed; the next logout of this user repairs it");
-        }
-    }
-
     /// Deactivates the user on Synapse, before the account is deactivated
     /// here: if Synapse refuses, nothing has changed.
     pub async fn delete_homeserver_user(
@@ -295,23 +397,6 @@ impl Server {
             .await
             .map(drop)
             .map_err(|e| unavailable("delete_user", &e))
-    }
-
-    /// Tells Synapse the account was locked or unlocked. Informational for
-    /// Synapse (introspection already refuses a locked account's tokens), so
-    /// a failure is logged, not returned.
-    pub async fn tell_homeserver_locked(&self, user_id: &str, locked: bool) {
-        let Some(synapse) = &self.synapse else {
-            return;
-        };
-        let Ok(localpart) = localpart(user_id) else {
-            return;
-        };
-        let mut body = provision_user::RequestBody::new(localpart);
-        body.locked = Some(locked);
-        if let Err(e) = synapse.send(&provision_user::Request::new(body)).await {
-            tracing::error!(user_id, locked, error = ?e, "could not tell Synapse of the lock");
-        }
     }
 
     /// Lets the user's clients replace their cross-signing master key on

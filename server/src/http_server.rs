@@ -46,6 +46,7 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
     );
     tokio::spawn(purge_expired(server.clone()));
     tokio::spawn(trim_hash_memory(server.clone()));
+    tokio::spawn(server.clone().retry_homeserver_updates());
     // Tests and scripts read the actual addresses (ports may be 0 in the
     // config); the metrics' comes first, so it is there once the API's is.
     if let Some(bind) = server.config.metrics.bind {

@@ -15,7 +15,8 @@ use crate::homeserver::Synapse;
 use crate::ratelimit::{self, Action, Key, RateLimiter};
 use crate::sms::SmsSender;
 use crate::store::{
-    now_ms, LogoutDevices, NewSession, OAuthGrant, Refreshed, Store, StoreError, TokenOwner,
+    now_ms, HomeserverPart, LogoutDevices, NewSession, OAuthGrant, Refreshed, Store, StoreError,
+    TokenOwner,
 };
 use crate::templates::Templates;
 
@@ -338,7 +339,7 @@ impl Server {
     /// Logs devices out, here and on the delegating homeserver (if any).
     pub async fn log_out(&self, user_id: &str, which: LogoutDevices) -> Result<(), MatrixError> {
         self.store.logout(user_id, which).await.map_err(internal)?;
-        self.sync_devices(user_id).await;
+        self.tell_homeserver(user_id, HomeserverPart::Devices).await;
         Ok(())
     }
 
@@ -351,7 +352,7 @@ impl Server {
             .await
             .map_err(internal)?;
         if changed {
-            self.tell_homeserver_locked(user_id, locked).await;
+            self.tell_homeserver(user_id, HomeserverPart::Lock).await;
         }
         Ok(changed)
     }
@@ -394,9 +395,11 @@ impl Server {
                     user_id,
                     "a retired refresh token was replayed; its device is logged out"
                 );
-                self.sync_devices(user_id).await;
+                self.tell_homeserver(user_id, HomeserverPart::Devices).await;
             }
-            Refreshed::SessionOver { user_id } => self.sync_devices(user_id).await,
+            Refreshed::SessionOver { user_id } => {
+                self.tell_homeserver(user_id, HomeserverPart::Devices).await
+            }
             _ => {}
         }
         Ok(Rotation {

@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod oauth_client;
+pub mod relay;
 pub mod server;
 pub mod skip;
 pub mod smtp;

@@ -11,7 +11,7 @@ use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types;
 
 use crate::service::{internal, known_user_id, Caller, Server};
-use crate::store::{LogoutDevices, UiaSession};
+use crate::store::{HomeserverPart, LogoutDevices, UiaSession};
 use crate::uia::{Uia, UiaSpec, EMAIL, MSISDN, PASSWORD};
 use crate::validation::{session_expired, Purpose};
 
@@ -112,7 +112,8 @@ impl PasswordManagementApi for Server {
             .change_password(&user_id, &hash, logout)
             .await
             .map_err(internal)?;
-        self.sync_devices(&user_id).await;
+        self.tell_homeserver(&user_id, HomeserverPart::Devices)
+            .await;
         if let Some(sid) = validation {
             self.store.end_validation(&sid).await.map_err(internal)?;
         }

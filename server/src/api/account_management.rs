@@ -23,7 +23,7 @@
 //! (`account_pending_threepids`, under the SHA-256 of the session's cookie),
 //! the link's page leads to the waiting page (`/account/threepids/confirm`),
 //! and its button binds the confirmed address ([`Server::bind_validated`]) and
-//! tells a delegating homeserver ([`Server::homeserver_emails_changed`]).
+//! tells a delegating homeserver ([`Server::tell_homeserver`]).
 //!
 //! With a delegating Synapse the page also takes `org.matrix.cross_signing_reset`:
 //! Synapse sends a client that wants to replace the account's cross-signing
@@ -48,7 +48,7 @@ use super::oauth_registration::address_refusal;
 use super::pages::{cookie, csrf_matches, retry_after_secs};
 use crate::ratelimit::{Action, Key};
 use crate::service::{internal, Server};
-use crate::store::{now_ms, Device, LogoutDevices, PendingThreepid};
+use crate::store::{now_ms, Device, HomeserverPart, LogoutDevices, PendingThreepid};
 use crate::validation::{normalise_email, stored_form, Purpose};
 
 /// The actions the page takes (`account_management_actions_supported`).
@@ -921,7 +921,8 @@ impl AccountManagementApi for Server {
             .change_password(&user_id, &hash, Some(LogoutDevices::All))
             .await
             .map_err(internal)?;
-        self.sync_devices(&user_id).await;
+        self.tell_homeserver(&user_id, HomeserverPart::Devices)
+            .await;
         if let Some(session) = cookie(cookie_header, SESSION_COOKIE) {
             self.store
                 .end_other_browser_sessions(&user_id, session)
@@ -1002,7 +1003,7 @@ impl AccountManagementApi for Server {
             .delete_threepid(&user_id, &b.medium, &address)
             .await
             .map_err(internal)?;
-        self.homeserver_emails_changed(&user_id).await;
+        self.tell_homeserver(&user_id, HomeserverPart::Emails).await;
         tracing::info!(user_id, "contact address removed on the account page");
         Ok(Response::SeeOther {
             location: account_location(None, None, Some("threepid_removed")),
@@ -1139,7 +1140,7 @@ impl AccountManagementApi for Server {
             )?;
             return Ok(Response::BadRequest(page));
         }
-        self.homeserver_emails_changed(&user_id).await;
+        self.tell_homeserver(&user_id, HomeserverPart::Emails).await;
         tracing::info!(user_id, "email address added on the account page");
         Ok(Response::SeeOther {
             location: account_location(None, None, Some("threepid_added")),

@@ -26,8 +26,8 @@ use crate::oauth::client_metadata::{self, ClientMetadata, GrantType};
 use crate::oauth::{pkce, scope, user_code};
 use crate::service::{internal, Server};
 use crate::store::{
-    now_ms, Authorization, CodeExchange, DeviceGrant, DevicePoll, LogoutDevices, OAuthGrant,
-    Refreshed, StoreError,
+    now_ms, Authorization, CodeExchange, DeviceGrant, DevicePoll, HomeserverPart, LogoutDevices,
+    OAuthGrant, Refreshed, StoreError,
 };
 
 /// Where this server's own endpoints live.
@@ -305,7 +305,7 @@ impl Server {
                 device_id = a.device_id,
                 "an authorization code was reused; its device is logged out"
             );
-            self.sync_devices(user_id).await;
+            self.tell_homeserver(user_id, HomeserverPart::Devices).await;
         }
         Ok(())
     }

@@ -7,8 +7,8 @@
 //! `requestToken`, failed passwords) stay in the handlers of those operations.
 
 use matrix_api::account::account_management::{
-    submit_account_deactivation, submit_account_login, submit_password_change,
-    submit_threepid_addition,
+    submit_account_deactivation, submit_account_login, submit_cross_signing_reset,
+    submit_password_change, submit_threepid_addition,
 };
 use matrix_api::account::oauth::{
     authorize, register_client, request_device_authorization, request_token, revoke_token,
@@ -154,6 +154,7 @@ static BUCKETS: &[(&Metadata, Option<(Action, By)>)] = &[
     (&submit_password_change::METADATA, None),
     (&submit_threepid_addition::METADATA, None),
     (&submit_account_deactivation::METADATA, None),
+    (&submit_cross_signing_reset::METADATA, None),
     (&submit_device_code::METADATA, None),
     (&get_capabilities::METADATA, None),
     (&get_login_flows::METADATA, None),

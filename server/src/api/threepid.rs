@@ -3,7 +3,7 @@
 //! `M_THREEPID_MEDIUM_NOT_SUPPORTED`), adding binds a validated session of the
 //! caller's client secret, deleting removes one, listing shows what the account
 //! has. After an address is added or removed, a delegating homeserver is told
-//! ([`Server::homeserver_emails_changed`]).
+//! ([`Server::tell_homeserver`]).
 
 use http::StatusCode;
 use matrix_api::client_server::administrative_contact::{
@@ -15,6 +15,7 @@ use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types;
 
 use crate::service::{internal, Caller, Server};
+use crate::store::HomeserverPart;
 use crate::uia::{Uia, UiaSpec, PASSWORD};
 use crate::validation::{stored_form, Purpose};
 
@@ -56,7 +57,8 @@ impl AdministrativeContactApi for Server {
         let creds = &request.body.three_pid_creds;
         self.bind_own_validated(&ctx.auth.user_id, &creds.sid, &creds.client_secret)
             .await?;
-        self.homeserver_emails_changed(&ctx.auth.user_id).await;
+        self.tell_homeserver(&ctx.auth.user_id, HomeserverPart::Emails)
+            .await;
         Ok(post_3pids::Response::Ok(Default::default()))
     }
 
@@ -86,7 +88,8 @@ impl AdministrativeContactApi for Server {
         };
         self.bind_own_validated(&ctx.auth.user_id, &body.sid, &body.client_secret)
             .await?;
-        self.homeserver_emails_changed(&ctx.auth.user_id).await;
+        self.tell_homeserver(&ctx.auth.user_id, HomeserverPart::Emails)
+            .await;
         self.complete_uia(session, &ctx.auth.user_id).await?;
         Ok(add_3pid::Response::Ok(Default::default()))
     }
@@ -123,7 +126,8 @@ impl AdministrativeContactApi for Server {
             .delete_threepid(&ctx.auth.user_id, b.medium.as_str(), &address)
             .await
             .map_err(internal)?;
-        self.homeserver_emails_changed(&ctx.auth.user_id).await;
+        self.tell_homeserver(&ctx.auth.user_id, HomeserverPart::Emails)
+            .await;
         let unbind = types::IdServerUnbindResult::NoSupport;
         Ok(delete_3pid_from_account::OkBody::new(unbind).into())
     }

@@ -11,6 +11,7 @@
 mod account_threepid;
 mod auth;
 mod cache;
+mod homeserver_outbox;
 mod oauth;
 mod oauth_device;
 mod oauth_registration;
@@ -30,6 +31,7 @@ use writer::Writer;
 
 pub use account_threepid::PendingThreepid;
 pub use auth::UiaSession;
+pub use homeserver_outbox::HomeserverPart;
 pub use oauth::{Authorization, CodeExchange};
 pub use oauth_device::{DeviceGrant, DevicePoll};
 pub use oauth_registration::PendingRegistration;
