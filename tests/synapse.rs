@@ -248,6 +248,31 @@ fn accounts_made_here_use_rooms_and_sync_on_synapse() {
     assert_eq!(h.request("GET", &admin_path, Some(&root), None).0, 200);
     assert_eq!(h.request("GET", &admin_path, Some(token), None).0, 403);
 
+    // Email addresses added and removed here reach Synapse (as the account
+    // page and the 3PID API send them; the CLI does too).
+    let emails = || {
+        let (status, user) = h.request("GET", &admin_path, Some(&root), None);
+        assert_eq!(status, 200, "{user}");
+        let mut emails: Vec<String> = user["threepids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["medium"] == "email")
+            .map(|t| t["address"].as_str().unwrap().to_string())
+            .collect();
+        emails.sort();
+        emails
+    };
+    assert!(emails().is_empty());
+    for address in ["Alice@Example.org", "alice@work.example"] {
+        let out = s.cli(&["user", "add-email", "alice", address]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(emails(), ["alice@example.org", "alice@work.example"]);
+    let out = s.cli(&["user", "remove-email", "alice", "alice@example.org"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(emails(), ["alice@work.example"]);
+
     // Deactivation here deactivates the user on Synapse.
     let r = s.post(
         "/_matrix/client/v3/account/deactivate",

@@ -163,6 +163,11 @@ async fn add_threepid(
     let user_id = existing_user(server, user).await?;
     match server.store.add_threepid(&user_id, medium, address).await {
         Ok(()) => {
+            if medium == "email" {
+                server
+                    .tell_homeserver(&user_id, HomeserverPart::Emails)
+                    .await;
+            }
             println!("added {address} to {user_id}");
             Ok(())
         }
@@ -193,6 +198,11 @@ async fn remove_threepid(
         .map_err(store_err)?;
     if !removed {
         return Err(format!("{address}: not an address of {user_id}"));
+    }
+    if medium == "email" {
+        server
+            .tell_homeserver(&user_id, HomeserverPart::Emails)
+            .await;
     }
     println!("removed {address} from {user_id}");
     Ok(())
