@@ -537,6 +537,28 @@ impl Raw {
 }
 
 #[test]
+fn an_admin_password_reset_signs_the_pages_out_too() {
+    let Some(s) = TestServer::start(Db::Sqlite, "") else {
+        return;
+    };
+    s.register("ivan", PASSWORD);
+    let raw = Raw::new(&s);
+    let (_, cookies) = raw.sign_in("ivan", ACCOUNT);
+    assert_eq!(raw.get(ACCOUNT, &cookies).status, 200, "signed in");
+    // The old password may be what an intruder signed in with.
+    let out = s.cli(&["user", "reset-password", "ivan", "--password", NEW_PASSWORD]);
+    assert!(out.status.success(), "{out:?}");
+    let page = raw.get(ACCOUNT, &cookies);
+    assert_eq!(page.status, 303, "the session ended");
+    assert!(
+        page.header("location")
+            .starts_with("/_account/v1/account/login"),
+        "{}",
+        page.header("location")
+    );
+}
+
+#[test]
 fn forms_need_their_csrf_value_and_next_stays_on_the_account_page() {
     let Some(s) = TestServer::start(Db::Sqlite, "") else {
         return;

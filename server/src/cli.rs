@@ -261,17 +261,16 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
             let u = existing(resolve(&user)?).await?;
             let (password, hash, generated) = new_password(server, password).await?;
             if !server
-                .store
-                .change_password(&u.user_id, &hash, Some(LogoutDevices::All))
+                .change_password(&u.user_id, &hash, Some(LogoutDevices::All), None)
                 .await
-                .map_err(store_err)?
+                .map_err(|e| format!("{}: {}", u.user_id, e.error))?
             {
                 return Err(format!("{}: deactivated", u.user_id));
             }
-            server
-                .tell_homeserver(&u.user_id, HomeserverPart::Devices)
-                .await;
-            println!("password reset for {}; all devices logged out", u.user_id);
+            println!(
+                "password reset for {}; all devices and account-page sign-ins logged out",
+                u.user_id
+            );
             if generated {
                 println!("password: {password}");
             }

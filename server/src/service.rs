@@ -343,6 +343,38 @@ impl Server {
         Ok(())
     }
 
+    /// Sets a new password (its `hash`) and, with `logout`, logs those devices
+    /// out, here and on the delegating homeserver. Browser sessions of the
+    /// account's pages end too, but the one of the cookie `keep_browser`
+    /// (the page the change was made on): one signed in with the old password
+    /// could still authorise new clients. `false`: there is no such active
+    /// account.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        logout: Option<LogoutDevices>,
+        keep_browser: Option<&str>,
+    ) -> Result<bool, MatrixError> {
+        let logs_out = logout.is_some();
+        let changed = self
+            .store
+            .change_password(user_id, hash, logout)
+            .await
+            .map_err(internal)?;
+        if !changed {
+            return Ok(false);
+        }
+        if logs_out {
+            self.tell_homeserver(user_id, HomeserverPart::Devices).await;
+        }
+        self.store
+            .end_browser_sessions(user_id, keep_browser)
+            .await
+            .map_err(internal)?;
+        Ok(true)
+    }
+
     /// Locks or unlocks an account, here and (for its own records) on the
     /// delegating homeserver. `false`: there is no such active account.
     pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<bool, MatrixError> {

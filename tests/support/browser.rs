@@ -327,18 +327,24 @@ impl Browser {
             (v[0].as_i64().unwrap_or(0), v[1].as_i64().unwrap_or(0))
         };
         let (mut w, mut h) = (i64::from(width), i64::from(height));
-        // Set, measure the window's frame, correct once.
-        for _ in 0..2 {
+        // Set, measure the window's frame, correct. On a loaded machine the
+        // page may see the new size a moment after the resize returns: each
+        // size is given a second to show before it is corrected.
+        for _ in 0..4 {
             self.step(
                 "set the window size",
                 self.client().set_window_size(w as u32, h as u32),
             );
-            let (iw, ih) = inner();
-            if (iw, ih) == (i64::from(width), i64::from(height)) {
-                return;
+            let mut seen = inner();
+            for _ in 0..20 {
+                if seen == (i64::from(width), i64::from(height)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                seen = inner();
             }
-            w += i64::from(width) - iw;
-            h += i64::from(height) - ih;
+            w += i64::from(width) - seen.0;
+            h += i64::from(height) - seen.1;
         }
         panic!(
             "browser: the viewport is {:?}, not {width}×{height}",

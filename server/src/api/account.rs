@@ -11,7 +11,7 @@ use matrix_api::runtime::{Context, MatrixError};
 use matrix_api::types;
 
 use crate::service::{internal, known_user_id, Caller, Server};
-use crate::store::{HomeserverPart, LogoutDevices, UiaSession};
+use crate::store::{LogoutDevices, UiaSession};
 use crate::uia::{Uia, UiaSpec, EMAIL, MSISDN, PASSWORD};
 use crate::validation::{session_expired, Purpose};
 
@@ -108,22 +108,12 @@ impl PasswordManagementApi for Server {
             }
         };
         let hash = self.hasher.hash(&body.new_password).await?;
-        self.store
-            .change_password(&user_id, &hash, logout)
-            .await
-            .map_err(internal)?;
-        self.tell_homeserver(&user_id, HomeserverPart::Devices)
-            .await;
+        // Every browser session of the pages ends, whatever `logout_devices`
+        // says of the devices.
+        self.change_password(&user_id, &hash, logout, None).await?;
         if let Some(sid) = validation {
             self.store.end_validation(&sid).await.map_err(internal)?;
         }
-        // A browser signed in to this server's pages with the old password
-        // could still authorise new clients: it signs in again, whatever
-        // `logout_devices` says of the devices.
-        self.store
-            .end_browser_sessions(&user_id)
-            .await
-            .map_err(internal)?;
         self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, reset = caller.is_none(), "password changed");
         Ok(change_password::Response::Ok(Default::default()))

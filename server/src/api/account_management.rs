@@ -917,18 +917,9 @@ impl AccountManagementApi for Server {
         // As `POST /account/password` does by default: every device is signed
         // out (this browser is none of them). Other browser sessions, which
         // the old password may have started, end; this one stays.
-        self.store
-            .change_password(&user_id, &hash, Some(LogoutDevices::All))
-            .await
-            .map_err(internal)?;
-        self.tell_homeserver(&user_id, HomeserverPart::Devices)
-            .await;
-        if let Some(session) = cookie(cookie_header, SESSION_COOKIE) {
-            self.store
-                .end_other_browser_sessions(&user_id, session)
-                .await
-                .map_err(internal)?;
-        }
+        let this_browser = cookie(cookie_header, SESSION_COOKIE);
+        self.change_password(&user_id, &hash, Some(LogoutDevices::All), this_browser)
+            .await?;
         tracing::info!(user_id, "password changed on the account page");
         Ok(Response::SeeOther {
             location: account_location(None, None, Some("password_changed")),

@@ -329,25 +329,21 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every browser session of `user_id` (after a password change
-    /// through the legacy API).
-    pub async fn end_browser_sessions(&self, user_id: &str) -> Result<()> {
-        self.execute(
-            query("DELETE FROM browser_sessions WHERE user_id = $1").bind(user_id.to_owned()),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Ends every browser session of `user_id` but the one of `keep` (after a
-    /// password change, sessions started with the old password).
-    pub async fn end_other_browser_sessions(&self, user_id: &str, keep: &str) -> Result<()> {
-        self.execute(
-            query("DELETE FROM browser_sessions WHERE user_id = $1 AND session_hash <> $2")
-                .bind(user_id.to_owned())
-                .bind(token_hash(keep)),
-        )
-        .await?;
+    /// Ends every browser session of `user_id` but the one of the cookie
+    /// `keep`, if any (after a password change: sessions started with the old
+    /// password).
+    pub async fn end_browser_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<()> {
+        let statement = match keep {
+            None => {
+                query("DELETE FROM browser_sessions WHERE user_id = $1").bind(user_id.to_owned())
+            }
+            Some(keep) => {
+                query("DELETE FROM browser_sessions WHERE user_id = $1 AND session_hash <> $2")
+                    .bind(user_id.to_owned())
+                    .bind(token_hash(keep))
+            }
+        };
+        self.execute(statement).await?;
         Ok(())
     }
 
