@@ -130,6 +130,19 @@ fn the_metadata_advertises_the_account_pages() {
         (404, &json!("M_UNRECOGNIZED")),
         "{body}"
     );
+    // So is the display name, which is a homeserver's.
+    let rename = http::Request::post(format!("{}/_account/v1/account/display_name", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", "oauth_csrf=c")
+        .body(b"csrf=c&display_name=Ada".to_vec())
+        .unwrap();
+    let r = s.send_http(rename);
+    let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(
+        (r.status().as_u16(), &body["errcode"]),
+        (404, &json!("M_UNRECOGNIZED")),
+        "{body}"
+    );
 
     // Without the OAuth 2.0 API there are no account pages.
     let Some(legacy) = TestServer::start(Db::Sqlite, "[oauth]\napis = \"legacy\"\n") else {

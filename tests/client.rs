@@ -815,6 +815,22 @@ async fn every_operation_round_trips_through_the_router() {
     )
     .await;
     h.round_trip(
+        am::submit_display_name_change::Request::new(
+            am::submit_display_name_change::RequestBody::new("c".into(), "Ada L.".into()),
+        ),
+        am::submit_display_name_change::Response::SeeOther {
+            location: "/_account/v1/account?done=display_name_changed".into(),
+        },
+    )
+    .await;
+    h.round_trip(
+        am::submit_display_name_change::Request::new(
+            am::submit_display_name_change::RequestBody::new("c".into(), "x".repeat(300)),
+        ),
+        am::submit_display_name_change::Response::BadRequest(Html("too long".into())),
+    )
+    .await;
+    h.round_trip(
         am::submit_cross_signing_reset::Request::new(
             am::submit_cross_signing_reset::RequestBody::new("c".into(), "pw".into()),
         ),

@@ -9,7 +9,8 @@
 //! appear there and logout removes them at once; a locked account is refused;
 //! an admin's token carries Synapse admin rights; deactivation here
 //! deactivates there; a new cross-signing identity is taken once the person
-//! allows it on this server's account page. The failures: a wrong shared secret is refused both
+//! allows it on this server's account page, whose profile shows and sets the
+//! display name Synapse keeps. The failures: a wrong shared secret is refused both
 //! ways, and a Synapse that is down makes registration fail cleanly, leaving
 //! no account and the registration token unused.
 
@@ -394,6 +395,37 @@ fn an_oauth_client_signs_up_here_and_uses_synapse() {
     browser.screenshot("cross_signing_reset_allowed");
     let (status, body) = upload_master_key(&second_key);
     assert_eq!(status, 200, "allowed on the account page: {body}");
+
+    // The display name is Synapse's: the profile shows it and sets it there.
+    browser.open(metadata["account_management_uri"].as_str().unwrap());
+    browser.wait_for("#display-name");
+    let shown = |b: &Browser| {
+        b.execute(
+            "return document.getElementById('display-name').value;",
+            vec![],
+        )
+    };
+    assert_eq!(shown(&browser), json!("carol"), "Synapse's default");
+    browser.execute(
+        "document.getElementById('display-name').value = '';",
+        vec![],
+    );
+    browser.type_into("#display-name", "Carol Example");
+    browser.click("#change-display-name");
+    browser.wait_for("#notice");
+    browser.screenshot("display_name_saved");
+    assert_eq!(shown(&browser), json!("Carol Example"));
+    let (status, profile) = h.request(
+        "GET",
+        &format!("/_matrix/client/v3/profile/@carol:{SERVER_NAME}/displayname"),
+        Some(&tokens.access_token),
+        None,
+    );
+    assert_eq!(
+        (status, &profile["displayname"]),
+        (200, &json!("Carol Example")),
+        "{profile}"
+    );
 
     // Revocation here ends the device on Synapse at once.
     client

@@ -94,7 +94,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("openid-configuration"),
         ],
         metadata: &crate::account::delegation::get_open_id_configuration::METADATA,
-        op: 12usize,
+        op: 13usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -104,7 +104,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("submit_token"),
         ],
         metadata: &crate::account::validation::submit_validation_token::METADATA,
-        op: 33usize,
+        op: 34usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -114,7 +114,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::show_validation_page::METADATA,
-        op: 34usize,
+        op: 35usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -124,7 +124,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validate"),
         ],
         metadata: &crate::account::validation::confirm_validation::METADATA,
-        op: 35usize,
+        op: 36usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -134,7 +134,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validated"),
         ],
         metadata: &crate::account::validation::show_validated_page::METADATA,
-        op: 36usize,
+        op: 37usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -151,7 +151,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 44usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -161,7 +161,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::get_account_3pids::METADATA,
-        op: 44usize,
+        op: 45usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -171,7 +171,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 45usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -181,7 +181,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("3pid"),
         ],
         metadata: &crate::client_server::administrative_contact::post_3pids::METADATA,
-        op: 45usize,
+        op: 46usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -192,7 +192,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 46usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -203,7 +203,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("add"),
         ],
         metadata: &crate::client_server::administrative_contact::add_3pid::METADATA,
-        op: 46usize,
+        op: 47usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -214,7 +214,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 47usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -225,7 +225,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("bind"),
         ],
         metadata: &crate::client_server::administrative_contact::bind_3pid::METADATA,
-        op: 47usize,
+        op: 48usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -236,7 +236,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 48usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -247,7 +247,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("delete"),
         ],
         metadata: &crate::client_server::administrative_contact::delete_3pid_from_account::METADATA,
-        op: 48usize,
+        op: 49usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -259,7 +259,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
-        op: 50usize,
+        op: 51usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -271,45 +271,45 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::administrative_contact::request_token_to_3pid_email::METADATA,
+        op: 51usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 52usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/r0",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("msisdn"),
+            crate::runtime::Seg::Lit("requestToken"),
+        ],
+        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
+        op: 52usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_matrix/client/v3",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("3pid"),
+            crate::runtime::Seg::Lit("unbind"),
+        ],
+        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
         op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 51usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/r0",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("msisdn"),
-            crate::runtime::Seg::Lit("requestToken"),
-        ],
-        metadata: &crate::client_server::administrative_contact::request_token_to_3pid_msisdn::METADATA,
-        op: 51usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
-        base: "/_matrix/client/v3",
-        segments: &[
-            crate::runtime::Seg::Lit("account"),
-            crate::runtime::Seg::Lit("3pid"),
-            crate::runtime::Seg::Lit("unbind"),
-        ],
-        metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 49usize,
-    },
-    crate::runtime::Route {
-        method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[
             crate::runtime::Seg::Lit("account"),
@@ -317,7 +317,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("unbind"),
         ],
         metadata: &crate::client_server::administrative_contact::unbind_3pid_from_account::METADATA,
-        op: 49usize,
+        op: 50usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -327,7 +327,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("cross_signing_reset"),
         ],
         metadata: &crate::account::account_management::submit_cross_signing_reset::METADATA,
-        op: 11usize,
+        op: 12usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -347,7 +347,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 38usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -357,7 +357,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("deactivate"),
         ],
         metadata: &crate::client_server::account_deactivation::deactivate_account::METADATA,
-        op: 38usize,
+        op: 39usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -369,6 +369,16 @@ pub static ROUTES: &[crate::runtime::Route] = &[
         ],
         metadata: &crate::account::account_management::submit_device_deletion::METADATA,
         op: 5usize,
+    },
+    crate::runtime::Route {
+        method: http::Method::POST,
+        base: "/_account/v1",
+        segments: &[
+            crate::runtime::Seg::Lit("account"),
+            crate::runtime::Seg::Lit("display_name"),
+        ],
+        metadata: &crate::account::account_management::submit_display_name_change::METADATA,
+        op: 11usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -418,7 +428,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 63usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -428,7 +438,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("password"),
         ],
         metadata: &crate::client_server::password_management::change_password::METADATA,
-        op: 63usize,
+        op: 64usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -440,7 +450,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 64usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -452,7 +462,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_email::METADATA,
-        op: 64usize,
+        op: 65usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -464,7 +474,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 65usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -476,7 +486,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::password_management::request_token_to_reset_password_msisdn::METADATA,
-        op: 65usize,
+        op: 66usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -530,7 +540,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 75usize,
+        op: 76usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -540,7 +550,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("whoami"),
         ],
         metadata: &crate::client_server::whoami::get_token_owner::METADATA,
-        op: 75usize,
+        op: 76usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -552,7 +562,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -564,7 +574,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::show_auth_fallback::METADATA,
-        op: 52usize,
+        op: 53usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -576,7 +586,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 53usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -588,56 +598,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("web"),
         ],
         metadata: &crate::client_server::auth_fallback::submit_auth_fallback::METADATA,
-        op: 53usize,
+        op: 54usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v1",
         segments: &[crate::runtime::Seg::Lit("auth_metadata")],
         metadata: &crate::client_server::oauth_server_metadata::get_auth_metadata::METADATA,
-        op: 61usize,
+        op: 62usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 54usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("capabilities")],
         metadata: &crate::client_server::capabilities::get_capabilities::METADATA,
-        op: 54usize,
+        op: 55usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::show_consent_page::METADATA,
-        op: 31usize,
+        op: 32usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("consent")],
         metadata: &crate::account::oauth_pages::submit_consent::METADATA,
-        op: 32usize,
+        op: 33usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::show_device_code_page::METADATA,
-        op: 19usize,
+        op: 20usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("device")],
         metadata: &crate::account::oauth_device::submit_device_code::METADATA,
-        op: 20usize,
+        op: 21usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -647,7 +657,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::show_device_consent_page::METADATA,
-        op: 21usize,
+        op: 22usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -657,7 +667,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("consent"),
         ],
         metadata: &crate::account::oauth_device::submit_device_consent::METADATA,
-        op: 22usize,
+        op: 23usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -667,56 +677,56 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("done"),
         ],
         metadata: &crate::account::oauth_device::show_device_done_page::METADATA,
-        op: 23usize,
+        op: 24usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::show_login_page::METADATA,
-        op: 25usize,
+        op: 26usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::account::oauth_pages::submit_login::METADATA,
-        op: 26usize,
+        op: 27usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 55usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::get_login_flows::METADATA,
-        op: 55usize,
+        op: 56usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 56usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("login")],
         metadata: &crate::client_server::login::login::METADATA,
-        op: 56usize,
+        op: 57usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/static/client",
         segments: &[crate::runtime::Seg::Lit("login"), crate::runtime::Seg::Lit("")],
         metadata: &crate::client_server::login_fallback::show_login_fallback::METADATA,
-        op: 57usize,
+        op: 58usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -726,7 +736,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("get_token"),
         ],
         metadata: &crate::client_server::login_token::generate_login_token::METADATA,
-        op: 58usize,
+        op: 59usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -737,35 +747,35 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("redirect"),
         ],
         metadata: &crate::client_server::sso_login_redirect::redirect_to_sso::METADATA,
-        op: 72usize,
+        op: 73usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 59usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout")],
         metadata: &crate::client_server::logout::logout::METADATA,
-        op: 59usize,
+        op: 60usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 60usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("logout"), crate::runtime::Seg::Lit("all")],
         metadata: &crate::client_server::logout::logout_all::METADATA,
-        op: 60usize,
+        op: 61usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -775,14 +785,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("client"),
         ],
         metadata: &crate::client_server::wellknown::get_wellknown::METADATA,
-        op: 74usize,
+        op: 75usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/.well-known",
         segments: &[crate::runtime::Seg::Lit("oauth-authorization-server")],
         metadata: &crate::account::oauth_discovery::get_authorization_server_metadata::METADATA,
-        op: 24usize,
+        op: 25usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -792,7 +802,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("authorize"),
         ],
         metadata: &crate::account::oauth::authorize::METADATA,
-        op: 15usize,
+        op: 16usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -802,7 +812,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("device_authorization"),
         ],
         metadata: &crate::account::oauth::request_device_authorization::METADATA,
-        op: 16usize,
+        op: 17usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -812,7 +822,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("introspect"),
         ],
         metadata: &crate::account::delegation::introspect_token::METADATA,
-        op: 13usize,
+        op: 14usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -822,7 +832,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("register"),
         ],
         metadata: &crate::account::oauth::register_client::METADATA,
-        op: 14usize,
+        op: 15usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -832,7 +842,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("revoke"),
         ],
         metadata: &crate::account::oauth::revoke_token::METADATA,
-        op: 18usize,
+        op: 19usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -842,7 +852,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("token"),
         ],
         metadata: &crate::account::oauth::request_token::METADATA,
-        op: 17usize,
+        op: 18usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -852,42 +862,42 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("userinfo"),
         ],
         metadata: &crate::server_server::openid::exchange_open_id_token::METADATA,
-        op: 76usize,
+        op: 77usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("refresh")],
         metadata: &crate::client_server::refresh::refresh::METADATA,
-        op: 66usize,
+        op: 67usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::show_registration_page::METADATA,
-        op: 27usize,
+        op: 28usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::account::oauth_pages::submit_registration::METADATA,
-        op: 28usize,
+        op: 29usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/v3",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 67usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
         base: "/_matrix/client/r0",
         segments: &[crate::runtime::Seg::Lit("register")],
         metadata: &crate::client_server::registration::register::METADATA,
-        op: 67usize,
+        op: 68usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -897,7 +907,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 70usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -907,7 +917,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("available"),
         ],
         metadata: &crate::client_server::registration::check_username_availability::METADATA,
-        op: 70usize,
+        op: 71usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -917,7 +927,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::show_registration_email_page::METADATA,
-        op: 29usize,
+        op: 30usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -927,7 +937,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("email"),
         ],
         metadata: &crate::account::oauth_pages::submit_registration_email::METADATA,
-        op: 30usize,
+        op: 31usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -938,7 +948,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 68usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -949,7 +959,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_email::METADATA,
-        op: 68usize,
+        op: 69usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -960,7 +970,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("validity"),
         ],
         metadata: &crate::client_server::registration_tokens::registration_token_validity::METADATA,
-        op: 71usize,
+        op: 72usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -971,7 +981,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 69usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -982,14 +992,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("requestToken"),
         ],
         metadata: &crate::client_server::registration::request_token_to_register_msisdn::METADATA,
-        op: 69usize,
+        op: 70usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_account/v1",
         segments: &[crate::runtime::Seg::Lit("static"), crate::runtime::Seg::Param],
         metadata: &crate::account::validation::get_static_file::METADATA,
-        op: 37usize,
+        op: 38usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -1001,7 +1011,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 62usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::POST,
@@ -1013,7 +1023,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Lit("request_token"),
         ],
         metadata: &crate::client_server::openid::request_open_id_token::METADATA,
-        op: 62usize,
+        op: 63usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1025,7 +1035,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_lock_user::METADATA,
-        op: 42usize,
+        op: 43usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -1037,7 +1047,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_lock_user::METADATA,
-        op: 43usize,
+        op: 44usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1049,7 +1059,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_admin_suspend_user::METADATA,
-        op: 40usize,
+        op: 41usize,
     },
     crate::runtime::Route {
         method: http::Method::PUT,
@@ -1061,7 +1071,7 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::set_admin_suspend_user::METADATA,
-        op: 41usize,
+        op: 42usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
@@ -1073,14 +1083,14 @@ pub static ROUTES: &[crate::runtime::Route] = &[
             crate::runtime::Seg::Param,
         ],
         metadata: &crate::client_server::admin::get_who_is::METADATA,
-        op: 39usize,
+        op: 40usize,
     },
     crate::runtime::Route {
         method: http::Method::GET,
         base: "/_matrix/client",
         segments: &[crate::runtime::Seg::Lit("versions")],
         metadata: &crate::client_server::versions::get_versions::METADATA,
-        op: 73usize,
+        op: 74usize,
     },
 ];
 impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
@@ -1261,7 +1271,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_cross_signing_reset(
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_display_name_change(
                                 &api,
                                 ctx,
                                 r,
@@ -1275,7 +1285,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                     crate::runtime::handle_public(
                             &*api,
                             req,
-                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                            |ctx, r| <S as crate::account::account_management::AccountManagementApi>::submit_cross_signing_reset(
                                 &api,
                                 ctx,
                                 r,
@@ -1285,6 +1295,20 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                 })
             }
             13usize => {
+                Box::pin(async move {
+                    crate::runtime::handle_public(
+                            &*api,
+                            req,
+                            |ctx, r| <S as crate::account::delegation::DelegationApi>::get_open_id_configuration(
+                                &api,
+                                ctx,
+                                r,
+                            ),
+                        )
+                        .await
+                })
+            }
+            14usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1300,7 +1324,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            14usize => {
+            15usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1314,7 +1338,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            15usize => {
+            16usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1328,7 +1352,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            16usize => {
+            17usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1342,7 +1366,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            17usize => {
+            18usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1356,7 +1380,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            18usize => {
+            19usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1370,7 +1394,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            19usize => {
+            20usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1384,7 +1408,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            20usize => {
+            21usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1398,7 +1422,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            21usize => {
+            22usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1412,7 +1436,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            22usize => {
+            23usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1426,7 +1450,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            23usize => {
+            24usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1440,7 +1464,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            24usize => {
+            25usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1454,7 +1478,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            25usize => {
+            26usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1468,7 +1492,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            26usize => {
+            27usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1482,7 +1506,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            27usize => {
+            28usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1496,7 +1520,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            28usize => {
+            29usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1510,7 +1534,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            29usize => {
+            30usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1524,7 +1548,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            30usize => {
+            31usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1538,7 +1562,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            31usize => {
+            32usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1552,7 +1576,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            32usize => {
+            33usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1566,7 +1590,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            33usize => {
+            34usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1580,7 +1604,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            34usize => {
+            35usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1594,7 +1618,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            35usize => {
+            36usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1608,7 +1632,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            36usize => {
+            37usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1622,7 +1646,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            37usize => {
+            38usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1636,7 +1660,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            38usize => {
+            39usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -1652,7 +1676,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            39usize => {
+            40usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1667,7 +1691,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            40usize => {
+            41usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1683,7 +1707,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            41usize => {
+            42usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1699,7 +1723,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            42usize => {
+            43usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1715,7 +1739,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            43usize => {
+            44usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1731,7 +1755,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            44usize => {
+            45usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1747,7 +1771,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            45usize => {
+            46usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1763,7 +1787,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            46usize => {
+            47usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1779,7 +1803,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            47usize => {
+            48usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1795,7 +1819,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            48usize => {
+            49usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1811,7 +1835,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            49usize => {
+            50usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1827,7 +1851,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            50usize => {
+            51usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1841,7 +1865,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            51usize => {
+            52usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1855,7 +1879,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            52usize => {
+            53usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1869,7 +1893,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            53usize => {
+            54usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1883,7 +1907,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            54usize => {
+            55usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1899,7 +1923,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            55usize => {
+            56usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1913,7 +1937,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            56usize => {
+            57usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1927,7 +1951,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            57usize => {
+            58usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -1941,7 +1965,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            58usize => {
+            59usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1957,7 +1981,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            59usize => {
+            60usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1972,7 +1996,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            60usize => {
+            61usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -1987,7 +2011,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            61usize => {
+            62usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2001,7 +2025,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            62usize => {
+            63usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2017,7 +2041,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            63usize => {
+            64usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2033,7 +2057,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            64usize => {
+            65usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2047,7 +2071,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            65usize => {
+            66usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2061,7 +2085,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            66usize => {
+            67usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2075,7 +2099,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            67usize => {
+            68usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2089,7 +2113,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            68usize => {
+            69usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2103,7 +2127,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            69usize => {
+            70usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2117,7 +2141,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            70usize => {
+            71usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2131,7 +2155,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            71usize => {
+            72usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2145,7 +2169,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            72usize => {
+            73usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2159,7 +2183,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            73usize => {
+            74usize => {
                 Box::pin(async move {
                     crate::runtime::handle_optional(
                             &*api,
@@ -2175,7 +2199,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            74usize => {
+            75usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,
@@ -2189,7 +2213,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            75usize => {
+            76usize => {
                 Box::pin(async move {
                     crate::runtime::handle_required(
                             &*api,
@@ -2205,7 +2229,7 @@ impl<S: Api> crate::runtime::Dispatch for Dispatcher<S> {
                         .await
                 })
             }
-            76usize => {
+            77usize => {
                 Box::pin(async move {
                     crate::runtime::handle_public(
                             &*api,

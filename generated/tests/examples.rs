@@ -408,6 +408,29 @@ fn synapse_mas_delete_user_request_body() {
 }
 #[test]
 #[rustfmt::skip]
+fn synapse_mas_query_user_ok_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::query_user::OkBody,
+    >(
+        "{\"user_id\":\"@alice:example.org\",\"display_name\":\"Alice\",\"avatar_url\":null,\"is_suspended\":false,\"is_deactivated\":false}",
+    );
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_set_displayname_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::set_displayname::RequestBody,
+    >("{\"localpart\":\"alice\",\"displayname\":\"Alice\"}");
+}
+#[test]
+#[rustfmt::skip]
+fn synapse_mas_unset_displayname_request_body() {
+    matrix_api::runtime::testing::assert_roundtrip::<
+        matrix_api::synapse::mas::unset_displayname::RequestBody,
+    >("{\"localpart\":\"alice\"}");
+}
+#[test]
+#[rustfmt::skip]
 fn synapse_mas_allow_cross_signing_reset_request_body() {
     matrix_api::runtime::testing::assert_roundtrip::<
         matrix_api::synapse::mas::allow_cross_signing_reset::RequestBody,

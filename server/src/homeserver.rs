@@ -25,6 +25,9 @@
 //!   until Synapse takes it, across restarts.
 //! - Deactivation happens on Synapse first ([`Server::delete_homeserver_user`]):
 //!   if Synapse refuses, nothing changed and the person can try again.
+//! - The profile is Synapse's (clients change it there): the account page
+//!   reads and sets the display name there ([`Server::homeserver_display_name`],
+//!   [`Server::set_homeserver_display_name`]), keeping no copy here.
 //! - A client may replace the account's cross-signing identity on Synapse only
 //!   after the person confirmed it on the account page
 //!   ([`Server::allow_cross_signing_reset`]): Synapse cannot ask for
@@ -38,8 +41,8 @@ use std::time::Duration;
 use http::StatusCode;
 use matrix_api::runtime::{Client, ClientError, ClientRequest, MatrixError, UserId};
 use matrix_api::synapse::mas::{
-    allow_cross_signing_reset, delete_user, is_localpart_available, provision_user, sync_devices,
-    upsert_device,
+    allow_cross_signing_reset, delete_user, is_localpart_available, provision_user, query_user,
+    set_displayname, sync_devices, unset_displayname, upsert_device,
 };
 
 use crate::config::{Homeserver, HomeserverKind};
@@ -139,11 +142,11 @@ fn unavailable<E: std::fmt::Debug>(operation: &str, e: &ClientError<E>) -> Matri
 }
 
 /// The answer to what only a delegating homeserver makes sense of (the
-/// cross-signing reset), when none delegates.
+/// cross-signing reset, the display name), when none delegates.
 pub fn not_delegating() -> MatrixError {
     MatrixError::unrecognized(
         StatusCode::NOT_FOUND,
-        "No homeserver delegates to this server: there is no cross-signing identity to reset",
+        "No homeserver delegates to this server, and this server keeps no profiles or cross-signing keys",
     )
 }
 
@@ -412,5 +415,50 @@ impl Server {
             .await
             .map(drop)
             .map_err(|e| unavailable("allow_cross_signing_reset", &e))
+    }
+
+    /// The display name Synapse shows for the user (`None`: none).
+    pub async fn homeserver_display_name(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<String>, MatrixError> {
+        let Some(synapse) = &self.synapse else {
+            return Err(not_delegating());
+        };
+        let request = query_user::Request::new(localpart(user_id)?);
+        match synapse.send(&request).await {
+            Ok(query_user::Response::Ok(user)) => Ok(user.display_name),
+            Err(e) => Err(unavailable("query_user", &e)),
+        }
+    }
+
+    /// Sets the user's display name on Synapse (`None`: removes it), which
+    /// tells the rooms the user is in.
+    pub async fn set_homeserver_display_name(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+    ) -> Result<(), MatrixError> {
+        let Some(synapse) = &self.synapse else {
+            return Err(not_delegating());
+        };
+        let localpart = localpart(user_id)?;
+        let sent = match name {
+            Some(name) => {
+                let body = set_displayname::RequestBody::new(localpart, name.to_string());
+                synapse
+                    .send(&set_displayname::Request::new(body))
+                    .await
+                    .map(drop)
+            }
+            None => {
+                let body = unset_displayname::RequestBody::new(localpart);
+                synapse
+                    .send(&unset_displayname::Request::new(body))
+                    .await
+                    .map(drop)
+            }
+        };
+        sent.map_err(|e| unavailable("set_displayname", &e))
     }
 }

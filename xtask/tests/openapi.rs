@@ -66,7 +66,7 @@ fn the_bundle_has_every_operation_under_its_full_path_and_resolves_every_ref() {
                 .map(move |m| format!("{} {path}", m.to_uppercase()))
         })
         .collect();
-    assert_eq!(operations.len(), 77, "{operations:#?}");
+    assert_eq!(operations.len(), 78, "{operations:#?}");
     for expected in [
         "POST /_matrix/client/v3/register",
         "GET /_matrix/client/v1/admin/lock/{userId}",

@@ -6,8 +6,9 @@
 /// The account management page (`account_management_uri`).
 ///
 /// Shows what `action` asks for: `org.matrix.profile` (the default, and what an unknown action
-/// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
-/// form that adds an email address when the server sends email, the password form),
+/// shows: the user ID, the display name form in front of Synapse, the email addresses and
+/// phone numbers with their remove buttons, the form that adds an email address when the
+/// server sends email, the password form),
 /// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
 /// device, and the form that signs it out; without a `device_id`, the list),
 /// `org.matrix.account_deactivate` and, with `[homeserver] kind = "synapse"`,
@@ -44,7 +45,8 @@ pub mod show_account_page {
         /// The device of `org.matrix.device_view` and `org.matrix.device_delete`.
         pub device_id: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_added`, `threepid_removed`, `cross_signing_reset_allowed`; on the login page `signed_out`, `deactivated`), for
+        /// `threepid_added`, `threepid_removed`, `display_name_changed`, `cross_signing_reset_allowed`;
+        /// on the login page `signed_out`, `deactivated`), for
         /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
@@ -189,7 +191,8 @@ pub mod show_account_login_page {
         /// The account management page to go to once signed in (a path, see the operation).
         pub next: Option<String>,
         /// What the form that sent the browser here did (`password_changed`, `device_deleted`,
-        /// `threepid_added`, `threepid_removed`, `cross_signing_reset_allowed`; on the login page `signed_out`, `deactivated`), for
+        /// `threepid_added`, `threepid_removed`, `display_name_changed`, `cross_signing_reset_allowed`;
+        /// on the login page `signed_out`, `deactivated`), for
         /// the page to say.
         /// Other values are ignored.
         pub done: Option<String>,
@@ -1507,6 +1510,142 @@ pub mod submit_account_deactivation {
         }
     }
 }
+/// Change the display name.
+///
+/// The profile's display name form, offered with `[homeserver] kind = "synapse"`: the profile
+/// is the homeserver's, so the name is set there (`setDisplayname`, or `unsetDisplayname`
+/// for an empty one) and not kept here. At most 256 characters, surrounding whitespace
+/// removed.
+pub mod submit_display_name_change {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "submitDisplayNameChange",
+        method: http::Method::POST,
+        path: "/_account/v1/account/display_name",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// Carries the CSRF cookie and the browser session.
+        pub cookie: Option<String>,
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { cookie: None, body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                cookie: req.header("cookie")?,
+                body: req.form()?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Changed (to the profile, `done=display_name_changed`), or not signed in (to the login
+        /// page).
+        SeeOther { location: String },
+        /// The name is longer than 256 characters; the profile again, saying so.
+        BadRequest(crate::runtime::Html),
+        /// The form did not come from an account page (CSRF).
+        Forbidden(crate::runtime::Html),
+        /// Synapse could not be reached, or refused; nothing changed, and the page says so.
+        ServiceUnavailable(crate::runtime::Html),
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            use crate::runtime::ResponseBuilder;
+            match self {
+                Self::SeeOther { location } => {
+                    crate::runtime::empty(crate::runtime::status(303))
+                        .header("location", Some(location.as_str()))
+                }
+                Self::BadRequest(body) => {
+                    crate::runtime::html(crate::runtime::status(400), body)
+                }
+                Self::Forbidden(body) => {
+                    crate::runtime::html(crate::runtime::status(403), body)
+                }
+                Self::ServiceUnavailable(body) => {
+                    crate::runtime::html(crate::runtime::status(503), body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .header_opt("cookie", self.cookie.as_ref())
+                .form(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                303 => {
+                    Ok(Response::SeeOther {
+                        location: answer.header_required("location")?,
+                    })
+                }
+                400 => Ok(Response::BadRequest(answer.html()?)),
+                403 => Ok(Response::Forbidden(answer.html()?)),
+                503 => Ok(Response::ServiceUnavailable(answer.html()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The value the page put in the form.
+        pub csrf: String,
+        /// The new display name; empty removes it.
+        pub display_name: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(csrf: String, display_name: String) -> Self {
+            Self { csrf, display_name }
+        }
+    }
+}
 /// Allow the client to replace the account's cross-signing identity.
 ///
 /// The form of the `org.matrix.cross_signing_reset` action, offered with
@@ -1656,8 +1795,9 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
     /// The account management page (`account_management_uri`).
     ///
     /// Shows what `action` asks for: `org.matrix.profile` (the default, and what an unknown action
-    /// shows: the user ID, the email addresses and phone numbers with their remove buttons, the
-    /// form that adds an email address when the server sends email, the password form),
+    /// shows: the user ID, the display name form in front of Synapse, the email addresses and
+    /// phone numbers with their remove buttons, the form that adds an email address when the
+    /// server sends email, the password form),
     /// `org.matrix.devices_list`, `org.matrix.device_view` and `org.matrix.device_delete` (one
     /// device, and the form that signs it out; without a `device_id`, the list),
     /// `org.matrix.account_deactivate` and, with `[homeserver] kind = "synapse"`,
@@ -1800,6 +1940,22 @@ pub trait AccountManagementApi: crate::runtime::Authenticator {
     ) -> impl std::future::Future<
         Output = Result<
             submit_account_deactivation::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send;
+    /// Change the display name.
+    ///
+    /// The profile's display name form, offered with `[homeserver] kind = "synapse"`: the profile
+    /// is the homeserver's, so the name is set there (`setDisplayname`, or `unsetDisplayname`
+    /// for an empty one) and not kept here. At most 256 characters, surrounding whitespace
+    /// removed.
+    fn submit_display_name_change(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_display_name_change::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_display_name_change::Response,
             crate::runtime::MatrixError,
         >,
     > + Send;
@@ -1998,6 +2154,24 @@ where
         let answer = crate::runtime::testing::Stub::answer(
             self,
             &submit_account_deactivation::METADATA,
+            &ctx.auth,
+            &request,
+        );
+        async move { answer }
+    }
+    fn submit_display_name_change(
+        &self,
+        ctx: crate::runtime::Context<()>,
+        request: submit_display_name_change::Request,
+    ) -> impl std::future::Future<
+        Output = Result<
+            submit_display_name_change::Response,
+            crate::runtime::MatrixError,
+        >,
+    > + Send {
+        let answer = crate::runtime::testing::Stub::answer(
+            self,
+            &submit_display_name_change::METADATA,
             &ctx.auth,
             &request,
         );

@@ -674,6 +674,348 @@ pub mod delete_user {
         }
     }
 }
+/// What the homeserver shows of a user.
+///
+/// The profile is the homeserver's (clients change it there): the account page reads the
+/// display name from here to show it.
+pub mod query_user {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "queryUser",
+        method: http::Method::GET,
+        path: "/_synapse/mas/query_user",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[
+                ("sharedSecret", crate::runtime::AuthScheme::Authorization("Bearer")),
+            ],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The user's localpart.
+        pub localpart: String,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(localpart: String) -> Self {
+            Self { localpart }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self {
+                localpart: req.query_required("localpart")?,
+            })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// The user.
+        Ok(OkBody),
+    }
+    impl From<OkBody> for Response {
+        fn from(body: OkBody) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            match self {
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .query("localpart", &self.localpart)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => Ok(Response::Ok(answer.json()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct OkBody {
+        /// The user's full ID.
+        pub user_id: String,
+        /// The display name; absent or `null` when there is none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub display_name: Option<String>,
+        /// The avatar's `mxc://` URI; absent or `null` when there is none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub avatar_url: Option<String>,
+        /// Whether the homeserver has the user suspended.
+        pub is_suspended: bool,
+        /// Whether the user is deactivated on the homeserver.
+        pub is_deactivated: bool,
+    }
+    impl OkBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(user_id: String, is_suspended: bool, is_deactivated: bool) -> Self {
+            Self {
+                user_id,
+                display_name: None,
+                avatar_url: None,
+                is_suspended,
+                is_deactivated,
+            }
+        }
+    }
+}
+/// Set a user's display name.
+///
+/// Called when the person changes it on the account page.
+pub mod set_displayname {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "setDisplayname",
+        method: http::Method::POST,
+        path: "/_synapse/mas/set_displayname",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[
+                ("sharedSecret", crate::runtime::AuthScheme::Authorization("Bearer")),
+            ],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self { body: req.json()? })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Set, and sent to the rooms the user is in.
+        Ok(serde_json::Map<String, serde_json::Value>),
+    }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            match self {
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .json(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => Ok(Response::Ok(answer.json()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The user's localpart.
+        pub localpart: String,
+        /// The new display name.
+        pub displayname: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(localpart: String, displayname: String) -> Self {
+            Self { localpart, displayname }
+        }
+    }
+}
+/// Remove a user's display name.
+///
+/// Called when the person empties it on the account page.
+pub mod unset_displayname {
+    /// What the spec says about this operation besides its types (a
+    /// `static`, so the route table and each request can point at it).
+    pub static METADATA: crate::runtime::Metadata = crate::runtime::Metadata {
+        operation_id: "unsetDisplayname",
+        method: http::Method::POST,
+        path: "/_synapse/mas/unset_displayname",
+        security: crate::runtime::Security {
+            optional: false,
+            schemes: &[
+                ("sharedSecret", crate::runtime::AuthScheme::Authorization("Bearer")),
+            ],
+        },
+        rate_limited: false,
+        added_in: None,
+        deprecated: false,
+        lock_exempt: false,
+        legacy_path: None,
+        uia: false,
+        render_error: crate::runtime::render_error::<crate::runtime::MatrixError>,
+    };
+    /// The typed request: parameters and body.
+    #[derive(Clone, Debug, PartialEq)]
+    #[non_exhaustive]
+    pub struct Request {
+        /// The request body.
+        pub body: RequestBody,
+    }
+    impl Request {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(body: RequestBody) -> Self {
+            Self { body }
+        }
+    }
+    impl crate::runtime::FromRequest for Request {
+        fn from_request(
+            req: &crate::runtime::Incoming,
+        ) -> Result<Self, crate::runtime::MatrixError> {
+            Ok(Self { body: req.json()? })
+        }
+    }
+    /// The typed response: one variant per documented status, except the
+    /// statuses whose body is the error envelope: every error, documented or
+    /// not, is the handler's `Err`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Response {
+        /// Removed.
+        Ok(serde_json::Map<String, serde_json::Value>),
+    }
+    impl From<serde_json::Map<String, serde_json::Value>> for Response {
+        fn from(body: serde_json::Map<String, serde_json::Value>) -> Self {
+            Self::Ok(body)
+        }
+    }
+    impl crate::runtime::IntoResponse for Response {
+        fn into_response(self) -> crate::runtime::HttpResponse {
+            match self {
+                Self::Ok(body) => {
+                    crate::runtime::json(crate::runtime::status(200), &body)
+                }
+            }
+        }
+    }
+    impl crate::runtime::ClientRequest for Request {
+        type Response = Response;
+        type Error = crate::runtime::MatrixError;
+        fn metadata() -> &'static crate::runtime::Metadata {
+            &METADATA
+        }
+        fn to_http(
+            &self,
+            base_url: &str,
+            access_token: Option<&str>,
+        ) -> Result<
+            http::Request<crate::runtime::Bytes>,
+            crate::runtime::ClientError<Self::Error>,
+        > {
+            crate::runtime::Outgoing::new(&METADATA, base_url, access_token)
+                .json(&self.body)
+                .build()
+        }
+        fn parse(
+            response: http::Response<crate::runtime::Bytes>,
+        ) -> Result<Response, crate::runtime::ClientError<Self::Error>> {
+            let answer = crate::runtime::Answer::<Self::Error>::new(response);
+            match answer.status() {
+                200 => Ok(Response::Ok(answer.json()?)),
+                _ => answer.error(),
+            }
+        }
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[non_exhaustive]
+    pub struct RequestBody {
+        /// The user's localpart.
+        pub localpart: String,
+    }
+    impl RequestBody {
+        /// A value from its required fields; the others absent or at their default.
+        pub fn new(localpart: String) -> Self {
+            Self { localpart }
+        }
+    }
+}
 /// Let the user replace their cross-signing keys without interactive auth, for 10 minutes.
 ///
 /// Synapse cannot ask for interactive auth when it delegates: a client replacing its

@@ -25,7 +25,9 @@
 //! and its button binds the confirmed address ([`Server::bind_validated`]) and
 //! tells a delegating homeserver ([`Server::tell_homeserver`]).
 //!
-//! With a delegating Synapse the page also takes `org.matrix.cross_signing_reset`:
+//! With a delegating Synapse the profile also shows and changes the display
+//! name, which is Synapse's ([`Server::homeserver_display_name`]), and the
+//! page takes `org.matrix.cross_signing_reset`:
 //! Synapse sends a client that wants to replace the account's cross-signing
 //! identity here, and after the current password the page tells Synapse to
 //! accept the new keys ([`Server::allow_cross_signing_reset`]).
@@ -34,9 +36,9 @@ use http::StatusCode;
 use matrix_api::account::account_management::{
     show_account_login_page, show_account_page, show_threepid_confirmation_page,
     submit_account_deactivation, submit_account_login, submit_account_logout,
-    submit_cross_signing_reset, submit_device_deletion, submit_password_change,
-    submit_threepid_addition, submit_threepid_confirmation, submit_threepid_removal,
-    AccountManagementApi,
+    submit_cross_signing_reset, submit_device_deletion, submit_display_name_change,
+    submit_password_change, submit_threepid_addition, submit_threepid_confirmation,
+    submit_threepid_removal, AccountManagementApi,
 };
 use matrix_api::runtime::{Context, Html, MatrixError, RequestInfo};
 use matrix_api::types::AccountManagementAction;
@@ -215,6 +217,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "device_deleted" => "The device was signed out.",
         "threepid_added" => "The address was added to your account.",
         "threepid_removed" => "The address was removed from your account.",
+        "display_name_changed" => "Your display name was saved.",
         "signed_out" => "You signed out of this page.",
         "deactivated" => "Your account was deactivated.",
         _ => return None,
@@ -292,6 +295,8 @@ fn utc(ms: i64) -> String {
 /// What the profile's forms show again after a refusal.
 #[derive(Default)]
 struct ProfileForms<'a> {
+    /// The display name the form was given, and why it was not saved.
+    display_name: Option<(&'a str, &'a str)>,
     /// Why the password was not changed.
     password_error: Option<&'a str>,
     /// The address the "add an email address" form was given.
@@ -466,6 +471,15 @@ impl Server {
             })
             .collect();
         let pending = self.pending_address(cookie_header, user_id).await?;
+        // The name as it is on Synapse, unless the form was just refused.
+        let (display_name, display_name_error, display_name_unknown) = match forms.display_name {
+            Some((name, error)) => (Some(name.to_string()), Some(error), false),
+            None if self.synapse.is_some() => match self.homeserver_display_name(user_id).await {
+                Ok(name) => (name, None, false),
+                Err(_) => (None, None, true),
+            },
+            None => (None, None, false),
+        };
         self.account_page_html(
             "pages/account_profile.html",
             "profile",
@@ -483,6 +497,11 @@ impl Server {
                 add_email_action => format!("{ACCOUNT_BASE}/account/threepids/add"),
                 pending_address => pending.map(|p| p.address),
                 confirm_url => confirm_location(),
+                display_name_offered => self.synapse.is_some(),
+                display_name => display_name.unwrap_or_default(),
+                display_name_error,
+                display_name_unknown,
+                display_name_action => format!("{ACCOUNT_BASE}/account/display_name"),
             },
         )
     }
@@ -1182,6 +1201,57 @@ impl AccountManagementApi for Server {
         Ok(Response::SeeOther {
             location: login_location(None, Some("deactivated")),
             set_cookie: Some(self.cleared_session_cookie()),
+        })
+    }
+
+    async fn submit_display_name_change(
+        &self,
+        _ctx: Context<()>,
+        request: submit_display_name_change::Request,
+    ) -> Result<submit_display_name_change::Response, MatrixError> {
+        use submit_display_name_change::Response;
+        if self.synapse.is_none() {
+            return Err(crate::homeserver::not_delegating());
+        }
+        let b = &request.body;
+        let cookie_header = request.cookie.as_deref();
+        let user_id = match self
+            .form_user(cookie_header, &b.csrf, &account_page())
+            .await?
+        {
+            Ok(user_id) => user_id,
+            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
+            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+        };
+        let name = b.display_name.trim();
+        let refused = |error: &'static str| ProfileForms {
+            display_name: Some((name, error)),
+            ..Default::default()
+        };
+        // Synapse's limit.
+        if name.chars().count() > 256 {
+            let forms = refused("A display name has at most 256 characters.");
+            let page = self
+                .profile_page(&user_id, &b.csrf, None, cookie_header, forms)
+                .await?;
+            return Ok(Response::BadRequest(page));
+        }
+        let name = Some(name).filter(|n| !n.is_empty());
+        if let Err(e) = self.set_homeserver_display_name(&user_id, name).await {
+            if e.status != http::StatusCode::SERVICE_UNAVAILABLE {
+                return Err(e);
+            }
+            let forms = refused(
+                "The homeserver could not be reached; the name was not saved. Try again later.",
+            );
+            let page = self
+                .profile_page(&user_id, &b.csrf, None, cookie_header, forms)
+                .await?;
+            return Ok(Response::ServiceUnavailable(page));
+        }
+        tracing::info!(user_id, "display name changed on the account page");
+        Ok(Response::SeeOther {
+            location: account_location(None, None, Some("display_name_changed")),
         })
     }
 
