@@ -311,8 +311,10 @@ impl Server {
     /// ([`Server::tell_homeserver`]'s notes, from this process or another,
     /// from before a restart too): every `retry_secs` the notes that are due,
     /// each part as it is now. A retry that fails is tried again twice as
-    /// late as the last (at most an hour later); one Synapse refuses for good
-    /// (a `4xx`: it does not know the user) is dropped with an error logged.
+    /// late as the last (at most an hour later), and ends the round: the
+    /// others would wait on an unreachable Synapse too. One Synapse refuses
+    /// for good (a `4xx`: it does not know the user) is dropped with an error
+    /// logged.
     pub async fn retry_homeserver_updates(self: std::sync::Arc<Self>) {
         let Some(synapse) = &self.synapse else {
             return;
@@ -332,6 +334,8 @@ impl Server {
             for behind in due {
                 let result = self.send_part(synapse, &behind.user_id, behind.part).await;
                 let (user_id, part) = (&behind.user_id, behind.part);
+                // Synapse down: the rest of the round would only wait on it too.
+                let stop = matches!(result, Err(Missed::Later(_)));
                 let written = match result {
                     Ok(()) => {
                         tracing::info!(user_id, ?part, "Synapse caught up");
@@ -359,6 +363,9 @@ impl Server {
                 };
                 if let Err(e) = written {
                     tracing::warn!(user_id, ?part, error = %e, "could not update the note of what Synapse missed");
+                }
+                if stop {
+                    break;
                 }
             }
         }
