@@ -368,6 +368,8 @@ fn prompt_create_registers_an_account_and_fragment_mode_answers_in_the_fragment(
     );
     b.screenshot("register");
     assert_page_sound(&b);
+    // Profiles are a delegating homeserver's (tests/synapse.rs): none asked.
+    assert!(!b.exists("#display_name"));
     // A weak password is refused by the server's policy, on the page.
     b.type_into("#username", "Bob");
     b.type_into("#password", "short");

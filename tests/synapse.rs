@@ -323,6 +323,8 @@ fn an_oauth_client_signs_up_here_and_uses_synapse() {
     if browser.exists("#password_confirm") {
         browser.type_into("#password_confirm", PASSWORD);
     }
+    // Offered in front of Synapse, which keeps profiles.
+    browser.type_into("#display_name", "Carol");
     browser.screenshot("registration");
     browser.click("#submit");
     browser.wait_for("#allow");
@@ -405,7 +407,7 @@ fn an_oauth_client_signs_up_here_and_uses_synapse() {
             vec![],
         )
     };
-    assert_eq!(shown(&browser), json!("carol"), "Synapse's default");
+    assert_eq!(shown(&browser), json!("Carol"), "as chosen at registration");
     browser.execute(
         "document.getElementById('display-name').value = '';",
         vec![],

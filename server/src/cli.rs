@@ -249,7 +249,7 @@ pub async fn user(server: &Server, cmd: UserCommand) -> Result<(), String> {
                 Err(e) => return Err(store_err(e)),
             }
             server
-                .provision_user(&user_id, None)
+                .provision_user(&user_id, None, None)
                 .await
                 .map_err(|e| format!("{user_id}: {}", e.error))?;
             println!("created {user_id}{}", if admin { " (admin)" } else { "" });

@@ -198,7 +198,8 @@ impl Server {
         }
     }
 
-    /// Creates a new account's user on Synapse. When Synapse cannot, the
+    /// Creates a new account's user on Synapse, with the `display_name` the
+    /// person chose (`None`: Synapse's default, the localpart). When Synapse cannot, the
     /// account is removed again here (it has no devices yet) and the client
     /// is told to try later: there is never an account here that Synapse
     /// does not know.
@@ -206,11 +207,13 @@ impl Server {
         &self,
         user_id: &str,
         registration_token: Option<&str>,
+        display_name: Option<&str>,
     ) -> Result<(), MatrixError> {
         let Some(synapse) = &self.synapse else {
             return Ok(());
         };
-        let body = self.user_with_emails(user_id).await?;
+        let mut body = self.user_with_emails(user_id).await?;
+        body.set_displayname = display_name.map(str::to_string);
         match synapse.send(&provision_user::Request::new(body)).await {
             Ok(_) => Ok(()),
             Err(e) => {

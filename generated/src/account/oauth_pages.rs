@@ -544,6 +544,11 @@ pub mod submit_registration {
         /// sends email; required when `[email] require_for_registration`). Empty is none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub email: Option<String>,
+        /// The display name others see (offered with `[homeserver] kind = "synapse"`,
+        /// which keeps the profile; at most 256 characters). Empty: the homeserver's
+        /// default, the username.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub display_name: Option<String>,
     }
     impl RequestBody {
         /// A value from its required fields; the others absent or at their default.
@@ -560,6 +565,7 @@ pub mod submit_registration {
                 password,
                 registration_token: None,
                 email: None,
+                display_name: None,
             }
         }
     }

@@ -437,6 +437,7 @@ impl OAuthPagesApi for Server {
         let form = RegistrationForm {
             username: "",
             email: "",
+            display_name: "",
         };
         let body = self.registration_page(&request.session, &client, &csrf, &form, None)?;
         Ok(show_registration_page::Response::Ok { body, set_cookie })
@@ -471,6 +472,7 @@ impl OAuthPagesApi for Server {
         let form = RegistrationForm {
             username: &b.username,
             email: b.email.as_deref().unwrap_or(""),
+            display_name: b.display_name.as_deref().unwrap_or(""),
         };
         let refused = |message: &str| -> Result<submit_registration::Response, MatrixError> {
             let page =

@@ -38,6 +38,15 @@ const PENDING_LIFETIME_SECS: u64 = 60 * 60;
 pub(super) struct RegistrationForm<'a> {
     pub(super) username: &'a str,
     pub(super) email: &'a str,
+    pub(super) display_name: &'a str,
+}
+
+/// A registration form that passed its checks.
+struct Checked {
+    user_id: String,
+    registration_token: Option<String>,
+    /// For the delegating homeserver (`None`: its default).
+    display_name: Option<String>,
 }
 
 /// What a registration form with an email address led to.
@@ -92,6 +101,8 @@ impl Server {
                 csrf,
                 username => form.username,
                 email => form.email,
+                display_name => form.display_name,
+                display_name_offered => self.synapse.is_some(),
                 error,
                 token_required => self.config.registration.mode == RegistrationMode::Token,
                 email_offered => self.email_offered(),
@@ -131,16 +142,24 @@ impl Server {
     }
 
     /// The checks of a registration form, before anything is created or
-    /// sent: `Ok((user_id, registration token))`, or the message the form
-    /// shows again.
+    /// sent: what passed them, or the message the form shows again.
     async fn check_registration_form(
         &self,
         body: &submit_registration::RequestBody,
-    ) -> Result<Result<(String, Option<String>), String>, MatrixError> {
+    ) -> Result<Result<Checked, String>, MatrixError> {
         let user_id = match self.user_id_for(&body.username.to_lowercase()) {
             Ok(id) => id,
             Err(e) => return Ok(Err(e.error)),
         };
+        // Only a delegating homeserver keeps profiles; Synapse's limit.
+        let display_name = body
+            .display_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && self.synapse.is_some());
+        if display_name.is_some_and(|n| n.chars().count() > 256) {
+            return Ok(Err("A display name has at most 256 characters.".into()));
+        }
         if let Err(e) = self.check_password_policy(&body.password) {
             return Ok(Err(e.error));
         }
@@ -170,7 +189,11 @@ impl Server {
         if let Err(e) = self.check_homeserver_localpart(&user_id).await {
             return Ok(Err(e.error));
         }
-        Ok(Ok((user_id, token)))
+        Ok(Ok(Checked {
+            user_id,
+            registration_token: token,
+            display_name: display_name.map(str::to_string),
+        }))
     }
 
     /// Creates an account of the registration page (the username and the
@@ -202,18 +225,17 @@ impl Server {
         &self,
         body: &submit_registration::RequestBody,
     ) -> Result<Result<String, String>, MatrixError> {
-        let (user_id, token) = match self.check_registration_form(body).await? {
+        let checked = match self.check_registration_form(body).await? {
             Ok(checked) => checked,
             Err(message) => return Ok(Err(message)),
         };
+        let (user_id, token) = (checked.user_id, checked.registration_token.as_deref());
         let hash = self.hasher.hash(&body.password).await?;
-        if let Err(message) = self
-            .create_page_account(&user_id, &hash, token.as_deref())
-            .await?
-        {
+        if let Err(message) = self.create_page_account(&user_id, &hash, token).await? {
             return Ok(Err(message));
         }
-        if let Err(e) = self.provision_user(&user_id, token.as_deref()).await {
+        let display_name = checked.display_name.as_deref();
+        if let Err(e) = self.provision_user(&user_id, token, display_name).await {
             return Ok(Err(e.error));
         }
         Ok(Ok(user_id))
@@ -232,7 +254,7 @@ impl Server {
                 "This server does not send email; leave the address empty.".into(),
             ));
         }
-        let (user_id, token) = match self.check_registration_form(body).await? {
+        let checked = match self.check_registration_form(body).await? {
             Ok(checked) => checked,
             Err(message) => return Ok(EmailStarted::Refused(message)),
         };
@@ -269,11 +291,12 @@ impl Server {
         }
         let id = crypto::new_token("opr");
         let pending = PendingRegistration {
-            user_id,
+            user_id: checked.user_id,
             password_hash,
-            registration_token: token,
+            registration_token: checked.registration_token,
             address,
             threepid_sid: sid,
+            display_name: checked.display_name,
         };
         let expires_ms = now_ms() + (PENDING_LIFETIME_SECS * 1000) as i64;
         self.store
@@ -398,6 +421,7 @@ impl Server {
             let form = RegistrationForm {
                 username: localpart,
                 email: &pending.address,
+                display_name: pending.display_name.as_deref().unwrap_or_default(),
             };
             let page = self.registration_page(session, client, &body.csrf, &form, Some(message))?;
             Ok(EmailFinished::Refused(page))
@@ -432,8 +456,9 @@ impl Server {
             ))?));
         }
         // With the address bound, so that the homeserver gets it too.
+        let token = pending.registration_token.as_deref();
         if let Err(e) = self
-            .provision_user(user_id, pending.registration_token.as_deref())
+            .provision_user(user_id, token, pending.display_name.as_deref())
             .await
         {
             return refused(&e.error);

@@ -68,7 +68,7 @@ impl Server {
             .create_user(&user_id, None, true, false, None)
             .await
             .map_err(internal)?;
-        self.provision_user(&user_id, None).await?;
+        self.provision_user(&user_id, None, None).await?;
         // Guests never choose their device.
         let session = self
             .open_session(
@@ -237,7 +237,7 @@ impl RegistrationApi for Server {
         if let Some(sid) = &session.threepid_sid {
             self.bind_validated(&user_id, sid).await?;
         }
-        self.provision_user(&user_id, session.registration_token.as_deref())
+        self.provision_user(&user_id, session.registration_token.as_deref(), None)
             .await?;
         self.complete_uia(session, &user_id).await?;
         tracing::info!(user_id, "registered");

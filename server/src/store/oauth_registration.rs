@@ -19,6 +19,8 @@ pub struct PendingRegistration {
     pub address: String,
     /// The validation session that proves the address once confirmed.
     pub threepid_sid: String,
+    /// The display name the form asked for, for the homeserver.
+    pub display_name: Option<String>,
 }
 
 impl Store {
@@ -34,8 +36,8 @@ impl Store {
         self.execute(
             query(
                 "INSERT INTO oauth_pending_registrations (id_hash, session_hash, user_id, \
-                 password_hash, registration_token, address, threepid_sid, created_ms, expires_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 password_hash, registration_token, address, threepid_sid, display_name, \
+                 created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(token_hash(id))
             .bind(token_hash(session))
@@ -44,6 +46,7 @@ impl Store {
             .bind(p.registration_token.clone())
             .bind(p.address.clone())
             .bind(p.threepid_sid.clone())
+            .bind(p.display_name.clone())
             .bind(now_ms())
             .bind(expires_ms),
         )
@@ -57,9 +60,17 @@ impl Store {
         id: &str,
         session: &str,
     ) -> Result<Option<PendingRegistration>> {
-        type Row = (String, String, Option<String>, String, String);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT user_id, password_hash, registration_token, address, threepid_sid \
+            "SELECT user_id, password_hash, registration_token, address, threepid_sid, \
+             display_name \
              FROM oauth_pending_registrations \
              WHERE id_hash = $1 AND session_hash = $2 AND expires_ms > $3",
         )
@@ -69,13 +80,14 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(user_id, password_hash, registration_token, address, threepid_sid)| {
+            |(user_id, password_hash, registration_token, address, threepid_sid, display_name)| {
                 PendingRegistration {
                     user_id,
                     password_hash,
                     registration_token,
                     address,
                     threepid_sid,
+                    display_name,
                 }
             },
         ))
@@ -106,6 +118,7 @@ mod tests {
             registration_token: Some("tok".into()),
             address: "a@example.org".into(),
             threepid_sid: "sid".into(),
+            display_name: Some("Ada".into()),
         }
     }
 
