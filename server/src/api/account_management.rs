@@ -323,6 +323,43 @@ enum Refused {
     SignedOut(String),
 }
 
+/// Each form's answer to a [`Refused`]: its `403` page, or its `303` to the
+/// login page.
+macro_rules! refused_answers {
+    ($($form:ident),* $(,)?) => {$(
+        impl From<Refused> for $form::Response {
+            fn from(refused: Refused) -> Self {
+                match refused {
+                    Refused::Forged(page) => Self::Forbidden(page),
+                    Refused::SignedOut(location) => Self::SeeOther { location },
+                }
+            }
+        }
+    )*};
+}
+
+refused_answers!(
+    submit_password_change,
+    submit_device_deletion,
+    submit_threepid_removal,
+    submit_threepid_addition,
+    submit_threepid_confirmation,
+    submit_display_name_change,
+    submit_cross_signing_reset,
+);
+
+impl From<Refused> for submit_account_deactivation::Response {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Forged(page) => Self::Forbidden(page),
+            Refused::SignedOut(location) => Self::SeeOther {
+                location,
+                set_cookie: None,
+            },
+        }
+    }
+}
+
 impl Server {
     /// A page of these pages' own, with what every one of them shows.
     fn account_page_html(
@@ -901,8 +938,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         // The policy first: a weak new password costs no password check.
         if let Err(e) = self.check_password_policy(&b.new_password) {
@@ -962,8 +998,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         self.log_out(&user_id, LogoutDevices::One(b.device_id.clone()))
             .await?;
@@ -989,8 +1024,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         // As on `POST /account/3pid/delete`: a suspended account may add
         // contact addresses but not remove them.
@@ -1033,8 +1067,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         // As `requestToken` is limited per client address (and, inside, per
         // address mailed).
@@ -1103,8 +1136,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         let Some(pending) = self.pending_address(cookie_header, &user_id).await? else {
             let page = self.threepid_confirm_page(&user_id, &b.csrf, None, None)?;
@@ -1169,13 +1201,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => {
-                return Ok(Response::SeeOther {
-                    location,
-                    set_cookie: None,
-                })
-            }
+            Err(refused) => return Ok(refused.into()),
         };
         match self
             .current_password(&ctx.request, &user_id, &b.password)
@@ -1220,8 +1246,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         let name = b.display_name.trim();
         let refused = |error: &'static str| ProfileForms {
@@ -1274,8 +1299,7 @@ impl AccountManagementApi for Server {
             .await?
         {
             Ok(user_id) => user_id,
-            Err(Refused::Forged(page)) => return Ok(Response::Forbidden(page)),
-            Err(Refused::SignedOut(location)) => return Ok(Response::SeeOther { location }),
+            Err(refused) => return Ok(refused.into()),
         };
         match self
             .current_password(&ctx.request, &user_id, &b.password)
