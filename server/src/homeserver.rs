@@ -199,10 +199,16 @@ impl Server {
     }
 
     /// Creates a new account's user on Synapse, with the `display_name` the
-    /// person chose (`None`: Synapse's default, the localpart). When Synapse cannot, the
-    /// account is removed again here (it has no devices yet) and the client
-    /// is told to try later: there is never an account here that Synapse
-    /// does not know.
+    /// person chose (`None`: Synapse's default, the localpart). When Synapse
+    /// cannot, the account is removed again here (it has no devices yet) and
+    /// the client is told to try later: there is never an account here that
+    /// Synapse does not know.
+    ///
+    /// The other way round can happen: when Synapse created the user but
+    /// every one of the attempts' answers was lost, the account is removed
+    /// here while Synapse keeps a user without credentials, and the name
+    /// stays taken there. Asking Synapse (`query_user`) before removing
+    /// would help only if that call got through where three did not.
     pub async fn provision_user(
         &self,
         user_id: &str,
