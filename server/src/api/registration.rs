@@ -46,7 +46,7 @@ impl Server {
 
     /// `M_USER_IN_USE` when the ID was ever taken (deactivated IDs stay taken).
     async fn check_free(&self, user_id: &str) -> Result<(), MatrixError> {
-        if self.store.user(user_id).await.map_err(internal)?.is_some() {
+        if self.store.user_exists(user_id).await.map_err(internal)? {
             return Err(user_in_use());
         }
         self.check_homeserver_localpart(user_id).await

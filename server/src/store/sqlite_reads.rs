@@ -57,6 +57,11 @@ impl SqliteReads {
         result
     }
 
+    /// Whether `sql` (selecting by `$1`) finds a row.
+    pub fn exists(&self, sql: &str, key: &str) -> Option<bool> {
+        self.with(|c| c.prepare_cached(sql)?.exists([key]))
+    }
+
     /// The user with this ID (`sql` selects the user columns by `$1`).
     pub fn user(&self, sql: &str, user_id: &str) -> Option<Option<User>> {
         self.with(|c| {

@@ -104,8 +104,13 @@ pub enum Refreshed {
     Locked,
 }
 
-const USER_COLUMNS: &str =
-    "user_id, password_hash, is_guest, is_admin, deactivated, locked, suspended, created_ms";
+/// The columns `user_from` reads (a macro, so the queries are built at compile
+/// time with `concat!` rather than formatted on every call).
+macro_rules! user_columns {
+    () => {
+        "user_id, password_hash, is_guest, is_admin, deactivated, locked, suspended, created_ms"
+    };
+}
 
 fn user_from(row: &sqlx::any::AnyRow) -> std::result::Result<User, sqlx::Error> {
     Ok(User {
@@ -197,12 +202,26 @@ impl Store {
         Ok(())
     }
 
-    pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
-        if let Some(found) = self.reads.as_ref().and_then(|r| r.user(&sql, user_id)) {
+    /// Whether the ID was ever taken (deactivated IDs stay taken): one index
+    /// lookup, no row read (`/register/available`).
+    pub async fn user_exists(&self, user_id: &str) -> Result<bool> {
+        const SQL: &str = "SELECT 1 FROM users WHERE user_id = $1";
+        if let Some(found) = self.reads.as_ref().and_then(|r| r.exists(SQL, user_id)) {
             return Ok(found);
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(SQL)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<Option<User>> {
+        const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE user_id = $1");
+        if let Some(found) = self.reads.as_ref().and_then(|r| r.user(SQL, user_id)) {
+            return Ok(found);
+        }
+        let row = sqlx::query(SQL)
             .bind(user_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -210,10 +229,8 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY user_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
+        const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY user_id");
+        let rows = sqlx::query(SQL).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(user_from)
@@ -887,5 +904,31 @@ mod tests {
         let user = store.user("@a:x").await.unwrap().unwrap();
         assert_eq!(user.password_hash.as_deref(), Some("new hash"));
         assert!(store.token_owner("other-token").await.unwrap().is_none());
+    }
+
+    /// `user_exists` (the calling-thread read) sees a registration through the
+    /// store and a row another writer commits, at once, and deactivated IDs
+    /// stay taken.
+    #[tokio::test]
+    async fn user_exists_sees_every_committed_user_at_once() {
+        let (store, _dir) = scratch_store().await;
+        assert!(!store.user_exists("@a:x").await.unwrap());
+        store
+            .create_user("@a:x", Some("hash"), false, false, None)
+            .await
+            .unwrap();
+        assert!(store.user_exists("@a:x").await.unwrap());
+        // Another writer (another process, say) on the same file.
+        let path = store.reads.as_ref().unwrap().path().to_string();
+        let other = rusqlite::Connection::open(&path).unwrap();
+        assert!(!store.user_exists("@b:x").await.unwrap());
+        other
+            .execute(
+                "INSERT INTO users (user_id, created_ms, deactivated) VALUES ('@b:x', 0, 1)",
+                [],
+            )
+            .unwrap();
+        assert!(store.user_exists("@b:x").await.unwrap());
+        assert!(!store.user_exists("@c:x").await.unwrap());
     }
 }

@@ -37,6 +37,8 @@ pub const USAGE: &str = "loadbench options:
   --runs N              runs per measurement; every figure is the median over them (default 3)
   --connections 16,32   keep-alive connection counts to measure (default 16,32; --scale-out: 32)
   --seconds S           length of one measurement in seconds (default 2)
+  --only TEXT           measure only the operations whose name contains TEXT
+                        (e.g. available; the default mode only)
   --scale-out           one, then two server processes on one PostgreSQL database
   --cold-start          time from spawning the server to its first answer (SQLite, PostgreSQL)
   --postgres URL        PostgreSQL server for --scale-out and --cold-start, without a database
@@ -56,6 +58,7 @@ pub struct Options {
     seconds: f64,
     mode: Mode,
     postgres: String,
+    only: Option<String>,
 }
 
 impl Options {
@@ -66,6 +69,7 @@ impl Options {
             seconds: 2.0,
             mode: Mode::Sqlite,
             postgres: "postgres://postgres@127.0.0.1:5432".into(),
+            only: None,
         };
         let mut it = args.iter();
         let bad = |flag: &str, v: &str| format!("loadbench: bad value {v:?} for {flag}\n{USAGE}");
@@ -101,6 +105,7 @@ impl Options {
                         .ok_or_else(|| bad(flag, v))?;
                 }
                 "--postgres" => o.postgres = value()?.trim_end_matches('/').to_string(),
+                "--only" => o.only = Some(value()?.to_string()),
                 "--scale-out" | "--cold-start" if o.mode != Mode::Sqlite => {
                     return Err(format!(
                         "loadbench: --scale-out and --cold-start are separate runs\n{USAGE}"
@@ -111,6 +116,11 @@ impl Options {
                 _ => return Err(format!("loadbench: unknown option {flag}\n{USAGE}")),
             }
         }
+        if o.only.is_some() && o.mode != Mode::Sqlite {
+            return Err(format!(
+                "loadbench: --only is for the default mode\n{USAGE}"
+            ));
+        }
         if o.connections.is_empty() {
             o.connections = match o.mode {
                 Mode::ScaleOut => vec![32],
@@ -118,6 +128,11 @@ impl Options {
             };
         }
         Ok(o)
+    }
+
+    /// Whether `--only` (if given) selects the operation `name`.
+    fn selects(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|t| name.contains(t))
     }
 
     fn duration(&self) -> Duration {
@@ -462,6 +477,9 @@ struct Measured {
     seconds: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time the answering process used per answered request, in µs (0 where
+    /// not measured).
+    cpu_us: f64,
 }
 
 impl Measured {
@@ -716,6 +734,7 @@ async fn run_load(
         seconds,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        cpu_us: 0.0,
     }
 }
 
@@ -910,10 +929,14 @@ async fn compare(
     ops: &[Op],
     server: &[SocketAddr],
     bare: &[SocketAddr],
+    pids: (u32, u32),
     o: &Options,
     phase: &str,
 ) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
+    if ops.is_empty() {
+        return rows;
+    }
     for &c in &o.connections {
         for (name, _) in ops {
             rows.push(Row {
@@ -928,8 +951,13 @@ async fn compare(
         let mut i = 0;
         for &c in &o.connections {
             for (_, scenario) in ops {
-                let m = run_load(server, scenario.clone(), c, o.duration(), "r").await;
-                let b = run_load(bare, scenario.clone(), c, o.duration(), "b").await;
+                let per_request = |m: &Measured, cpu: f64| 1e6 * cpu / (m.ops.max(1) as f64);
+                let before = cpu_seconds(pids.0);
+                let mut m = run_load(server, scenario.clone(), c, o.duration(), "r").await;
+                m.cpu_us = per_request(&m, cpu_seconds(pids.0) - before);
+                let before = cpu_seconds(pids.1);
+                let mut b = run_load(bare, scenario.clone(), c, o.duration(), "b").await;
+                b.cpu_us = per_request(&b, cpu_seconds(pids.1) - before);
                 rows[i].runs.push((m, b));
                 i += 1;
             }
@@ -947,7 +975,7 @@ fn print_rows(rows: &[Row]) {
             .collect();
         let (lo, hi) = min_max(ratios.iter().copied());
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}–{:.0}% | {:.2} ms | {:.2} ms |{}",
+            "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}–{:.0}% | {:.2} ms | {:.2} ms | {:.1} / {:.1} µs |{}",
             r.name,
             r.connections,
             median(r.runs.iter().map(|(m, _)| m.rate())),
@@ -957,6 +985,8 @@ fn print_rows(rows: &[Row]) {
             100.0 * hi,
             median(r.runs.iter().map(|(m, _)| m.p50_ms)),
             median(r.runs.iter().map(|(m, _)| m.p99_ms)),
+            median(r.runs.iter().map(|(m, _)| m.cpu_us)),
+            median(r.runs.iter().map(|(_, b)| b.cpu_us)),
             errors_note(r.runs.iter().map(|(m, _)| m.errors).sum())
         );
     }
@@ -986,7 +1016,7 @@ fn sqlite_bench(o: &Options) -> Result<(), String> {
     // Let the start settle (migrations, the dummy hash) before reading it.
     std::thread::sleep(Duration::from_millis(500));
     let rss_start = rss_mib(pid);
-    let (_, bare_addr) = procs.spawn(bare_cmd()?, "the bare server")?;
+    let (bare_pid, bare_addr) = procs.spawn(bare_cmd()?, "the bare server")?;
     eprintln!(
         "loadbench: {} run(s) × {} s per measurement, connections {:?}",
         o.runs, o.seconds, o.connections
@@ -998,23 +1028,24 @@ fn sqlite_bench(o: &Options) -> Result<(), String> {
         let rss_setup = rss_mib(pid);
 
         let peak = RssPeak::start(pid);
-        let reads = compare(&read_ops(&creds, true), &[addr], &[bare_addr], o, "reads").await;
+        let selected = |ops: Vec<Op>| -> Vec<Op> { ops.into_iter().filter(|(n, _)| o.selects(n)).collect() };
+        let reads = compare(&selected(read_ops(&creds, true)), &[addr], &[bare_addr], (pid, bare_pid), o, "reads").await;
         let (rss_reads_peak, rss_reads) = (peak.finish(), rss_mib(pid));
 
         let peak = RssPeak::start(pid);
-        let writes = compare(&[write_op(&creds)], &[addr], &[bare_addr], o, "writes").await;
+        let writes = compare(&selected(vec![write_op(&creds)]), &[addr], &[bare_addr], (pid, bare_pid), o, "writes").await;
         let (rss_writes_peak, rss_writes) = (peak.finish(), rss_mib(pid));
 
         // Password hashing: throughput, and the share of the server's CPU that
         // went into argon2 (hashes done × cost of one hash ÷ CPU used).
         let cost = hash_cost();
-        let hashing = [
+        let hashing = selected(vec![
             ("registration (2 requests)", Scenario::Register),
             login_op("bench"),
-        ];
+        ]);
         let mut hashed: Vec<Vec<(Measured, f64)>> = hashing.iter().map(|_| Vec::new()).collect();
         let peak = RssPeak::start(pid);
-        for run in 0..o.runs {
+        for run in 0..if hashing.is_empty() { 0 } else { o.runs } {
             eprintln!("  hashing: run {}/{}", run + 1, o.runs);
             for (i, (_, scenario)) in hashing.iter().enumerate() {
                 let before = cpu_seconds(pid);
@@ -1032,13 +1063,13 @@ fn sqlite_bench(o: &Options) -> Result<(), String> {
             "\nMedians over {} run(s) of {} s each (ratio: median of the per-run ratios server/bare, range over runs).\n",
             o.runs, o.seconds
         );
-        println!("| operation | connections | server req/s | bare req/s | ratio | ratio range | p50 | p99 |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("| operation | connections | server req/s | bare req/s | ratio | ratio range | p50 | p99 | CPU per request, server / bare |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         print_rows(&reads);
         print_rows(&writes);
         for ((name, _), runs) in hashing.iter().zip(&hashed) {
             println!(
-                "| {name} | {HASH_CONNECTIONS} | {:.1} | — | {:.0}% of CPU in argon2 | — | {:.1} ms | {:.1} ms |{}",
+                "| {name} | {HASH_CONNECTIONS} | {:.1} | — | {:.0}% of CPU in argon2 | — | {:.1} ms | {:.1} ms | — |{}",
                 median(runs.iter().map(|(m, _)| m.rate())),
                 100.0 * median(runs.iter().map(|(_, s)| *s)),
                 median(runs.iter().map(|(m, _)| m.p50_ms)),
