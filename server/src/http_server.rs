@@ -45,7 +45,7 @@ pub async fn serve(server: Arc<Server>) -> Result<(), String> {
         },
     );
     tokio::spawn(purge_expired(server.clone()));
-    tokio::spawn(trim_hash_memory(server.clone()));
+    tokio::spawn(release_idle(server.clone()));
     tokio::spawn(server.clone().retry_homeserver_updates());
     // Tests and scripts read the actual addresses (ports may be 0 in the
     // config); the metrics' comes first, so it is there once the API's is.
@@ -249,15 +249,19 @@ async fn shutdown_signal() {
     ctrl_c.await.unwrap_or(());
 }
 
-/// Password-hashing memory unused for two seconds goes back to the OS, and
-/// with it what the burst of work around those hashes left free in the heap.
-async fn trim_hash_memory(server: Arc<Server>) {
+/// What an idle server should not hold, given back every second:
+/// password-hashing memory unused for two seconds (and with it what the burst
+/// of work around those hashes left free in the heap), and SQLite read
+/// snapshots nobody renewed.
+async fn release_idle(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         if server.hasher.trim(Duration::from_secs(2)) > 0 {
             crate::crypto::return_free_heap_to_the_os();
         }
+        // The WAL's checkpoints wait on a snapshot.
+        server.store.end_old_snapshots();
     }
 }
 

@@ -149,6 +149,7 @@ impl Store {
             Some(r) => Some(std::sync::Arc::new(Writer::start(
                 r.path(),
                 crate::metrics::record_write_batch,
+                r.commit_counter(),
             )?)),
             None => None,
         };
@@ -187,6 +188,13 @@ impl Store {
                 job(&mut sql::Sqlx(&mut conn)).await
             }
             None => writer::write_alone(&self.pool, job).await,
+        }
+    }
+
+    /// Ends SQLite read snapshots nobody renewed (see `sqlite_reads`).
+    pub fn end_old_snapshots(&self) {
+        if let Some(reads) = &self.reads {
+            reads.end_old_snapshots();
         }
     }
 

@@ -203,10 +203,18 @@ impl Store {
     }
 
     /// Whether the ID was ever taken (deactivated IDs stay taken): one index
-    /// lookup, no row read (`/register/available`).
+    /// lookup, no row read (`/register/available`, advisory: `/register`
+    /// checks again as it writes). On SQLite from a snapshot that holds every
+    /// commit of this process and is at most `SNAPSHOT_AGE` (1 ms) behind
+    /// another process's (`SqliteReads::exists_recent`).
     pub async fn user_exists(&self, user_id: &str) -> Result<bool> {
         const SQL: &str = "SELECT 1 FROM users WHERE user_id = $1";
-        if let Some(found) = self.reads.as_ref().and_then(|r| r.exists(SQL, user_id)) {
+        let reads = self.reads.as_ref();
+        let found = reads.and_then(|r| {
+            r.exists_recent(SQL, user_id)
+                .or_else(|| r.exists(SQL, user_id))
+        });
+        if let Some(found) = found {
             return Ok(found);
         }
         let row = sqlx::query(SQL)
@@ -906,11 +914,11 @@ mod tests {
         assert!(store.token_owner("other-token").await.unwrap().is_none());
     }
 
-    /// `user_exists` (the calling-thread read) sees a registration through the
-    /// store and a row another writer commits, at once, and deactivated IDs
-    /// stay taken.
+    /// `user_exists` (a snapshot on the calling thread) sees a registration
+    /// through the store at once, a row another writer commits within
+    /// `SNAPSHOT_AGE`, and deactivated IDs stay taken.
     #[tokio::test]
-    async fn user_exists_sees_every_committed_user_at_once() {
+    async fn user_exists_sees_this_process_at_once_and_others_within_a_millisecond() {
         let (store, _dir) = scratch_store().await;
         assert!(!store.user_exists("@a:x").await.unwrap());
         store
@@ -928,6 +936,7 @@ mod tests {
                 [],
             )
             .unwrap();
+        std::thread::sleep(super::super::sqlite_reads::SNAPSHOT_AGE * 2);
         assert!(store.user_exists("@b:x").await.unwrap());
         assert!(!store.user_exists("@c:x").await.unwrap());
     }

@@ -22,7 +22,8 @@
 //! on a pooled sqlx connection. The job code is the same for both (`sql`).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -57,7 +58,12 @@ impl Writer {
     /// Opens the writer's connection to the database file and starts its
     /// thread, which ends when the last `Writer` handle is dropped.
     /// `on_batch` hears the size of every batch (the metrics).
-    pub fn start(path: &str, on_batch: fn(usize)) -> std::result::Result<Writer, String> {
+    /// `commits` counts the commits (the readers' snapshots renew on it).
+    pub fn start(
+        path: &str,
+        on_batch: fn(usize),
+        commits: Arc<AtomicU64>,
+    ) -> std::result::Result<Writer, String> {
         // Set up as the pool's connections. (A checkpointer thread of its own,
         // to keep the WAL copy off the writer's path, measured no faster, and
         // racing the writer it never let the WAL start over.)
@@ -70,7 +76,7 @@ impl Writer {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue, on_batch))
+            .spawn(move || run(conn, queue, on_batch, commits))
             .map_err(|e| format!("database: cannot start the writer: {e}"))?;
         Ok(Writer { jobs })
     }
@@ -117,7 +123,12 @@ impl Writer {
 /// After this long without a write, the writer gives its page cache back.
 const IDLE: Duration = Duration::from_secs(2);
 
-fn run(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Job>, on_batch: fn(usize)) {
+fn run(
+    mut conn: rusqlite::Connection,
+    queue: mpsc::Receiver<Job>,
+    on_batch: fn(usize),
+    commits: Arc<AtomicU64>,
+) {
     let mut batch = Vec::new();
     let mut shrunk = true;
     loop {
@@ -144,8 +155,12 @@ fn run(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Job>, on_batch: fn(
         on_batch(batch.len());
         let size = batch.len();
         let (commit, answers) = run_batch(&mut conn, std::mem::take(&mut batch));
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, size, "a write batch failed");
+        match &commit {
+            // Counted before anyone hears of it.
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Release);
+            }
+            Err(e) => tracing::error!(error = %e, size, "a write batch failed"),
         }
         for answer in answers {
             answer(commit.clone());
@@ -248,9 +263,13 @@ mod tests {
         let (mut store, _dir) = scratch_store().await;
         let path = store.reads.as_ref().expect("SQLite").path().to_owned();
         store.writer = Some(Arc::new(
-            Writer::start(&path, |_| {
-                BATCHES.fetch_add(1, Ordering::Relaxed);
-            })
+            Writer::start(
+                &path,
+                |_| {
+                    BATCHES.fetch_add(1, Ordering::Relaxed);
+                },
+                Arc::default(),
+            )
             .unwrap(),
         ));
         // Another process holds SQLite's write lock while the writes arrive,
