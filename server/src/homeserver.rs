@@ -111,6 +111,18 @@ impl Synapse {
             attempt += 1;
         }
     }
+
+    /// [`Synapse::send`] for a call whose answer is only whether it was done:
+    /// a failure as the `503` the client is told.
+    async fn call<R>(&self, request: &R) -> Result<(), MatrixError>
+    where
+        R: ClientRequest<Error = MatrixError>,
+    {
+        self.send(request)
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(R::metadata().operation_id, &e))
+    }
 }
 
 /// Whether a failed call may work later: Synapse did not answer, or
@@ -393,11 +405,7 @@ impl Server {
         };
         let mut body = upsert_device::RequestBody::new(localpart(user_id)?, device_id.to_string());
         body.display_name = display_name.map(str::to_string);
-        synapse
-            .send(&upsert_device::Request::new(body))
-            .await
-            .map(drop)
-            .map_err(|e| unavailable("upsert_device", &e))
+        synapse.call(&upsert_device::Request::new(body)).await
     }
 
     /// Deactivates the user on Synapse, before the account is deactivated
@@ -411,11 +419,7 @@ impl Server {
             return Ok(());
         };
         let body = delete_user::RequestBody::new(localpart(user_id)?, erase);
-        synapse
-            .send(&delete_user::Request::new(body))
-            .await
-            .map(drop)
-            .map_err(|e| unavailable("delete_user", &e))
+        synapse.call(&delete_user::Request::new(body)).await
     }
 
     /// Lets the user's clients replace their cross-signing master key on
@@ -427,10 +431,8 @@ impl Server {
         };
         let body = allow_cross_signing_reset::RequestBody::new(localpart(user_id)?);
         synapse
-            .send(&allow_cross_signing_reset::Request::new(body))
+            .call(&allow_cross_signing_reset::Request::new(body))
             .await
-            .map(drop)
-            .map_err(|e| unavailable("allow_cross_signing_reset", &e))
     }
 
     /// The display name Synapse shows for the user (`None`: none).
@@ -459,22 +461,15 @@ impl Server {
             return Err(not_delegating());
         };
         let localpart = localpart(user_id)?;
-        let sent = match name {
+        match name {
             Some(name) => {
                 let body = set_displayname::RequestBody::new(localpart, name.to_string());
-                synapse
-                    .send(&set_displayname::Request::new(body))
-                    .await
-                    .map(drop)
+                synapse.call(&set_displayname::Request::new(body)).await
             }
             None => {
                 let body = unset_displayname::RequestBody::new(localpart);
-                synapse
-                    .send(&unset_displayname::Request::new(body))
-                    .await
-                    .map(drop)
+                synapse.call(&unset_displayname::Request::new(body)).await
             }
-        };
-        sent.map_err(|e| unavailable("set_displayname", &e))
+        }
     }
 }
