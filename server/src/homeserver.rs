@@ -435,7 +435,9 @@ impl Server {
             .await
     }
 
-    /// The display name Synapse shows for the user (`None`: none).
+    /// The display name Synapse shows for the user (`None`: none). Asked once,
+    /// not retried: the profile page waits on it, and without it the page
+    /// still works (it says the name could not be read).
     pub async fn homeserver_display_name(
         &self,
         user_id: &str,
@@ -444,7 +446,7 @@ impl Server {
             return Err(not_delegating());
         };
         let request = query_user::Request::new(localpart(user_id)?);
-        match synapse.send(&request).await {
+        match synapse.client.send(&request).await {
             Ok(query_user::Response::Ok(user)) => Ok(user.display_name),
             Err(e) => Err(unavailable("query_user", &e)),
         }
