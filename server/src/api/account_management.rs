@@ -614,16 +614,6 @@ impl Server {
             .map_err(internal)
     }
 
-    /// Whether the validation session of a waiting address is confirmed.
-    async fn pending_confirmed(&self, pending: &PendingThreepid) -> Result<bool, MatrixError> {
-        let validated = self
-            .store
-            .validated_threepid_by_sid(&pending.threepid_sid)
-            .await
-            .map_err(internal)?;
-        Ok(validated.is_some())
-    }
-
     /// The waiting page of `pending` (with whether it is confirmed); `None`:
     /// nothing waits in this browser session.
     fn threepid_confirm_page(
@@ -1114,7 +1104,7 @@ impl AccountManagementApi for Server {
             )?,
             Some(user_id) => match self.pending_address(cookie_header, &user_id).await? {
                 Some(pending) => {
-                    let confirmed = self.pending_confirmed(&pending).await?;
+                    let confirmed = self.address_confirmed(&pending.threepid_sid).await?;
                     self.threepid_confirm_page(&user_id, &csrf, Some((&pending, confirmed)), None)?
                 }
                 None => self.threepid_confirm_page(&user_id, &csrf, None, None)?,
@@ -1142,7 +1132,7 @@ impl AccountManagementApi for Server {
             let page = self.threepid_confirm_page(&user_id, &b.csrf, None, None)?;
             return Ok(Response::BadRequest(page));
         };
-        if !self.pending_confirmed(&pending).await? {
+        if !self.address_confirmed(&pending.threepid_sid).await? {
             let message = format!(
                 "{} is not confirmed yet: follow the link in the message we sent first.",
                 pending.address

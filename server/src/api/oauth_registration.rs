@@ -337,11 +337,12 @@ impl Server {
         Ok(pending.map(|p| (id.to_string(), p)))
     }
 
-    /// Whether the address of a waiting registration is confirmed.
-    async fn address_confirmed(&self, pending: &PendingRegistration) -> Result<bool, MatrixError> {
+    /// Whether the validation session `sid` of an address waiting on a page
+    /// (a registration's, or one the account page adds) is confirmed.
+    pub(super) async fn address_confirmed(&self, sid: &str) -> Result<bool, MatrixError> {
         let validated = self
             .store
-            .validated_threepid_by_sid(&pending.threepid_sid)
+            .validated_threepid_by_sid(sid)
             .await
             .map_err(internal)?;
         Ok(validated.is_some())
@@ -357,7 +358,7 @@ impl Server {
         let (csrf, set_cookie) = self.page_csrf(cookie_header);
         let body = match self.waiting_registration(session, cookie_header).await? {
             Some((_, pending)) => {
-                let confirmed = self.address_confirmed(&pending).await?;
+                let confirmed = self.address_confirmed(&pending.threepid_sid).await?;
                 self.registration_email_page(
                     session,
                     client,
@@ -386,7 +387,7 @@ impl Server {
                 "No registration is waiting in this browser. If you confirmed your address elsewhere, continue where you started.",
             )?));
         };
-        if !self.address_confirmed(&pending).await? {
+        if !self.address_confirmed(&pending.threepid_sid).await? {
             let message = format!(
                 "{} is not confirmed yet: follow the link in the message we sent first.",
                 pending.address
